@@ -1,0 +1,45 @@
+/*
+ * datedetect - finds and parses the timestamp in a log line, as fail2ban does.
+ *
+ * A detector is built from a filter's `datepattern` lines, or from the default
+ * template set when there are none. It is stateful on purpose (like fail2ban's):
+ * templates that hit move forward so the next line is found with one try.
+ * Times are epoch seconds with fraction. Zone-less dates are interpreted in
+ * clk->tz (logtimezone) or the process's local time (TZ honoured).
+ */
+#ifndef MXJAIL_FILTERS_DATEDETECT_H
+#define MXJAIL_FILTERS_DATEDETECT_H
+
+#include <stddef.h>
+
+struct diag;
+struct datedetect;
+
+struct date_clock {
+	double now;       /* "current" time: year-less dates, {NONE}; tests fix it */
+	int has_tz;       /* 1: zone-less dates are at UTC + tz_offset */
+	long tz_offset;   /* seconds east of UTC */
+};
+
+/* patterns: the datepattern lines (special words {^LN-BEG}, {DEFAULT}, {DATE},
+ * {UNB}, {NONE}, EPOCH, LEPOCH, TAI64N, strptime-style %-patterns with %Ex*
+ * extensions, or plain regex); n == 0 gives the default templates. file is
+ * used in diagnostics only. Returns NULL and adds to d on a bad pattern. */
+struct datedetect *datedetect_new(const char *const *patterns, size_t n, const char *file,
+				  struct diag *d);
+void datedetect_free(struct datedetect *dd);
+
+/* Returns 1 and fills *t and the byte span [*mstart, *mend) of the date text
+ * when a date was found; 0 when none; for {NONE} returns 1 with t = clk->now and
+ * an empty span at 0. */
+int datedetect_find(struct datedetect *dd, const char *line, size_t len,
+		    const struct date_clock *clk, double *t, size_t *mstart, size_t *mend);
+
+/* True when the detector was built with {NONE} (lines carry no date). */
+int datedetect_is_none(const struct datedetect *dd);
+
+/* Parses a logtimezone value ("UTC", "UTC+0200", "+02:00", "-0530", "GMT"...).
+ * Returns 0 and sets *offset (seconds east of UTC), or -1 when invalid. */
+int datedetect_parse_tz(const char *s, long *offset);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * filter - a compiled fail2ban filter: prefregex, failregex, ignoreregex, date
+ * detection and multi-line state, evaluated on one log line at a time.
+ *
+ * INTERFACE: filter_compile() takes a filter_def (plain data from the config
+ * module), expands the host tags (<HOST>, <ADDR>, <F-ID>...) and compiles every
+ * regex with PCRE2 JIT. filter_process() feeds one line and appends the failures
+ * it produced to a filter_result; hits own their strings until
+ * filter_result_reset(). A filter is single-threaded state (multi-line buffers,
+ * date template order): one per filter per reader.
+ *
+ * SECURITY: every match runs under PCRE2 match and depth limits; a line that
+ * hits them is counted in `limit_hits`, reported once through the diag given to
+ * filter_set_diag(), and treated as not matching.
+ */
+#ifndef MXJAIL_FILTERS_FILTER_H
+#define MXJAIL_FILTERS_FILTER_H
+
+#include <stddef.h>
+
+#include "core/kvlist.h"
+#include "filters/datedetect.h"
+#include "filters/filterdef.h"
+
+struct diag;
+struct filter;
+
+/* One failure (or, with check_all, one pending/nofail result) from a line. */
+struct filter_hit {
+	int regex;          /* index of the failregex that matched */
+	char *id;           /* failure id, normalised (fid, ip4, ip6, dns, mlfid); NULL if pending */
+	double time;        /* epoch seconds */
+	int nofail;         /* F-NOFAIL or pending multi-line session line */
+	char **lines;       /* the log lines that make up this failure ("attempts") */
+	size_t nlines;
+	char **users;       /* distinct users seen in a multi-line session */
+	size_t nusers;
+	struct kvlist groups; /* every named F- group, lower-case name -> value */
+};
+
+struct filter_result {
+	struct filter_hit *hits;
+	size_t n, cap;
+};
+
+enum filter_status {
+	FILTER_MISSED = 0,  /* no failregex matched */
+	FILTER_MATCHED,     /* at least one hit (incl. nofail hits with check_all) */
+	FILTER_IGNORED,     /* a failregex matched but an ignoreregex too */
+	FILTER_NODATE,      /* no timestamp found: the line is not evaluated */
+};
+
+struct filter_opts {
+	int check_all;      /* evaluate every failregex, not only up to the first hit */
+	int raw_host;       /* keep DNS names as they are (never resolve) */
+};
+
+struct filter_stats {
+	unsigned long lines, matched, ignored, missed, nodate, limit_hits;
+	unsigned long *regex_hits;       /* per failregex */
+	unsigned long *ignoreregex_hits; /* per ignoreregex */
+};
+
+/* Returns NULL and adds "file:line: ..." errors to d when a regex is invalid. */
+struct filter *filter_compile(const struct filter_def *def, struct diag *d);
+void filter_free(struct filter *f);
+void filter_set_opts(struct filter *f, const struct filter_opts *o);
+
+/* journal_time >= 0: the line came from the journal and carries this time; the
+ * text is not searched for a date. clk gives "now" and the log time zone. */
+enum filter_status filter_process(struct filter *f, const char *line, size_t len,
+				  double journal_time, const struct date_clock *clk,
+				  struct filter_result *out);
+
+const struct filter_stats *filter_get_stats(const struct filter *f);
+const struct filter_def *filter_get_def(const struct filter *f);
+/* The failregex as compiled (after tag expansion), for messages. */
+const char *filter_regex_text(const struct filter *f, size_t idx);
+size_t filter_nregex(const struct filter *f);
+
+void filter_result_reset(struct filter_result *r);
+void filter_result_free(struct filter_result *r);
+
+#endif
