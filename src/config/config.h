@@ -2,7 +2,7 @@
  * config - reads a fail2ban-layout configuration tree (the public face of the
  * config module; ini.h holds the INI dialect reader underneath).
  *
- * A tree is jail.conf, jail.d/*.conf, jail.local, jail.d/*.local, filter.d/,
+ * A tree is jail.conf, jail.d/NAME.conf, jail.local, jail.d/NAME.local, filter.d/,
  * action.d/, fail2ban.conf/.local and mxjail.conf. Everything returned is plain
  * data owned by the returned structs: config_free()/filter_def_free() release it.
  * Errors are added to the diag as "file:line: what was expected"; functions
