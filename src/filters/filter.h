@@ -10,8 +10,8 @@
  * date template order): one per filter per reader.
  *
  * SECURITY: every match runs under PCRE2 match and depth limits; a line that
- * hits them is counted in `limit_hits`, reported once through the diag given to
- * filter_set_diag(), and treated as not matching.
+ * hits them is counted in stats.limit_hits (callers compare the counter before
+ * and after a line to report it) and treated as not matching.
  */
 #ifndef MXJAIL_FILTERS_FILTER_H
 #define MXJAIL_FILTERS_FILTER_H
@@ -43,11 +43,11 @@ struct filter_result {
 	size_t n, cap;
 };
 
+/* How fail2ban-regex classifies a line (its "Lines:" summary). */
 enum filter_status {
-	FILTER_MISSED = 0,  /* no failregex matched */
-	FILTER_MATCHED,     /* at least one hit (incl. nofail hits with check_all) */
-	FILTER_IGNORED,     /* a failregex matched but an ignoreregex too */
-	FILTER_NODATE,      /* no timestamp found: the line is not evaluated */
+	FILTER_MISSED = 0,  /* no failure */
+	FILTER_MATCHED,     /* at least one failure (or pending session line) */
+	FILTER_IGNORED,     /* an ignoreregex or an F-NOFAIL hit vetoed the line */
 };
 
 struct filter_opts {
@@ -57,6 +57,7 @@ struct filter_opts {
 
 struct filter_stats {
 	unsigned long lines, matched, ignored, missed, nodate, limit_hits;
+	/* per regex: hits counted like fail2ban-regex (every result, incl. nofail) */
 	unsigned long *regex_hits;       /* per failregex */
 	unsigned long *ignoreregex_hits; /* per ignoreregex */
 };
@@ -77,6 +78,12 @@ const struct filter_def *filter_get_def(const struct filter *f);
 /* The failregex as compiled (after tag expansion), for messages. */
 const char *filter_regex_text(const struct filter *f, size_t idx);
 size_t filter_nregex(const struct filter *f);
+size_t filter_nignoreregex(const struct filter *f);
+const char *filter_ignoreregex_text(const struct filter *f, size_t idx);
+/* 1 when the filter's logtype is journal (lines carry their time from outside). */
+int filter_is_journal(const struct filter *f);
+/* The filter's date detector (for template hit statistics). */
+struct datedetect *filter_datedetect(const struct filter *f);
 
 void filter_result_reset(struct filter_result *r);
 void filter_result_free(struct filter_result *r);

@@ -1,0 +1,355 @@
+/*
+ * test - `mxjail test`: runs filters over a log, the way fail2ban-regex does.
+ *
+ *   mxjail test [-c DIR] [--now EPOCH] [--all] [--json]
+ *               [--print-all-matched|--print-all-missed] FILTER[k=v,...] [FILTER2 ...] LOG|-
+ *
+ * Every line is read once and handed to each filter in turn (one pass for any
+ * number of filters). Without --json it prints a summary like fail2ban-regex
+ * (per-regex hits, "Lines: N lines, I ignored, M matched, X missed"; comment
+ * and empty lines are skipped as fail2ban-regex skips them). With --json it
+ * prints exactly one JSON object per input line, in input order.
+ * A filter whose logtype is journal takes each line's time from --now, as a
+ * journal entry carries its own time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+#include "core/diag.h"
+#include "core/linereader.h"
+#include "core/strbuf.h"
+#include "core/xmalloc.h"
+#include "filters/filter.h"
+
+struct tfilter {
+	char *spec;
+	struct filter *f;
+	struct date_clock clk;
+	int journal;
+};
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: mxjail test [-c DIR] [--now EPOCH] [--all] [--json]\n"
+		"                   [--print-all-matched|--print-all-missed]\n"
+		"                   FILTER[k=v,...] [FILTER2 ...] LOGFILE|-\n");
+}
+
+static double now_real(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void json_hit_fields(struct strbuf *o, const struct filter_result *r, size_t from)
+{
+	/* The failure: first hit that is neither pending nor nofail. */
+	const struct filter_hit *h = NULL;
+	for (size_t i = from; i < r->n; i++)
+		if (r->hits[i].id && !r->hits[i].nofail) {
+			h = &r->hits[i];
+			break;
+		}
+	strbuf_adds(o, "\"match\":");
+	strbuf_adds(o, h ? "true" : "false");
+	strbuf_adds(o, ",\"regex\":[");
+	int first = 1;
+	for (size_t i = from; i < r->n; i++) {
+		if (!r->hits[i].id || r->hits[i].nofail)
+			continue;
+		strbuf_addf(o, "%s%d", first ? "" : ",", r->hits[i].regex);
+		first = 0;
+	}
+	strbuf_adds(o, "],\"nofail_regex\":[");
+	first = 1;
+	for (size_t i = from; i < r->n; i++) {
+		if (r->hits[i].id && !r->hits[i].nofail)
+			continue;
+		strbuf_addf(o, "%s%d", first ? "" : ",", r->hits[i].regex);
+		first = 0;
+	}
+	strbuf_addc(o, ']');
+	if (!h)
+		return;
+	strbuf_adds(o, ",\"host\":");
+	strbuf_add_json(o, h->id, strlen(h->id));
+	if (h->time >= 0)
+		strbuf_addf(o, ",\"time\":%.6f", h->time);
+	else
+		strbuf_adds(o, ",\"time\":null");
+	strbuf_addf(o, ",\"attempts\":%zu,\"users\":[", h->nlines);
+	for (size_t i = 0; i < h->nusers; i++) {
+		if (i)
+			strbuf_addc(o, ',');
+		strbuf_add_json(o, h->users[i], strlen(h->users[i]));
+	}
+	strbuf_adds(o, "],\"lines\":[");
+	for (size_t i = 0; i < h->nlines; i++) {
+		if (i)
+			strbuf_addc(o, ',');
+		strbuf_add_json(o, h->lines[i], strlen(h->lines[i]));
+	}
+	strbuf_addc(o, ']');
+	for (size_t i = 0; i < h->groups.n; i++) {
+		const char *k = h->groups.v[i].key;
+		if (!strcmp(k, "match") || !strcmp(k, "line") || !strcmp(k, "host") ||
+		    !strcmp(k, "time") || !strcmp(k, "regex") || !strcmp(k, "attempts") ||
+		    !strcmp(k, "users") || !strcmp(k, "lines") || !strcmp(k, "nofail_regex"))
+			continue;
+		strbuf_addc(o, ',');
+		strbuf_add_json(o, k, strlen(k));
+		strbuf_addc(o, ':');
+		strbuf_add_json(o, h->groups.v[i].value, strlen(h->groups.v[i].value));
+	}
+}
+
+static void print_regex_list(const char *title, size_t n, const char *(*text)(const struct filter *, size_t),
+			     const unsigned long *hits, const struct filter *f)
+{
+	unsigned long total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += hits[i];
+	printf("\n%s: %lu total\n", title, total);
+	if (!total)
+		return;
+	printf("|-  #) [# of hits] regular expression\n");
+	for (size_t i = 0; i < n; i++)
+		if (hits[i])
+			printf("|  %2zu) [%lu] %s\n", i + 1, hits[i], text(f, i));
+	printf("`-\n");
+}
+
+static void print_lines(const char *title, struct strbuf *lines, unsigned long count, int all)
+{
+	if (!count)
+		return;
+	if (!all) {
+		printf("\n%s line(s): too many to print.  Use --print-all-%s to print all %lu lines\n",
+		       title, title[1] == 'a' ? "matched" : "missed", count);
+		return;
+	}
+	printf("\n%s line(s):\n%s", title, strbuf_str(lines));
+}
+
+int cmd_test(int argc, char **argv)
+{
+	const char *dir = MXJAIL_SYSCONFDIR;
+	double now = -1;
+	int json = 0, all = 0, pmatched = 0, pmissed = 0;
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"now", required_argument, NULL, 'n'},
+		{"all", no_argument, NULL, 'a'},
+		{"json", no_argument, NULL, 'j'},
+		{"print-all-matched", no_argument, NULL, 'M'},
+		{"print-all-missed", no_argument, NULL, 'X'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': dir = optarg; break;
+		case 'n': {
+			char *end;
+			now = strtod(optarg, &end);
+			if (*end || now < 0) {
+				fprintf(stderr, "mxjail test: --now expects epoch seconds, got '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		}
+		case 'a': all = 1; break;
+		case 'j': json = 1; break;
+		case 'M': pmatched = 1; break;
+		case 'X': pmissed = 1; break;
+		case 'h': usage(); return 0;
+		default: usage(); return 2;
+		}
+	}
+	if (argc - optind < 2) {
+		usage();
+		return 2;
+	}
+	if (now < 0)
+		now = now_real();
+	const char *logname = argv[argc - 1];
+	size_t nf = (size_t)(argc - optind - 1);
+	struct tfilter *tf = xcalloc(nf, sizeof *tf);
+	struct diag d = DIAG_INIT;
+	int bad = 0;
+	for (size_t i = 0; i < nf; i++) {
+		tf[i].spec = argv[optind + (int)i];
+		struct filter_def def = {0};
+		if (config_load_filter(dir, tf[i].spec, NULL, &def, &d) == 0) {
+			tf[i].f = filter_compile(&def, &d);
+			if (tf[i].f) {
+				struct filter_opts o = {.check_all = all || !json, .raw_host = 1};
+				filter_set_opts(tf[i].f, &o);
+				tf[i].journal = filter_is_journal(tf[i].f);
+				tf[i].clk.now = now;
+				if (def.logtimezone && *def.logtimezone) {
+					if (datedetect_parse_tz(def.logtimezone, &tf[i].clk.tz_offset) == 0)
+						tf[i].clk.has_tz = 1;
+					else
+						diag_error(&d, def.file, 0, "logtimezone: unknown zone '%s'",
+							   def.logtimezone);
+				}
+			}
+		}
+		filter_def_free(&def);
+		if (!tf[i].f)
+			bad = 1;
+	}
+	diag_print(&d, stderr);
+	if (bad || d.nerrors) {
+		diag_clear(&d);
+		for (size_t i = 0; i < nf; i++)
+			filter_free(tf[i].f);
+		free(tf);
+		return 1;
+	}
+	diag_clear(&d);
+
+	int fd = 0;
+	if (strcmp(logname, "-") != 0) {
+		fd = open(logname, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "mxjail test: %s: %s\n", logname, strerror(errno));
+			for (size_t i = 0; i < nf; i++)
+				filter_free(tf[i].f);
+			free(tf);
+			return 1;
+		}
+	}
+	struct linereader lr;
+	linereader_init(&lr, fd, 0);
+	struct filter_result res = {0};
+	struct strbuf out = STRBUF_INIT;
+	struct strbuf matched_lines = STRBUF_INIT, missed_lines = STRBUF_INIT;
+	unsigned long lineno = 0, tested = 0, matched = 0, ignored = 0, missed = 0;
+	double t0 = now_real();
+	const char *line;
+	size_t len;
+	int rc;
+	unsigned long *limits = xcalloc(nf, sizeof *limits);
+	while ((rc = linereader_next(&lr, &line, &len)) == 1) {
+		lineno++;
+		if (!json && (len == 0 || line[0] == '#'))
+			continue;
+		int any_match = 0, any_ign = 0;
+		if (json) {
+			strbuf_reset(&out);
+			strbuf_addf(&out, "{\"line\":%lu,", lineno);
+		}
+		for (size_t i = 0; i < nf; i++) {
+			size_t from = res.n;
+			enum filter_status st = filter_process(tf[i].f, line, len,
+							       tf[i].journal ? now : -1.0, &tf[i].clk, &res);
+			unsigned long lh = filter_get_stats(tf[i].f)->limit_hits;
+			if (lh != limits[i]) {
+				limits[i] = lh;
+				fprintf(stderr,
+					"mxjail test: %s: line %lu: regex match limit reached; line treated "
+					"as not matching\n",
+					tf[i].spec, lineno);
+			}
+			if (st == FILTER_MATCHED)
+				any_match = 1;
+			else if (st == FILTER_IGNORED)
+				any_ign = 1;
+			if (json) {
+				if (nf > 1) {
+					strbuf_adds(&out, i ? ",{" : "\"results\":[{");
+					strbuf_adds(&out, "\"filter\":");
+					strbuf_add_json(&out, tf[i].spec, strlen(tf[i].spec));
+					strbuf_addc(&out, ',');
+				}
+				json_hit_fields(&out, &res, from);
+				if (nf > 1)
+					strbuf_addc(&out, '}');
+			}
+		}
+		if (json) {
+			if (nf > 1) {
+				int m = 0;
+				for (size_t i = 0; i < res.n; i++)
+					if (res.hits[i].id && !res.hits[i].nofail)
+						m = 1;
+				strbuf_addf(&out, "],\"match\":%s", m ? "true" : "false");
+			}
+			strbuf_adds(&out, "}\n");
+			fwrite(out.s, 1, out.len, stdout);
+		} else {
+			tested++;
+			if (any_ign) {
+				ignored++;
+			} else if (any_match) {
+				matched++;
+				if (pmatched) {
+					strbuf_adds(&matched_lines, "|  ");
+					strbuf_add(&matched_lines, line, len);
+					strbuf_addc(&matched_lines, '\n');
+				}
+			} else {
+				missed++;
+				if (pmissed) {
+					strbuf_adds(&missed_lines, "|  ");
+					strbuf_add(&missed_lines, line, len);
+					strbuf_addc(&missed_lines, '\n');
+				}
+			}
+		}
+		filter_result_reset(&res);
+	}
+	if (rc < 0)
+		fprintf(stderr, "mxjail test: %s: read error: %s\n", logname, strerror(errno));
+	if (lr.truncated)
+		fprintf(stderr, "mxjail test: %lu over-long lines were cut to 16 MiB\n", lr.truncated);
+	double elapsed = now_real() - t0;
+	if (!json) {
+		printf("\nRunning tests\n=============\n\n");
+		for (size_t i = 0; i < nf; i++)
+			printf("Use   failregex filter : %s, basedir: %s\n", tf[i].spec, dir);
+		printf("Use         log file : %s\n\n\nResults\n=======\n", logname);
+		for (size_t i = 0; i < nf; i++) {
+			const struct filter_stats *st = filter_get_stats(tf[i].f);
+			if (nf > 1)
+				printf("\n[%s] Lines: %lu lines, %lu ignored, %lu matched, %lu missed\n",
+				       tf[i].spec, st->lines, st->ignored, st->matched, st->missed);
+			print_regex_list("Failregex", filter_nregex(tf[i].f), filter_regex_text,
+					 st->regex_hits, tf[i].f);
+			print_regex_list("Ignoreregex", filter_nignoreregex(tf[i].f),
+					 filter_ignoreregex_text, st->ignoreregex_hits, tf[i].f);
+		}
+		printf("\nLines: %lu lines, %lu ignored, %lu matched, %lu missed\n", tested, ignored,
+		       matched, missed);
+		printf("[processed in %.2f sec]\n", elapsed);
+		print_lines("Matched", &matched_lines, pmatched ? matched : 0, 1);
+		print_lines("Missed", &missed_lines, pmissed ? missed : 0, 1);
+	}
+	fflush(stdout);
+	free(limits);
+	strbuf_free(&out);
+	strbuf_free(&matched_lines);
+	strbuf_free(&missed_lines);
+	filter_result_free(&res);
+	linereader_free(&lr);
+	if (fd > 0)
+		close(fd);
+	for (size_t i = 0; i < nf; i++)
+		filter_free(tf[i].f);
+	free(tf);
+	return rc < 0 ? 1 : 0;
+}

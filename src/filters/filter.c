@@ -1,0 +1,1312 @@
+/*
+ * filter - compiled fail2ban filter and its line pipeline (see filter.h).
+ *
+ * PIPELINE (fail2ban 1.0.2 semantics, which users' filters rely on):
+ *   date detection cuts the timestamp out (regexes see pre + post), the line
+ *   joins a buffer of `maxlines` lines, `prefregex` must match (its
+ *   <F-CONTENT> replaces the text the failregexes see), failregexes run in
+ *   order (stopping at the first unless check_all), `ignoreregex` vetoes,
+ *   groups of prefregex and failregex merge, and <F-MLFID> sessions merge
+ *   lines of one connection. The failure id is the first of fid, ip4, ip6,
+ *   dns; addresses are normalised.
+ *
+ * Regexes are Python `re` syntax: tags are expanded (hosttags.c), the result
+ * is translated (pyre.c) and compiled once with PCRE2 JIT in UTF + UCP mode.
+ * Lines with invalid UTF-8 are repaired with U+FFFD first, as fail2ban's
+ * decoder does, so every match can skip PCRE2's own UTF check.
+ *
+ * SECURITY: every match runs under a match limit and a depth limit; a line that
+ * hits a limit counts in stats.limit_hits and is treated as not matching, so
+ * a pathological line costs milliseconds, never minutes.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "filters/filter.h"
+
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/diag.h"
+#include "core/strbuf.h"
+#include "core/xmalloc.h"
+#include "filters/hosttags.h"
+#include "filters/pyre.h"
+#include "net/addr.h"
+
+#define MATCH_LIMIT 200000u
+#define DEPTH_LIMIT 5000u
+#define MLFID_MAX 100          /* sessions remembered, oldest dropped first */
+#define MLFID_TTL 300.0        /* seconds (wall clock, like fail2ban) */
+#define LAST_DATE_SLACK 60.0   /* a line without date reuses the last one this long */
+
+/* ---------------------------------------------------------------- regexes */
+
+struct rxname {
+	char *name;
+	uint32_t num;
+};
+
+struct rxpair {
+	char *group; /* e.g. alt_user_1 */
+	char *to;    /* e.g. user */
+};
+
+struct rx {
+	pcre2_code *code;
+	char *text;               /* after tag expansion, as fail2ban shows it */
+	struct rxname *names;
+	size_t nnames;
+	struct rxpair *alt, *tup; /* F-ALT_* and F-TUPLE_* groups, sorted by group */
+	size_t nalt, ntup;
+	unsigned nskip;           /* <SKIPLINES> count */
+	int has_id;               /* has fid/ip4/ip6/dns/mlfid */
+};
+
+/* ---------------------------------------------------------- buffered lines */
+
+/* A log line split like fail2ban's tuple: s[0:ds] + s[de:len] is what the
+ * regexes see, s[ds:de] is the cut-out date text. Shared by reference between
+ * the line buffer and match bookkeeping. */
+struct tline {
+	int refs;
+	char *s;
+	size_t len, cap;
+	size_t ds, de;
+};
+
+struct tlist {
+	struct tline **v;
+	size_t n, cap;
+};
+
+/* ------------------------------------------------------- failure records */
+
+struct fent {
+	char *k;
+	char *v; /* NULL = Python None */
+};
+
+struct strv {
+	char **v;
+	size_t n, cap;
+};
+
+/* The per-failure dictionary fail2ban builds (groups plus bookkeeping). */
+struct fdict {
+	struct fent *e;
+	size_t n, cap;
+	struct strv matches, nfmatches, users;
+};
+
+struct mlfid_ent {
+	char *key;
+	struct fdict *fail;
+	double expires;
+};
+
+struct filter {
+	struct filter_def def;
+	struct rx pref;
+	int has_pref;
+	struct rx *fail;
+	size_t nfail;
+	struct rx *ign;
+	size_t nign;
+	struct datedetect *dd;
+	int journal;
+	unsigned maxlines;
+	int usedns_no;
+	struct filter_opts opts;
+	struct filter_stats st;
+
+	pcre2_match_context *mctx;
+	pcre2_jit_stack *jit;
+	pcre2_match_data *md;
+
+	struct tlist lbuf;            /* fail2ban's __lineBuffer */
+	struct tline **pool;          /* free tlines for reuse */
+	size_t npool, cappool;
+	struct strbuf buf, clean, lasttext;
+	int has_last;
+	double last_date;
+
+	struct mlfid_ent mlfid[MLFID_MAX];
+	size_t nmlfid;                /* entries in insertion order */
+	int ign_flag;                 /* an ignoreregex matched on this line */
+};
+
+/* ================================================================ helpers */
+
+static void strv_push(struct strv *s, const char *v, size_t n)
+{
+	s->v = xgrow(s->v, &s->cap, s->n, sizeof *s->v);
+	s->v[s->n++] = xstrndup(v, n);
+}
+
+static void strv_clear(struct strv *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof *s);
+}
+
+static void strv_append(struct strv *dst, const struct strv *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		strv_push(dst, src->v[i], strlen(src->v[i]));
+}
+
+static int strv_has(const struct strv *s, const char *v)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->v[i], v) == 0)
+			return 1;
+	return 0;
+}
+
+static struct fent *fdict_find(const struct fdict *d, const char *k)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->e[i].k, k) == 0)
+			return &d->e[i];
+	return NULL;
+}
+
+static const char *fdict_get(const struct fdict *d, const char *k)
+{
+	const struct fent *e = fdict_find(d, k);
+	return e ? e->v : NULL;
+}
+
+/* Python truthiness of a string value: set and non-empty. */
+static int fdict_true(const struct fdict *d, const char *k)
+{
+	const char *v = fdict_get(d, k);
+	return v && *v;
+}
+
+static void fdict_set(struct fdict *d, const char *k, const char *v)
+{
+	struct fent *e = fdict_find(d, k);
+	char *nv = v ? xstrdup(v) : NULL;
+	if (e) {
+		free(e->v);
+		e->v = nv;
+		return;
+	}
+	d->e = xgrow(d->e, &d->cap, d->n, sizeof *d->e);
+	d->e[d->n].k = xstrdup(k);
+	d->e[d->n].v = nv;
+	d->n++;
+}
+
+/* Removes k; returns 1 when its value was truthy. */
+static int fdict_pop_true(struct fdict *d, const char *k)
+{
+	struct fent *e = fdict_find(d, k);
+	if (!e)
+		return 0;
+	int t = e->v && *e->v;
+	free(e->k);
+	free(e->v);
+	size_t i = (size_t)(e - d->e);
+	memmove(&d->e[i], &d->e[i + 1], (d->n - i - 1) * sizeof *d->e);
+	d->n--;
+	return t;
+}
+
+static void fdict_free(struct fdict *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->e[i].k);
+		free(d->e[i].v);
+	}
+	free(d->e);
+	strv_clear(&d->matches);
+	strv_clear(&d->nfmatches);
+	strv_clear(&d->users);
+	free(d);
+}
+
+static struct fdict *fdict_copy(const struct fdict *s)
+{
+	struct fdict *d = xcalloc(1, sizeof *d);
+	for (size_t i = 0; i < s->n; i++)
+		fdict_set(d, s->e[i].k, s->e[i].v);
+	strv_append(&d->matches, &s->matches);
+	strv_append(&d->nfmatches, &s->nfmatches);
+	strv_append(&d->users, &s->users);
+	return d;
+}
+
+static double wallclock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ============================================================ tline pool */
+
+static struct tline *tl_new(struct filter *f)
+{
+	struct tline *t;
+	if (f->npool)
+		t = f->pool[--f->npool];
+	else
+		t = xcalloc(1, sizeof *t);
+	t->refs = 1;
+	t->len = t->ds = t->de = 0;
+	return t;
+}
+
+static void tl_set(struct tline *t, const char *a, size_t alen, const char *b, size_t blen,
+		   const char *c, size_t clen)
+{
+	size_t need = alen + blen + clen + 1;
+	if (need > t->cap) {
+		t->s = xrealloc(t->s, need);
+		t->cap = need;
+	}
+	memcpy(t->s, a, alen);
+	memcpy(t->s + alen, b, blen);
+	memcpy(t->s + alen + blen, c, clen);
+	t->len = alen + blen + clen;
+	t->s[t->len] = '\0';
+	t->ds = alen;
+	t->de = alen + blen;
+}
+
+static struct tline *tl_ref(struct tline *t)
+{
+	t->refs++;
+	return t;
+}
+
+static void tl_unref(struct filter *f, struct tline *t)
+{
+	if (--t->refs > 0)
+		return;
+	if (t->cap > 65536) { /* do not keep huge lines around */
+		free(t->s);
+		t->s = NULL;
+		t->cap = 0;
+	}
+	f->pool = xgrow(f->pool, &f->cappool, f->npool, sizeof *f->pool);
+	f->pool[f->npool++] = t;
+}
+
+static void tlist_push(struct tlist *l, struct tline *t)
+{
+	l->v = xgrow(l->v, &l->cap, l->n, sizeof *l->v);
+	l->v[l->n++] = t;
+}
+
+static void tlist_clear(struct filter *f, struct tlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		tl_unref(f, l->v[i]);
+	l->n = 0;
+}
+
+static void tlist_free(struct filter *f, struct tlist *l)
+{
+	tlist_clear(f, l);
+	free(l->v);
+	l->v = NULL;
+	l->cap = 0;
+}
+
+/* Copies refs of src[from:to] to the end of dst. */
+static void tlist_extend(struct tlist *dst, struct tline **src, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		tlist_push(dst, tl_ref(src[i]));
+}
+
+/* "\n".join(pre + post for each line) + "\n" */
+static void build_buf(struct strbuf *b, struct tline **v, size_t n)
+{
+	strbuf_reset(b);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strbuf_addc(b, '\n');
+		strbuf_add(b, v[i]->s, v[i]->ds);
+		strbuf_add(b, v[i]->s + v[i]->de, v[i]->len - v[i]->de);
+	}
+	strbuf_addc(b, '\n');
+}
+
+static int tline_vis_eq(const struct tline *t, const char *s, size_t n)
+{
+	size_t vl = t->ds + (t->len - t->de);
+	return vl == n && memcmp(t->s, s, t->ds) == 0 &&
+	       memcmp(t->s + t->de, s + t->ds, t->len - t->de) == 0;
+}
+
+/* ============================================================ compiling */
+
+static int cmp_pair(const void *a, const void *b)
+{
+	return strcmp(((const struct rxpair *)a)->group, ((const struct rxpair *)b)->group);
+}
+
+static const char *const id_groups[] = {"fid", "ip4", "ip6", "dns", "mlfid"};
+
+static void rx_free(struct rx *r)
+{
+	pcre2_code_free(r->code);
+	free(r->text);
+	for (size_t i = 0; i < r->nnames; i++)
+		free(r->names[i].name);
+	free(r->names);
+	for (size_t i = 0; i < r->nalt; i++) {
+		free(r->alt[i].group);
+		free(r->alt[i].to);
+	}
+	free(r->alt);
+	for (size_t i = 0; i < r->ntup; i++) {
+		free(r->tup[i].group);
+		free(r->tup[i].to);
+	}
+	free(r->tup);
+	memset(r, 0, sizeof *r);
+}
+
+/* Maps "alt_user_1" -> "user" and "tuple_id" -> "fid" (fail2ban's renames). */
+static char *complex_target(const char *name, size_t prelen)
+{
+	const char *s = name + prelen;
+	size_t n = strlen(s);
+	/* strip a trailing _<digits> */
+	size_t k = n;
+	while (k > 0 && s[k - 1] >= '0' && s[k - 1] <= '9')
+		k--;
+	if (k < n && k > 0 && s[k - 1] == '_')
+		n = k - 1;
+	char *t = xstrndup(s, n);
+	if (strcmp(t, "id") == 0) {
+		free(t);
+		return xstrdup("fid");
+	}
+	if (strcmp(t, "port") == 0) {
+		free(t);
+		return xstrdup("fport");
+	}
+	return t;
+}
+
+static int rx_compile(struct rx *r, const char *src, const char *file, unsigned line,
+		      int usedns_no, int multiline, struct diag *d)
+{
+	memset(r, 0, sizeof *r);
+	r->text = hosttags_expand(src, usedns_no, &r->nskip);
+	const char *t = r->text;
+	while (*t == ' ' || *t == '\t' || *t == '\n' || *t == '\r')
+		t++;
+	if (!*t) {
+		diag_error(d, file, line, "cannot add an empty regex");
+		return -1;
+	}
+	char err[256];
+	uint32_t flags = 0;
+	char *pat = pyre_translate(r->text, &flags, err, sizeof err);
+	if (!pat) {
+		diag_error(d, file, line, "regex cannot be used: %s: %s", err, src);
+		return -1;
+	}
+	uint32_t opts = PCRE2_UTF | PCRE2_DUPNAMES | (flags & ~(uint32_t)PYRE_ASCII);
+	if (!(flags & PYRE_ASCII))
+		opts |= PCRE2_UCP;
+	if (multiline)
+		opts |= PCRE2_MULTILINE;
+	int ec;
+	PCRE2_SIZE eo;
+	r->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, opts, &ec, &eo, NULL);
+	if (!r->code) {
+		PCRE2_UCHAR msg[256];
+		pcre2_get_error_message(ec, msg, sizeof msg);
+		diag_error(d, file, line, "invalid regex at offset %zu: %s: %s", (size_t)eo,
+			   (const char *)msg, src);
+		free(pat);
+		return -1;
+	}
+	free(pat);
+	pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+
+	uint32_t count = 0, esize = 0;
+	PCRE2_SPTR table;
+	pcre2_pattern_info(r->code, PCRE2_INFO_NAMECOUNT, &count);
+	pcre2_pattern_info(r->code, PCRE2_INFO_NAMEENTRYSIZE, &esize);
+	pcre2_pattern_info(r->code, PCRE2_INFO_NAMETABLE, &table);
+	r->names = xcalloc(count ? count : 1, sizeof *r->names);
+	for (uint32_t i = 0; i < count; i++) {
+		PCRE2_SPTR e = table + (size_t)i * esize;
+		r->names[i].num = ((uint32_t)e[0] << 8) | e[1];
+		r->names[i].name = xstrdup((const char *)e + 2);
+		const char *nm = r->names[i].name;
+		for (size_t k = 0; k < sizeof id_groups / sizeof id_groups[0]; k++)
+			if (strcmp(nm, id_groups[k]) == 0)
+				r->has_id = 1;
+		if (strlen(nm) > 4 && strncmp(nm, "alt_", 4) == 0) {
+			r->alt = xrealloc(r->alt, (r->nalt + 1) * sizeof *r->alt);
+			r->alt[r->nalt].group = xstrdup(nm);
+			r->alt[r->nalt++].to = complex_target(nm, 4);
+		} else if (strlen(nm) > 4 && strncmp(nm, "tuple_", 6) == 0) {
+			r->tup = xrealloc(r->tup, (r->ntup + 1) * sizeof *r->tup);
+			r->tup[r->ntup].group = xstrdup(nm);
+			r->tup[r->ntup++].to = complex_target(nm, 6);
+		}
+	}
+	r->nnames = count;
+	if (r->nalt)
+		qsort(r->alt, r->nalt, sizeof *r->alt, cmp_pair);
+	if (r->ntup)
+		qsort(r->tup, r->ntup, sizeof *r->tup, cmp_pair);
+	return 0;
+}
+
+struct filter *filter_compile(const struct filter_def *def, struct diag *d)
+{
+	struct filter *f = xcalloc(1, sizeof *f);
+	size_t before = d->nerrors;
+	f->maxlines = def->maxlines ? def->maxlines : 1;
+	f->usedns_no = def->usedns && strcmp(def->usedns, "no") == 0;
+	f->journal = def->logtype && strcmp(def->logtype, "journal") == 0;
+	f->opts.raw_host = 1;
+	const char *file = def->file;
+
+	/* Keep our own copy of the definition (names, options, for messages). */
+	f->def.name = xstrdup(def->name ? def->name : "");
+	f->def.file = def->file ? xstrdup(def->file) : NULL;
+	f->def.maxlines = f->maxlines;
+	f->def.usedns = xstrdup(def->usedns ? def->usedns : "warn");
+	f->def.logtype = xstrdup(def->logtype ? def->logtype : "file");
+	f->def.logtimezone = def->logtimezone ? xstrdup(def->logtimezone) : NULL;
+
+	if (def->prefregex && *def->prefregex) {
+		f->def.prefregex = xstrdup(def->prefregex);
+		if (rx_compile(&f->pref, def->prefregex, file, 0, f->usedns_no, 0, d) == 0)
+			f->has_pref = 1;
+	}
+	f->fail = xcalloc(def->nfailregex ? def->nfailregex : 1, sizeof *f->fail);
+	for (size_t i = 0; i < def->nfailregex; i++) {
+		const struct filter_src *s = &def->failregex[i];
+		if (rx_compile(&f->fail[i], s->text, s->file ? s->file : file, s->line, f->usedns_no,
+			       f->maxlines > 1, d) != 0)
+			continue;
+		if (!f->fail[i].has_id && !(f->has_pref && f->pref.has_id))
+			diag_error(d, s->file ? s->file : file, s->line,
+				   "no failure-id group (<HOST>, <ADDR>, <F-ID>, <F-MLFID>...) in "
+				   "failregex: %s",
+				   s->text);
+	}
+	f->nfail = def->nfailregex;
+	f->ign = xcalloc(def->nignoreregex ? def->nignoreregex : 1, sizeof *f->ign);
+	for (size_t i = 0; i < def->nignoreregex; i++) {
+		const struct filter_src *s = &def->ignoreregex[i];
+		rx_compile(&f->ign[i], s->text, s->file ? s->file : file, s->line, f->usedns_no, 0, d);
+	}
+	f->nign = def->nignoreregex;
+
+	f->dd = datedetect_new((const char *const *)def->datepattern, def->ndatepattern, file, d);
+
+	f->mctx = pcre2_match_context_create(NULL);
+	pcre2_set_match_limit(f->mctx, MATCH_LIMIT);
+	pcre2_set_depth_limit(f->mctx, DEPTH_LIMIT);
+	f->jit = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
+	pcre2_jit_stack_assign(f->mctx, NULL, f->jit);
+	f->md = pcre2_match_data_create(256, NULL);
+
+	f->st.regex_hits = xcalloc(f->nfail ? f->nfail : 1, sizeof *f->st.regex_hits);
+	f->st.ignoreregex_hits = xcalloc(f->nign ? f->nign : 1, sizeof *f->st.ignoreregex_hits);
+
+	if (d->nerrors > before || !f->dd) {
+		filter_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void filter_free(struct filter *f)
+{
+	if (!f)
+		return;
+	if (f->has_pref)
+		rx_free(&f->pref);
+	for (size_t i = 0; i < f->nfail; i++)
+		rx_free(&f->fail[i]);
+	free(f->fail);
+	for (size_t i = 0; i < f->nign; i++)
+		rx_free(&f->ign[i]);
+	free(f->ign);
+	datedetect_free(f->dd);
+	pcre2_match_data_free(f->md);
+	pcre2_jit_stack_free(f->jit);
+	pcre2_match_context_free(f->mctx);
+	tlist_free(f, &f->lbuf);
+	for (size_t i = 0; i < f->npool; i++) {
+		free(f->pool[i]->s);
+		free(f->pool[i]);
+	}
+	free(f->pool);
+	strbuf_free(&f->buf);
+	strbuf_free(&f->clean);
+	strbuf_free(&f->lasttext);
+	for (size_t i = 0; i < f->nmlfid; i++) {
+		free(f->mlfid[i].key);
+		fdict_free(f->mlfid[i].fail);
+	}
+	free(f->st.regex_hits);
+	free(f->st.ignoreregex_hits);
+	filter_def_free(&f->def);
+	free(f);
+}
+
+void filter_set_opts(struct filter *f, const struct filter_opts *o)
+{
+	f->opts = *o;
+}
+
+const struct filter_stats *filter_get_stats(const struct filter *f)
+{
+	return &f->st;
+}
+
+const struct filter_def *filter_get_def(const struct filter *f)
+{
+	return &f->def;
+}
+
+const char *filter_regex_text(const struct filter *f, size_t idx)
+{
+	return idx < f->nfail ? f->fail[idx].text : NULL;
+}
+
+size_t filter_nregex(const struct filter *f)
+{
+	return f->nfail;
+}
+
+size_t filter_nignoreregex(const struct filter *f)
+{
+	return f->nign;
+}
+
+const char *filter_ignoreregex_text(const struct filter *f, size_t idx)
+{
+	return idx < f->nign ? f->ign[idx].text : NULL;
+}
+
+int filter_is_journal(const struct filter *f)
+{
+	return f->journal;
+}
+
+struct datedetect *filter_datedetect(const struct filter *f)
+{
+	return f->dd;
+}
+
+/* ============================================================== matching */
+
+/* Result of one search, with the line bookkeeping fail2ban's Regex keeps. */
+struct search {
+	int matched;
+	size_t start, end;           /* match span in the subject */
+	struct tlist matched_lines;  /* getMatchedTupleLines() */
+	struct tlist unmatched;      /* getUnmatchedTupleLines() */
+};
+
+static void search_reset(struct filter *f, struct search *s)
+{
+	tlist_clear(f, &s->matched_lines);
+	tlist_clear(f, &s->unmatched);
+	s->matched = 0;
+}
+
+static void search_free(struct filter *f, struct search *s)
+{
+	tlist_free(f, &s->matched_lines);
+	tlist_free(f, &s->unmatched);
+}
+
+/* Runs r on subj; 1 match, 0 none. Limit hits count and read as no match. */
+static int rx_exec(struct filter *f, const struct rx *r, const char *subj, size_t len)
+{
+	int rc = pcre2_match(r->code, (PCRE2_SPTR)subj, len, 0, PCRE2_NO_UTF_CHECK, f->md, f->mctx);
+	if (rc >= 0)
+		return 1;
+	if (rc != PCRE2_ERROR_NOMATCH)
+		f->st.limit_hits++;
+	return 0;
+}
+
+static const char *grp_value(struct filter *f, uint32_t num, const char *subj, size_t *len)
+{
+	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->md);
+	if (num >= pcre2_get_ovector_count(f->md) || ov[2 * num] == PCRE2_UNSET)
+		return NULL;
+	*len = ov[2 * num + 1] - ov[2 * num];
+	return subj + ov[2 * num];
+}
+
+static size_t count_nl(const char *s, size_t from, size_t to)
+{
+	size_t n = 0;
+	for (size_t i = from; i < to; i++)
+		n += s[i] == '\n';
+	return n;
+}
+
+/* Searches r in subj and fills the matched/unmatched line lists from org. */
+static int rx_search(struct filter *f, const struct rx *r, const char *subj, size_t len,
+		     struct tline **org, size_t norg, struct search *s)
+{
+	search_reset(f, s);
+	if (!rx_exec(f, r, subj, len))
+		return 0;
+	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->md);
+	s->matched = 1;
+	s->start = ov[0];
+	s->end = ov[1];
+	if (norg <= 1) {
+		tlist_extend(&s->matched_lines, org, 0, norg);
+		return 1;
+	}
+	/* Lines touched by the match, by counting newlines like fail2ban does. */
+	size_t mls = 0;
+	for (size_t i = s->start + 1 > len ? len : s->start + 1; i > 0; i--)
+		if (subj[i - 1] == '\n') {
+			mls = i;
+			break;
+		}
+	size_t from = s->end ? s->end - 1 : 0;
+	size_t mle = len;
+	for (size_t i = from; i < len; i++)
+		if (subj[i] == '\n') {
+			mle = i + 1;
+			break;
+		}
+	size_t lc1 = count_nl(subj, 0, mls), lc2 = count_nl(subj, 0, mle);
+	if (lc1 > norg)
+		lc1 = norg;
+	if (lc2 > norg)
+		lc2 = norg;
+	if (lc2 < lc1)
+		lc2 = lc1;
+	tlist_extend(&s->matched_lines, org, lc1, lc2);
+	tlist_extend(&s->unmatched, org, 0, lc1);
+	/* Lines swallowed by <SKIPLINES> are not part of the failure. */
+	if (r->nskip) {
+		struct strbuf sk = STRBUF_INIT;
+		for (unsigned k = 0; k < r->nskip; k++) {
+			char nm[32];
+			snprintf(nm, sizeof nm, "skiplines%u", k);
+			int num = pcre2_substring_number_from_name(r->code, (PCRE2_SPTR)nm);
+			size_t gl;
+			const char *g = num > 0 ? grp_value(f, (uint32_t)num, subj, &gl) : NULL;
+			if (g)
+				strbuf_add(&sk, g, gl);
+		}
+		size_t n = 0;
+		const char *p = strbuf_str(&sk), *e = p + sk.len;
+		while (p < e) {
+			const char *nl = memchr(p, '\n', (size_t)(e - p));
+			size_t l = nl ? (size_t)(nl - p) : (size_t)(e - p);
+			if (l > 0 && p[l - 1] == '\r')
+				l--;
+			for (size_t m = n; m < s->matched_lines.n; m++) {
+				if (tline_vis_eq(s->matched_lines.v[m], p, l)) {
+					tlist_push(&s->unmatched, s->matched_lines.v[m]);
+					memmove(&s->matched_lines.v[m], &s->matched_lines.v[m + 1],
+						(s->matched_lines.n - m - 1) * sizeof(struct tline *));
+					s->matched_lines.n--;
+					n = m;
+					break;
+				}
+			}
+			p = nl ? nl + 1 : e;
+		}
+		strbuf_free(&sk);
+	}
+	tlist_extend(&s->unmatched, org, lc2, norg);
+	return 1;
+}
+
+/* Collects the named groups of the last match into d (ALT merged, TUPLE joined). */
+static void rx_groups(struct filter *f, const struct rx *r, const char *subj, struct fdict *d)
+{
+	for (size_t i = 0; i < r->nnames; i++) {
+		const char *nm = r->names[i].name;
+		size_t gl;
+		const char *g = grp_value(f, r->names[i].num, subj, &gl);
+		struct fent *e = fdict_find(d, nm);
+		if (e && e->v && (i > 0 && strcmp(r->names[i - 1].name, nm) == 0))
+			continue; /* duplicate name: the first set one wins */
+		if (g) {
+			char *v = xstrndup(g, gl);
+			fdict_set(d, nm, v);
+			free(v);
+		} else if (!e) {
+			fdict_set(d, nm, NULL);
+		}
+	}
+	for (size_t i = 0; i < r->nalt; i++) {
+		const char *v = fdict_get(d, r->alt[i].group);
+		if (v && *v && !fdict_true(d, r->alt[i].to)) {
+			char *c = xstrdup(v);
+			fdict_set(d, r->alt[i].to, c);
+			free(c);
+		}
+	}
+	for (size_t i = 0; i < r->ntup; i++) {
+		/* fail2ban builds a Python tuple; we keep it as a space-joined string. */
+		const char *v = fdict_get(d, r->tup[i].group);
+		const char *t = fdict_get(d, r->tup[i].to);
+		char *nv = xasprintf("%s %s", t ? t : "", v ? v : "");
+		fdict_set(d, r->tup[i].to, nv);
+		free(nv);
+	}
+}
+
+static void push_lines(struct strv *dst, const struct tlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		strv_push(dst, l->v[i]->s, l->v[i]->len);
+}
+
+/* fail2ban's _ignoreLine(): returns the index of the ignoreregex that matched or -1. */
+static int ignore_line(struct filter *f, struct tline **org, size_t norg,
+		       const struct search *fs, struct search *tmp)
+{
+	struct strbuf *b = &f->clean;
+	struct tline **lines = org;
+	size_t nlines = norg;
+	struct strbuf local = STRBUF_INIT;
+	if (fs && f->maxlines > 1) {
+		lines = fs->matched_lines.v;
+		nlines = fs->matched_lines.n;
+	}
+	build_buf(&local, lines, nlines);
+	(void)b;
+	int found = -1;
+	for (size_t i = 0; i < f->nign; i++) {
+		if (!rx_search(f, &f->ign[i], local.s, local.len, lines, nlines, tmp))
+			continue;
+		found = (int)i;
+		f->ign_flag = 1;
+		f->st.ignoreregex_hits[i]++;
+		if ((!f->opts.check_all || f->maxlines > 1) && fs) {
+			struct tlist nb = {0};
+			tlist_extend(&nb, fs->unmatched.v, 0, fs->unmatched.n);
+			tlist_free(f, &f->lbuf);
+			f->lbuf = nb;
+		}
+		if (!f->opts.check_all)
+			break;
+	}
+	strbuf_free(&local);
+	return found;
+}
+
+/* Updates the users set from fail's "user"; returns the users list or NULL. */
+static struct strv *update_users(struct fdict *d, const char *user)
+{
+	if (user && *user) {
+		if (!strv_has(&d->users, user))
+			strv_push(&d->users, user, strlen(user));
+		return &d->users;
+	}
+	return d->users.n ? &d->users : NULL;
+}
+
+static struct mlfid_ent *mlfid_get(struct filter *f, const char *key, double now)
+{
+	for (size_t i = 0; i < f->nmlfid; i++) {
+		if (strcmp(f->mlfid[i].key, key) != 0)
+			continue;
+		if (f->mlfid[i].expires > now)
+			return &f->mlfid[i];
+		/* expired: drop it */
+		free(f->mlfid[i].key);
+		fdict_free(f->mlfid[i].fail);
+		memmove(&f->mlfid[i], &f->mlfid[i + 1], (f->nmlfid - i - 1) * sizeof f->mlfid[0]);
+		f->nmlfid--;
+		return NULL;
+	}
+	return NULL;
+}
+
+static void mlfid_unset(struct filter *f, const char *key)
+{
+	for (size_t i = 0; i < f->nmlfid; i++)
+		if (strcmp(f->mlfid[i].key, key) == 0) {
+			free(f->mlfid[i].key);
+			fdict_free(f->mlfid[i].fail);
+			memmove(&f->mlfid[i], &f->mlfid[i + 1],
+				(f->nmlfid - i - 1) * sizeof f->mlfid[0]);
+			f->nmlfid--;
+			return;
+		}
+}
+
+/* Inserts a session (takes ownership of fail); drops the oldest when full. */
+static void mlfid_set(struct filter *f, const char *key, struct fdict *fail, double now)
+{
+	if (f->nmlfid >= MLFID_MAX) {
+		while (f->nmlfid) {
+			struct mlfid_ent old = f->mlfid[0];
+			memmove(&f->mlfid[0], &f->mlfid[1], (f->nmlfid - 1) * sizeof f->mlfid[0]);
+			f->nmlfid--;
+			int live = old.expires > now;
+			free(old.key);
+			fdict_free(old.fail);
+			if (live && f->nmlfid < MLFID_MAX)
+				break;
+		}
+	}
+	f->mlfid[f->nmlfid].key = xstrdup(key);
+	f->mlfid[f->nmlfid].fail = fail;
+	f->mlfid[f->nmlfid].expires = now + MLFID_TTL;
+	f->nmlfid++;
+}
+
+/* fail2ban's _mergeFailure(): merges a line of an <F-MLFID> session. `fail` is
+ * consumed; the returned dict is either it or the cached session (borrowed). *owned
+ * tells the caller whether it must free the result. */
+static struct fdict *merge_failure(struct filter *f, const char *mlfid, struct fdict *fail,
+				   const struct search *s, int *owned)
+{
+	double now = wallclock();
+	struct mlfid_ent *ent = mlfid_get(f, mlfid, now);
+	struct strv *users = NULL;
+	int nf = 0;
+	if (fdict_true(fail, "mlfgained")) {
+		nf |= 8 | 1;
+		if (!fdict_true(fail, "nofail"))
+			fdict_set(fail, "nofail", fdict_get(fail, "mlfgained"));
+	} else if (fdict_true(fail, "nofail")) {
+		nf |= 1;
+	}
+	if (fdict_pop_true(fail, "mlfforget"))
+		nf |= 2;
+	*owned = 1;
+	if (ent) {
+		struct fdict *g = ent->fail;
+		users = update_users(g, fdict_get(fail, "user"));
+		if (fdict_pop_true(g, "nofail"))
+			nf |= 4;
+		if (fdict_pop_true(g, "mlfgained"))
+			nf |= 4;
+		if (nf & 8)
+			fdict_pop_true(g, "mlfpending");
+		if ((nf & 4) == 0 && !fdict_true(g, "mlfpending"))
+			strv_clear(&g->matches);
+		for (size_t i = 0; i < fail->n; i++)
+			if (fail->e[i].v)
+				fdict_set(g, fail->e[i].k, fail->e[i].v);
+		/* A dict update of "matches"/"nofail-matches"/"users" from fail: fail's own
+		 * lists are only set for non-mlfid records, so nothing to carry here. */
+		fdict_free(fail);
+		fail = g;
+		*owned = 0;
+		if (nf & 2) {
+			/* The cached entry goes away: hand a private copy to the caller. */
+			fail = fdict_copy(g);
+			*owned = 1;
+			mlfid_unset(f, mlfid);
+			users = fail->users.n ? &fail->users : NULL;
+		}
+	} else if (!(nf & 2)) {
+		users = update_users(fail, fdict_get(fail, "user"));
+		mlfid_set(f, mlfid, fail, now);
+		*owned = 0;
+	}
+	if (fdict_pop_true(fail, "mlfpending") || (users && users->n > 1)) {
+		fdict_pop_true(fail, "nofail");
+		fdict_pop_true(fail, "mlfgained");
+		nf &= ~(8 | 1);
+	}
+	if ((nf & 1) == 0) {
+		struct strv m = fail->nfmatches;
+		memset(&fail->nfmatches, 0, sizeof fail->nfmatches);
+		strv_append(&m, &fail->matches);
+		if ((nf & 8) == 0)
+			push_lines(&m, &s->matched_lines);
+		strv_clear(&fail->matches);
+		fail->matches = m;
+	} else if ((nf & 3) == 1) {
+		push_lines(&fail->nfmatches, &s->matched_lines);
+	}
+	return fail;
+}
+
+static void hit_from(struct filter_hit *h, int idx, const char *id, double t,
+		     const struct fdict *d)
+{
+	memset(h, 0, sizeof *h);
+	h->regex = idx;
+	h->id = id ? xstrdup(id) : NULL;
+	h->time = t;
+	h->nofail = fdict_true(d, "nofail");
+	h->nlines = d->matches.n;
+	h->lines = xcalloc(d->matches.n ? d->matches.n : 1, sizeof *h->lines);
+	for (size_t i = 0; i < d->matches.n; i++)
+		h->lines[i] = xstrdup(d->matches.v[i]);
+	h->nusers = d->users.n;
+	h->users = xcalloc(d->users.n ? d->users.n : 1, sizeof *h->users);
+	for (size_t i = 0; i < d->users.n; i++)
+		h->users[i] = xstrdup(d->users.v[i]);
+	for (size_t i = 0; i < d->n; i++) {
+		const char *k = d->e[i].k;
+		if (!d->e[i].v || strncmp(k, "skiplines", 9) == 0 || strncmp(k, "alt_", 4) == 0 ||
+		    strncmp(k, "tuple_", 6) == 0 || strcmp(k, "content") == 0)
+			continue;
+		kvlist_set(&h->groups, k, d->e[i].v);
+	}
+}
+
+static void result_push(struct filter *f, struct filter_result *out, int idx, const char *id,
+			double t, const struct fdict *d)
+{
+	f->st.regex_hits[idx]++;
+	out->hits = xgrow(out->hits, &out->cap, out->n, sizeof *out->hits);
+	hit_from(&out->hits[out->n++], idx, id, t, d);
+}
+
+/* Normalises an address group with an optional prefix like fail2ban's IPAddr. */
+static void norm_ip(const char *ip, const char *cidr, int family, char *out, size_t outlen)
+{
+	struct addr a;
+	size_t n = strlen(ip);
+	int ok = addr_parse(ip, n, &a) == 0 && (family == 0 || a.family == family ||
+						 (family == 6 && a.family == 4));
+	if (!ok) {
+		snprintf(out, outlen, "%s", ip);
+		return;
+	}
+	if (cidr && *cidr) {
+		long plen = strtol(cidr, NULL, 10);
+		/* Re-parse without the v4-mapped folding: a prefix applies to the family seen. */
+		char tmp[ADDR_STRLEN + 8];
+		snprintf(tmp, sizeof tmp, "%s/%ld", ip, plen);
+		struct addr p;
+		if (addr_parse_cidr(tmp, strlen(tmp), &p) == 0) {
+			if (p.prefix == 0) {
+				/* fail2ban prints a zero-length prefix without "/0" */
+				p.prefix = p.family == 4 ? 32 : 128;
+			}
+			addr_format(&p, out, outlen);
+			return;
+		}
+	}
+	addr_format(&a, out, outlen);
+}
+
+/* fail2ban's findFailure(). date_ok: 0 means no date (None). */
+static void find_failure(struct filter *f, struct tline *tl, double date, int date_ok,
+			 struct filter_result *out)
+{
+	struct tlist org = {0};
+	if (f->maxlines > 1) {
+		tlist_push(&f->lbuf, tl);
+		if (f->lbuf.n > f->maxlines) {
+			size_t drop = f->lbuf.n - f->maxlines;
+			for (size_t i = 0; i < drop; i++)
+				tl_unref(f, f->lbuf.v[i]);
+			memmove(f->lbuf.v, f->lbuf.v + drop, f->maxlines * sizeof *f->lbuf.v);
+			f->lbuf.n = f->maxlines;
+		}
+	} else {
+		tlist_clear(f, &f->lbuf);
+		tlist_push(&f->lbuf, tl);
+	}
+	tlist_extend(&org, f->lbuf.v, 0, f->lbuf.n);
+	struct strbuf *buf = &f->buf;
+	build_buf(buf, org.v, org.n);
+	int buf_valid = 1;
+	struct search s = {0}, tmp = {0};
+
+	if (f->nign && f->nign + 2 < f->nfail) {
+		if (ignore_line(f, org.v, org.n, NULL, &tmp) >= 0)
+			goto done;
+	}
+
+	struct fdict pre = {0};
+	int have_pre = 0;
+	if (f->has_pref) {
+		if (!rx_exec(f, &f->pref, buf->s, buf->len))
+			goto done;
+		rx_groups(f, &f->pref, buf->s, &pre);
+		have_pre = 1;
+		const char *content = fdict_get(&pre, "content");
+		char *repl = content && *content ? xstrdup(content) : NULL;
+		struct fent *ce = fdict_find(&pre, "content");
+		if (ce)
+			fdict_pop_true(&pre, "content");
+		if (repl) {
+			struct tline *rt = tl_new(f);
+			tl_set(rt, "", 0, "", 0, repl, strlen(repl));
+			free(repl);
+			tlist_clear(f, &f->lbuf);
+			tlist_push(&f->lbuf, rt);
+			buf_valid = 0;
+		}
+	}
+
+	for (size_t i = 0; i < f->nfail; i++) {
+		struct rx *r = &f->fail[i];
+		if (!r->code)
+			continue;
+		if (!buf_valid) {
+			build_buf(buf, f->lbuf.v, f->lbuf.n);
+			buf_valid = 1;
+		}
+		if (!rx_search(f, r, buf->s, buf->len, org.v, org.n, &s))
+			continue;
+		struct fdict *fail = xcalloc(1, sizeof *fail);
+		rx_groups(f, r, buf->s, fail);
+		if (f->nign && ignore_line(f, org.v, org.n, &s, &tmp) >= 0) {
+			fdict_free(fail);
+			buf_valid = 0;
+			if (!f->opts.check_all)
+				break;
+			continue;
+		}
+		if (!f->opts.check_all || f->maxlines > 1) {
+			struct tlist nb = {0};
+			tlist_extend(&nb, s.unmatched.v, 0, s.unmatched.n);
+			tlist_free(f, &f->lbuf);
+			f->lbuf = nb;
+			buf_valid = 0;
+		}
+		if (have_pre) {
+			/* prefregex groups first, then the failregex's own (None included) */
+			struct fdict *m = xcalloc(1, sizeof *m);
+			for (size_t k = 0; k < pre.n; k++)
+				fdict_set(m, pre.e[k].k, pre.e[k].v);
+			for (size_t k = 0; k < fail->n; k++)
+				fdict_set(m, fail->e[k].k, fail->e[k].v);
+			fdict_free(fail);
+			fail = m;
+		}
+		int owned = 1;
+		char *mlfid = fdict_get(fail, "mlfid") ? xstrdup(fdict_get(fail, "mlfid")) : NULL;
+		if (mlfid) {
+			fail = merge_failure(f, mlfid, fail, &s, &owned);
+			if (fdict_true(fail, "nofail") && !f->opts.check_all) {
+				if (owned)
+					fdict_free(fail);
+				free(mlfid);
+				break;
+			}
+		} else {
+			push_lines(&fail->matches, &s.matched_lines);
+		}
+		/* failure id */
+		char idbuf[ADDR_STRLEN + 512];
+		const char *fid = fdict_get(fail, "fid");
+		const char *ip = fdict_get(fail, "ip4");
+		const char *cidr = fdict_get(fail, "cidr");
+		const char *id = NULL;
+		int pending = 0;
+		if (ip) {
+			norm_ip(ip, cidr, 4, idbuf, sizeof idbuf);
+		} else if ((ip = fdict_get(fail, "ip6"))) {
+			norm_ip(ip, cidr, 6, idbuf, sizeof idbuf);
+		} else if ((ip = fdict_get(fail, "dns"))) {
+			snprintf(idbuf, sizeof idbuf, "%s", ip);
+		} else if (fid) {
+			ip = fid;
+			snprintf(idbuf, sizeof idbuf, "%s", fid);
+		} else if (!mlfid) {
+			ip = "";
+			idbuf[0] = '\0';
+		} else {
+			pending = 1;
+		}
+		if (pending) {
+			fdict_set(fail, "mlfpending", "1");
+			id = NULL;
+		} else if (fid && strcmp(fid, ip) != 0) {
+			/* complex id: the address goes to "ip", the id stays as written */
+			fdict_set(fail, "ip", idbuf);
+			id = fid;
+		} else {
+			id = idbuf;
+		}
+		result_push(f, out, (int)i, id, date_ok ? date : -1.0, fail);
+		if (owned)
+			fdict_free(fail);
+		free(mlfid);
+		if (!f->opts.check_all)
+			break;
+	}
+	for (size_t k = 0; k < pre.n; k++) {
+		free(pre.e[k].k);
+		free(pre.e[k].v);
+	}
+	free(pre.e);
+done:
+	search_free(f, &s);
+	search_free(f, &tmp);
+	tlist_free(f, &org);
+}
+
+/* Copies line into f->clean with invalid UTF-8 replaced by U+FFFD. */
+static const char *clean_utf8(struct filter *f, const char *line, size_t *len)
+{
+	const unsigned char *p = (const unsigned char *)line;
+	size_t n = *len, i = 0;
+	while (i < n && p[i] < 0x80)
+		i++;
+	if (i == n)
+		return line;
+	size_t off = 0;
+	int bad = 0;
+	strbuf_reset(&f->clean);
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t l = 0;
+		uint32_t cp = 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			l = 2;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			l = 3;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			l = 4;
+			cp = c & 0x07;
+		}
+		int ok = l && i + l <= n;
+		for (size_t k = 1; ok && k < l; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				ok = 0;
+			else
+				cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if (ok && ((l == 2 && cp < 0x80) || (l == 3 && cp < 0x800) ||
+			   (l == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff)))
+			ok = 0;
+		if (ok) {
+			i += l;
+			continue;
+		}
+		strbuf_add(&f->clean, line + off, i - off);
+		strbuf_adds(&f->clean, "\xef\xbf\xbd");
+		i++;
+		off = i;
+		bad = 1;
+	}
+	if (!bad)
+		return line;
+	strbuf_add(&f->clean, line + off, n - off);
+	*len = f->clean.len;
+	return f->clean.s;
+}
+
+enum filter_status filter_process(struct filter *f, const char *line, size_t len,
+				  double journal_time, const struct date_clock *clk,
+				  struct filter_result *out)
+{
+	line = clean_utf8(f, line, &len);
+	f->st.lines++;
+	struct tline *tl = tl_new(f);
+	double date = 0;
+	int date_ok = 0;
+	if (journal_time >= 0) {
+		tl_set(tl, "", 0, "", 0, line, len);
+		date = journal_time;
+		date_ok = 1;
+		f->last_date = date;
+		f->has_last = 1;
+		strbuf_reset(&f->lasttext);
+	} else {
+		double t;
+		size_t ms, me;
+		int found = datedetect_find(f->dd, line, len, clk, &t, &ms, &me);
+		if (found) {
+			tl_set(tl, line, ms, line + ms, me - ms, line + me, len - me);
+			if (me > ms) {
+				date = t;
+				date_ok = 1;
+				strbuf_reset(&f->lasttext);
+				strbuf_add(&f->lasttext, line + ms, me - ms);
+				f->last_date = t;
+				f->has_last = 1;
+			} else if (f->has_last && f->last_date > clk->now - LAST_DATE_SLACK) {
+				tl_set(tl, "", 0, strbuf_str(&f->lasttext), f->lasttext.len, line, len);
+				date = f->last_date;
+				date_ok = 1;
+			} else {
+				date = clk->now;
+				date_ok = 1;
+			}
+		} else {
+			tl_set(tl, "", 0, "", 0, line, len);
+			f->st.nodate++;
+			if (f->has_last && f->last_date > clk->now - LAST_DATE_SLACK) {
+				tl_set(tl, "", 0, strbuf_str(&f->lasttext), f->lasttext.len, line, len);
+				date = f->last_date;
+				date_ok = 1;
+			}
+		}
+	}
+	size_t first = out->n;
+	f->ign_flag = 0;
+	find_failure(f, tl, date, date_ok, out);
+	/* Classified like fail2ban-regex: a nofail hit or an ignoreregex hit makes the
+	 * line "ignored" even when another regex produced a failure. */
+	enum filter_status st = FILTER_MISSED;
+	int fails = 0, nofails = 0;
+	for (size_t i = first; i < out->n; i++) {
+		if (out->hits[i].nofail)
+			nofails++;
+		else
+			fails++;
+	}
+	if (nofails || f->ign_flag) {
+		st = FILTER_IGNORED;
+		f->st.ignored++;
+	} else if (fails) {
+		st = FILTER_MATCHED;
+		f->st.matched++;
+	} else {
+		f->st.missed++;
+	}
+	return st;
+}
+
+void filter_result_reset(struct filter_result *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		struct filter_hit *h = &r->hits[i];
+		free(h->id);
+		for (size_t k = 0; k < h->nlines; k++)
+			free(h->lines[k]);
+		free(h->lines);
+		for (size_t k = 0; k < h->nusers; k++)
+			free(h->users[k]);
+		free(h->users);
+		kvlist_free(&h->groups);
+	}
+	r->n = 0;
+}
+
+void filter_result_free(struct filter_result *r)
+{
+	filter_result_reset(r);
+	free(r->hits);
+	r->hits = NULL;
+	r->cap = 0;
+}
