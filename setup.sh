@@ -8,8 +8,8 @@
 set -eu
 cd "$(dirname "$0")"
 
-BUILD_DEPS="build-essential cmake pkg-config libpcre2-dev"
-TEST_DEPS="libcmocka-dev python3 python3-pytest clang"
+BUILD_DEPS="build-essential cmake pkg-config libpcre2-dev libsqlite3-dev libnftables-dev libsystemd-dev"
+TEST_DEPS="libcmocka-dev python3 python3-pytest clang nftables iproute2 systemd-journal-remote"
 
 apt_install() {
 	missing=""
