@@ -1,0 +1,121 @@
+/*
+ * test_loop - event loop: timer order and deletion, fd readiness, signals,
+ * end-of-turn hooks.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/loop.h"
+
+struct rec {
+	char order[16];
+	int n;
+	int turns;
+	int fd_reads;
+	int sigs;
+};
+
+static void t_a(struct loop *l, void *arg)
+{
+	(void)l;
+	struct rec *r = arg;
+	r->order[r->n++] = 'a';
+}
+
+static void t_b(struct loop *l, void *arg)
+{
+	(void)l;
+	struct rec *r = arg;
+	r->order[r->n++] = 'b';
+}
+
+static void t_stop(struct loop *l, void *arg)
+{
+	(void)arg;
+	loop_stop(l);
+}
+
+static void turn(struct loop *l, void *arg)
+{
+	(void)l;
+	((struct rec *)arg)->turns++;
+}
+
+static void timers(void **state)
+{
+	(void)state;
+	struct loop *l = loop_new();
+	struct rec r = {0};
+	loop_timer_add(l, 20, t_b, &r);
+	loop_timer_add(l, 5, t_a, &r);
+	uint64_t dead = loop_timer_add(l, 10, t_a, &r);
+	loop_timer_del(l, dead);
+	loop_timer_add(l, 40, t_stop, &r);
+	loop_on_turn_end(l, turn, &r);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(r.n, 2);
+	assert_memory_equal(r.order, "ab", 2);
+	assert_true(r.turns >= 3);
+	loop_free(l);
+}
+
+static void on_read(struct loop *l, int fd, unsigned ev, void *arg)
+{
+	struct rec *r = arg;
+	char c;
+	assert_true(ev & LOOP_READ);
+	assert_int_equal(read(fd, &c, 1), 1);
+	r->fd_reads++;
+	loop_fd_del(l, fd);
+	loop_stop(l);
+}
+
+static void fds(void **state)
+{
+	(void)state;
+	struct loop *l = loop_new();
+	struct rec r = {0};
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(loop_fd_add(l, p[0], LOOP_READ, on_read, &r), 0);
+	assert_int_equal(loop_fd_add(l, p[0], LOOP_READ, on_read, &r), -17 /* EEXIST */);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(r.fd_reads, 1);
+	close(p[0]);
+	close(p[1]);
+	loop_free(l);
+}
+
+static void on_sig(struct loop *l, void *arg)
+{
+	((struct rec *)arg)->sigs++;
+	loop_stop(l);
+}
+
+static void sigs(void **state)
+{
+	(void)state;
+	struct loop *l = loop_new();
+	struct rec r = {0};
+	assert_int_equal(loop_signal_add(l, SIGUSR1, on_sig, &r), 0);
+	kill(getpid(), SIGUSR1);
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(r.sigs, 1);
+	loop_free(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(timers),
+		cmocka_unit_test(fds),
+		cmocka_unit_test(sigs),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
