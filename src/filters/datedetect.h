@@ -30,8 +30,14 @@ struct datedetect *datedetect_new(const char *const *patterns, size_t n, const c
 void datedetect_free(struct datedetect *dd);
 
 /* Returns 1 and fills *t and the byte span [*mstart, *mend) of the date text
- * when a date was found; 0 when none; for {NONE} returns 1 with t = clk->now and
- * an empty span at 0. */
+ * (group 1 of the template, the part fail2ban cuts out of the line) when a
+ * date was found; 0 when none. When the date text is empty (as with {NONE},
+ * whose span is empty at 0) *t is clk->now: fail2ban then uses the last date
+ * it saw, if recent, or now. Returns -1 with the span set when a date text was
+ * found but is not a valid date (Feb 30, hour 25, unknown zone name): fail2ban
+ * still cuts that text out of the line but treats the line as dateless.
+ * Keeps per-detector state (template order, cached local-time offsets): TZ must
+ * not change while a detector is in use. */
 int datedetect_find(struct datedetect *dd, const char *line, size_t len,
 		    const struct date_clock *clk, double *t, size_t *mstart, size_t *mend);
 
@@ -41,5 +47,16 @@ int datedetect_is_none(const struct datedetect *dd);
 /* Parses a logtimezone value ("UTC", "UTC+0200", "+02:00", "-0530", "GMT"...).
  * Returns 0 and sets *offset (seconds east of UTC), or -1 when invalid. */
 int datedetect_parse_tz(const char *s, long *offset);
+
+/* The detector's templates in current order: name (fail2ban's, e.g.
+ * "{^LN-BEG}MON Day %k:Minute:Second"), times it won (*hits) and its regex in
+ * fail2ban's Python syntax (*regex, may be NULL). NULL when i is out of range.
+ * Valid until the next datedetect_find() or datedetect_free(). */
+size_t datedetect_ntemplates(const struct datedetect *dd);
+const char *datedetect_template(const struct datedetect *dd, size_t i, unsigned long *hits,
+				const char **regex);
+
+/* Searches that hit the PCRE2 match/depth limits (each counted as no match). */
+unsigned long datedetect_limit_hits(const struct datedetect *dd);
 
 #endif
