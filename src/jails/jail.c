@@ -1,0 +1,488 @@
+/*
+ * jail - failure tracking per id and ban decisions (see jail.h).
+ *
+ * The table is keyed by attacker-controlled text, so it is capped: records sit
+ * in an open-addressing hash (linear probing, backward-shift delete: no
+ * tombstones to pile up) and on an LRU list; reaching `maxtracked` evicts the
+ * least recently seen record. Evidence lines are kept per record in a ring of
+ * `maxmatches` entries.
+ */
+#include "jails/jail.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/xmalloc.h"
+
+struct rec {
+	char *id;
+	uint64_t hash;
+	unsigned retry;
+	double first, last;
+	char **ring;          /* maxmatches slots */
+	unsigned nring, head; /* count and index of the oldest */
+	struct rec *prev, *next; /* LRU: head = most recent */
+};
+
+struct jail {
+	struct jail_params p;
+	struct rec **slots;
+	size_t nslots, n;
+	struct rec *mru, *lru;
+	unsigned long evictions;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h ^ (h >> 29);
+}
+
+static void params_copy(struct jail_params *dst, const struct jail_params *src)
+{
+	double *m = NULL;
+	if (src->incr.nmultipliers) {
+		m = xmalloc(src->incr.nmultipliers * sizeof *m);
+		memcpy(m, src->incr.multipliers, src->incr.nmultipliers * sizeof *m);
+	}
+	*dst = *src;
+	dst->incr.multipliers = m;
+	if (dst->maxretry == 0)
+		dst->maxretry = 1;
+	if (dst->maxtracked == 0)
+		dst->maxtracked = 1000000;
+}
+
+struct jail *jail_new(const struct jail_params *p)
+{
+	struct jail *j = xcalloc(1, sizeof *j);
+	params_copy(&j->p, p);
+	j->nslots = 64;
+	j->slots = xcalloc(j->nslots, sizeof *j->slots);
+	return j;
+}
+
+/* Frees every ring slot regardless of order (the ring is full or a prefix). */
+static void rec_destroy(struct rec *r, unsigned cap)
+{
+	if (r->ring) {
+		for (unsigned i = 0; i < cap; i++)
+			free(r->ring[i]);
+		free(r->ring);
+	}
+	free(r->id);
+	free(r);
+}
+
+void jail_free(struct jail *j)
+{
+	if (!j)
+		return;
+	for (struct rec *r = j->mru, *n; r; r = n) {
+		n = r->next;
+		rec_destroy(r, j->p.maxmatches);
+	}
+	free(j->slots);
+	jail_incr_free(&j->p.incr);
+	free(j);
+}
+
+void jail_set_params(struct jail *j, const struct jail_params *p)
+{
+	/* Evidence rings are sized by maxmatches: drop them when it changes. */
+	if (p->maxmatches != j->p.maxmatches)
+		for (struct rec *r = j->mru; r; r = r->next) {
+			if (r->ring)
+				for (unsigned i = 0; i < j->p.maxmatches; i++)
+					free(r->ring[i]);
+			free(r->ring);
+			r->ring = NULL;
+			r->nring = r->head = 0;
+		}
+	jail_incr_free(&j->p.incr);
+	params_copy(&j->p, p);
+}
+
+static size_t find_slot(const struct jail *j, const char *id, uint64_t h)
+{
+	size_t mask = j->nslots - 1, i = h & mask;
+	while (j->slots[i] && (j->slots[i]->hash != h || strcmp(j->slots[i]->id, id) != 0))
+		i = (i + 1) & mask;
+	return i;
+}
+
+static void grow(struct jail *j)
+{
+	struct rec **old = j->slots;
+	size_t on = j->nslots;
+	j->nslots *= 2;
+	j->slots = xcalloc(j->nslots, sizeof *j->slots);
+	for (size_t i = 0; i < on; i++)
+		if (old[i])
+			j->slots[find_slot(j, old[i]->id, old[i]->hash)] = old[i];
+	free(old);
+}
+
+/* Backward-shift deletion for linear probing. */
+static void slot_delete(struct jail *j, size_t i)
+{
+	size_t mask = j->nslots - 1;
+	j->slots[i] = NULL;
+	for (size_t k = (i + 1) & mask; j->slots[k]; k = (k + 1) & mask) {
+		size_t home = j->slots[k]->hash & mask;
+		/* move k back to i when i lies cyclically in [home, k) */
+		int movable = (k > i) ? (home <= i || home > k) : (home <= i && home > k);
+		if (movable) {
+			j->slots[i] = j->slots[k];
+			j->slots[k] = NULL;
+			i = k;
+		}
+	}
+	j->n--;
+}
+
+static void lru_unlink(struct jail *j, struct rec *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		j->mru = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		j->lru = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void lru_front(struct jail *j, struct rec *r)
+{
+	r->next = j->mru;
+	r->prev = NULL;
+	if (j->mru)
+		j->mru->prev = r;
+	j->mru = r;
+	if (!j->lru)
+		j->lru = r;
+}
+
+static void remove_rec(struct jail *j, struct rec *r)
+{
+	slot_delete(j, find_slot(j, r->id, r->hash));
+	lru_unlink(j, r);
+	rec_destroy(r, r->ring ? j->p.maxmatches : 0);
+}
+
+static void ring_push(struct rec *r, unsigned cap, const char *line)
+{
+	if (cap == 0)
+		return;
+	if (!r->ring)
+		r->ring = xcalloc(cap, sizeof *r->ring);
+	if (r->nring < cap) {
+		r->ring[(r->head + r->nring) % cap] = xstrdup(line);
+		r->nring++;
+	} else {
+		free(r->ring[r->head]);
+		r->ring[r->head] = xstrdup(line);
+		r->head = (r->head + 1) % cap;
+	}
+}
+
+int jail_add_failure(struct jail *j, const char *id, double t, const char *const *lines,
+		     size_t nlines, struct jail_ban *ban)
+{
+	uint64_t h = hash_str(id);
+	size_t i = find_slot(j, id, h);
+	struct rec *r = j->slots[i];
+	if (r) {
+		/* fail2ban's adjustTime: rescale the count as a rate over findtime */
+		if (t > r->last) {
+			if (r->first < t - j->p.findtime) {
+				double span = t - r->first;
+				/* Python round(): half to even, which nearbyint() does by default */
+				r->retry = (unsigned)nearbyint((double)r->retry / span * j->p.findtime);
+				r->first = t - j->p.findtime;
+			}
+			r->last = t;
+		}
+		r->retry++;
+		lru_unlink(j, r);
+		lru_front(j, r);
+	} else {
+		if (j->n >= j->p.maxtracked && j->lru) {
+			remove_rec(j, j->lru);
+			j->evictions++;
+			i = find_slot(j, id, h);
+		}
+		if ((j->n + 1) * 10 > j->nslots * 7) {
+			grow(j);
+			i = find_slot(j, id, h);
+		}
+		r = xcalloc(1, sizeof *r);
+		r->id = xstrdup(id);
+		r->hash = h;
+		r->retry = 1;
+		r->first = r->last = t;
+		j->slots[i] = r;
+		j->n++;
+		lru_front(j, r);
+	}
+	for (size_t k = 0; k < nlines; k++)
+		ring_push(r, j->p.maxmatches, lines[k]);
+	if (r->retry < j->p.maxretry)
+		return 0;
+	memset(ban, 0, sizeof *ban);
+	ban->id = xstrdup(r->id);
+	ban->failures = r->retry;
+	ban->first = r->first;
+	ban->last = r->last;
+	ban->nlines = r->nring;
+	ban->lines = xcalloc(r->nring ? r->nring : 1, sizeof *ban->lines);
+	for (unsigned k = 0; k < r->nring; k++)
+		ban->lines[k] = xstrdup(r->ring[(r->head + k) % j->p.maxmatches]);
+	remove_rec(j, r);
+	return 1;
+}
+
+void jail_forget(struct jail *j, const char *id)
+{
+	uint64_t h = hash_str(id);
+	struct rec *r = j->slots[find_slot(j, id, h)];
+	if (r)
+		remove_rec(j, r);
+}
+
+void jail_expire(struct jail *j, double now)
+{
+	while (j->lru && j->lru->last <= now - j->p.findtime)
+		remove_rec(j, j->lru);
+}
+
+size_t jail_tracked(const struct jail *j)
+{
+	return j->n;
+}
+
+unsigned jail_retry(const struct jail *j, const char *id)
+{
+	const struct rec *r = j->slots[find_slot(j, id, hash_str(id))];
+	return r ? r->retry : 0;
+}
+
+unsigned long jail_evictions(const struct jail *j)
+{
+	return j->evictions;
+}
+
+void jail_ban_clear(struct jail_ban *b)
+{
+	free(b->id);
+	for (size_t i = 0; i < b->nlines; i++)
+		free(b->lines[i]);
+	free(b->lines);
+	memset(b, 0, sizeof *b);
+}
+
+double jail_bantime(const struct jail_params *p, unsigned prev_bans, double rnd)
+{
+	double bt = p->bantime;
+	if (bt < 0 || !p->incr.enabled)
+		return bt;
+	const struct bantime_incr *in = &p->incr;
+	double t;
+	if (in->nmultipliers) {
+		size_t k = prev_bans < in->nmultipliers ? prev_bans : in->nmultipliers - 1;
+		t = bt * in->factor * in->multipliers[k];
+	} else {
+		unsigned c = prev_bans < 20 ? prev_bans : 20;
+		t = bt * (double)(1u << c) * in->factor;
+		if (t < bt)
+			t = bt;
+	}
+	if (in->maxtime > 0 && t > in->maxtime)
+		t = in->maxtime;
+	if (in->rndtime > 0)
+		t += rnd * in->rndtime;
+	return t;
+}
+
+/* Unit multipliers of fail2ban's time strings; "m" is minutes, "mo" month. */
+static double unit_seconds(const char *u, size_t n)
+{
+	char w[16];
+	if (n == 0)
+		return 1;
+	if (n >= sizeof w)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		w[i] = (char)tolower((unsigned char)u[i]);
+	w[n] = '\0';
+	static const struct {
+		const char *names;
+		double secs;
+	} units[] = {
+		{" s ss se sec second seconds ", 1},
+		{" m mm mi min minute minutes ", 60},
+		{" h hh ho hou hour hours ", 3600},
+		{" d dd da day days ", 86400},
+		{" w ww we wee week weeks ", 604800},
+		{" mo mon month months ", 31557600.0 / 12},
+		{" y yy ye yea year years ", 31557600.0},
+	};
+	char key[20];
+	snprintf(key, sizeof key, " %s ", w);
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (strstr(units[i].names, key))
+			return units[i].secs;
+	return -1;
+}
+
+int jail_parse_time(const char *s, double *out)
+{
+	double total = 0;
+	int terms = 0;
+	const char *p = s;
+	int sign = 1;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		if (*p == '+' || *p == '-') {
+			sign = *p == '-' ? -1 : 1;
+			p++;
+			while (*p == ' ' || *p == '\t')
+				p++;
+		}
+		char *end;
+		double v = strtod(p, &end);
+		if (end == p || !isfinite(v))
+			return -1;
+		p = end;
+		const char *u = p;
+		while (isalpha((unsigned char)*p))
+			p++;
+		double m = unit_seconds(u, (size_t)(p - u));
+		if (m < 0)
+			return -1;
+		total += sign * v * m;
+		sign = 1;
+		terms++;
+	}
+	if (!terms)
+		return -1;
+	*out = total;
+	return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	if (!s)
+		return 0;
+	if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") ||
+	    !strcmp(s, "1"))
+		*out = 1;
+	else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off") ||
+		 !strcmp(s, "0"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* fail2ban's default formula, written with any spacing. */
+static int is_default_formula(const char *f)
+{
+	static const char want[] = "ban.Time*(1<<(ban.Countifban.Count<20else20))*banFactor";
+	char buf[128];
+	size_t n = 0;
+	for (; *f && n + 1 < sizeof buf; f++)
+		if (!isspace((unsigned char)*f))
+			buf[n++] = *f;
+	buf[n] = '\0';
+	return strcmp(buf, want) == 0;
+}
+
+int jail_incr_parse(struct bantime_incr *incr, const char *increment, const char *factor,
+		    const char *formula, const char *multipliers, const char *maxtime,
+		    const char *rndtime, const char *overalljails, char *err, size_t errlen)
+{
+	memset(incr, 0, sizeof *incr);
+	incr->factor = 1;
+	if (parse_bool(increment, &incr->enabled) < 0) {
+		snprintf(err, errlen, "bantime.increment: expected true or false, got '%s'", increment);
+		return -1;
+	}
+	if (parse_bool(overalljails, &incr->overalljails) < 0) {
+		snprintf(err, errlen, "bantime.overalljails: expected true or false, got '%s'",
+			 overalljails);
+		return -1;
+	}
+	if (factor && *factor) {
+		char *end;
+		incr->factor = strtod(factor, &end);
+		while (*end == ' ')
+			end++;
+		if (*end || incr->factor <= 0) {
+			snprintf(err, errlen, "bantime.factor: expected a positive number, got '%s'",
+				 factor);
+			return -1;
+		}
+	}
+	if (formula && *formula && !is_default_formula(formula)) {
+		snprintf(err, errlen,
+			 "bantime.formula: only fail2ban's default formula is supported; use "
+			 "bantime.factor, bantime.multipliers and bantime.maxtime instead of '%s'",
+			 formula);
+		return -1;
+	}
+	if (multipliers && *multipliers) {
+		const char *p = multipliers;
+		for (;;) {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (!*p)
+				break;
+			char *end;
+			double v = strtod(p, &end);
+			if (end == p || v < 0) {
+				snprintf(err, errlen, "bantime.multipliers: expected numbers, got '%s'",
+					 multipliers);
+				jail_incr_free(incr);
+				return -1;
+			}
+			incr->multipliers = xrealloc(incr->multipliers,
+						     (incr->nmultipliers + 1) * sizeof(double));
+			incr->multipliers[incr->nmultipliers++] = v;
+			p = end;
+		}
+	}
+	if (maxtime && *maxtime && jail_parse_time(maxtime, &incr->maxtime) < 0) {
+		snprintf(err, errlen, "bantime.maxtime: expected a time like 5w or 86400, got '%s'",
+			 maxtime);
+		jail_incr_free(incr);
+		return -1;
+	}
+	if (rndtime && *rndtime && jail_parse_time(rndtime, &incr->rndtime) < 0) {
+		snprintf(err, errlen, "bantime.rndtime: expected a time, got '%s'", rndtime);
+		jail_incr_free(incr);
+		return -1;
+	}
+	return 0;
+}
+
+void jail_incr_free(struct bantime_incr *incr)
+{
+	free(incr->multipliers);
+	incr->multipliers = NULL;
+	incr->nmultipliers = 0;
+}

@@ -1,0 +1,162 @@
+/*
+ * test_jail - failure counting: maxretry, findtime rate rescale, evidence
+ * ring, maxtracked eviction under address spraying, bantime increments and
+ * time strings.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "jails/jail.h"
+
+static struct jail_params params(unsigned maxretry, double findtime)
+{
+	struct jail_params p = {0};
+	p.maxretry = maxretry;
+	p.findtime = findtime;
+	p.bantime = 600;
+	p.maxmatches = 3;
+	p.maxtracked = 1000;
+	return p;
+}
+
+static void maxretry_bans(void **state)
+{
+	(void)state;
+	struct jail_params p = params(3, 600);
+	struct jail *j = jail_new(&p);
+	struct jail_ban b;
+	const char *l1[] = {"line 1"}, *l2[] = {"line 2"}, *l3[] = {"line 3"}, *l4[] = {"line 4"};
+	assert_int_equal(jail_add_failure(j, "192.0.2.1", 1000, l1, 1, &b), 0);
+	assert_int_equal(jail_add_failure(j, "192.0.2.2", 1001, l1, 1, &b), 0);
+	assert_int_equal(jail_add_failure(j, "192.0.2.1", 1002, l2, 1, &b), 0);
+	assert_int_equal(jail_retry(j, "192.0.2.1"), 2);
+	/* maxmatches = 3 keeps the last three lines */
+	assert_int_equal(jail_add_failure(j, "192.0.2.1", 1003, l3, 1, &b), 1);
+	assert_string_equal(b.id, "192.0.2.1");
+	assert_int_equal(b.failures, 3);
+	assert_int_equal(b.nlines, 3);
+	assert_string_equal(b.lines[0], "line 1");
+	assert_string_equal(b.lines[2], "line 3");
+	jail_ban_clear(&b);
+	assert_int_equal(jail_retry(j, "192.0.2.1"), 0);
+	assert_int_equal(jail_tracked(j), 1);
+	(void)l4;
+	jail_free(j);
+}
+
+static void findtime_is_a_rate(void **state)
+{
+	(void)state;
+	struct jail_params p = params(3, 100);
+	struct jail *j = jail_new(&p);
+	struct jail_ban b;
+	/* two failures 200 s apart: the count is rescaled to the rate over findtime */
+	assert_int_equal(jail_add_failure(j, "a", 0, NULL, 0, &b), 0);
+	assert_int_equal(jail_add_failure(j, "a", 200, NULL, 0, &b), 0);
+	/* round(1 / 200 * 100) = 0 (banker's rounding in Python: round(0.5) = 0) + 1 */
+	assert_true(jail_retry(j, "a") <= 2);
+	assert_int_equal(jail_add_failure(j, "a", 201, NULL, 0, &b), 0);
+	assert_int_equal(jail_add_failure(j, "a", 202, NULL, 0, &b), 1);
+	jail_ban_clear(&b);
+	/* expire drops stale records */
+	jail_add_failure(j, "b", 300, NULL, 0, &b);
+	jail_expire(j, 500);
+	assert_int_equal(jail_tracked(j), 0);
+	jail_free(j);
+}
+
+static void spraying_is_bounded(void **state)
+{
+	(void)state;
+	struct jail_params p = params(5, 600);
+	p.maxtracked = 100;
+	struct jail *j = jail_new(&p);
+	struct jail_ban b;
+	char id[64];
+	/* the real attacker keeps failing while 10,000 sprayed ids pass by */
+	for (int i = 0; i < 10000; i++) {
+		snprintf(id, sizeof id, "198.51.%d.%d", i / 250, i % 250);
+		jail_add_failure(j, id, 1000 + i * 0.001, NULL, 0, &b);
+		if (i % 50 == 0 && jail_add_failure(j, "203.0.113.9", 1000 + i * 0.001, NULL, 0, &b)) {
+			jail_ban_clear(&b);
+			break;
+		}
+	}
+	assert_true(jail_tracked(j) <= 100);
+	assert_true(jail_evictions(j) > 0);
+	jail_free(j);
+}
+
+static void increments(void **state)
+{
+	(void)state;
+	struct jail_params p = params(3, 600);
+	char err[256];
+	assert_int_equal(jail_incr_parse(&p.incr, "true", "2", NULL, NULL, "1d", NULL, NULL, err,
+					 sizeof err),
+			 0);
+	assert_true(jail_bantime(&p, 0, 0) == 600 * 2);
+	assert_true(jail_bantime(&p, 1, 0) == 600 * 4);
+	assert_true(jail_bantime(&p, 30, 0) == 86400);
+	jail_incr_free(&p.incr);
+	assert_int_equal(jail_incr_parse(&p.incr, "true", NULL, NULL, "1 5 30 60", NULL, "10m", NULL,
+					 err, sizeof err),
+			 0);
+	assert_true(jail_bantime(&p, 1, 0) == 600 * 5);
+	assert_true(jail_bantime(&p, 9, 0) == 600 * 60);
+	assert_true(jail_bantime(&p, 0, 0.5) == 600 + 300);
+	jail_incr_free(&p.incr);
+	assert_int_equal(jail_incr_parse(&p.incr, "true", NULL,
+					 "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor",
+					 NULL, NULL, NULL, NULL, err, sizeof err),
+			 0);
+	assert_int_equal(jail_incr_parse(&p.incr, "true", NULL, "ban.Time * math.exp(ban.Count)",
+					 NULL, NULL, NULL, NULL, err, sizeof err),
+			 -1);
+	assert_non_null(strstr(err, "bantime.formula"));
+	p.bantime = -1;
+	assert_true(jail_bantime(&p, 3, 0) < 0);
+}
+
+static void time_strings(void **state)
+{
+	(void)state;
+	double t;
+	assert_int_equal(jail_parse_time("600", &t), 0);
+	assert_true(t == 600);
+	assert_int_equal(jail_parse_time("10m", &t), 0);
+	assert_true(t == 600);
+	assert_int_equal(jail_parse_time("1d12h30m", &t), 0);
+	assert_true(t == 86400 + 12 * 3600 + 1800);
+	assert_int_equal(jail_parse_time("1h 30m", &t), 0);
+	assert_true(t == 5400);
+	assert_int_equal(jail_parse_time("-1", &t), 0);
+	assert_true(t == -1);
+	assert_int_equal(jail_parse_time("1mo", &t), 0);
+	assert_true(t == 31557600.0 / 12);
+	assert_int_equal(jail_parse_time("1year-6mo", &t), 0);
+	assert_true(t == 31557600.0 / 2);
+	assert_int_equal(jail_parse_time("2w", &t), 0);
+	assert_true(t == 1209600);
+	assert_int_equal(jail_parse_time("", &t), -1);
+	assert_int_equal(jail_parse_time("10 parsecs", &t), -1);
+	assert_int_equal(jail_parse_time("abc", &t), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(maxretry_bans),
+		cmocka_unit_test(findtime_is_a_rate),
+		cmocka_unit_test(spraying_is_bounded),
+		cmocka_unit_test(increments),
+		cmocka_unit_test(time_strings),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
