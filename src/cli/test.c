@@ -129,6 +129,24 @@ static void print_regex_list(const char *title, size_t n, const char *(*text)(co
 	printf("`-\n");
 }
 
+static void print_date_hits(const struct datedetect *dd)
+{
+	size_t n = datedetect_ntemplates(dd);
+	int any = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned long hits = 0;
+		const char *name = datedetect_template(dd, i, &hits, NULL);
+		if (!name || !hits)
+			continue;
+		if (!any)
+			printf("\nDate template hits:\n|- [# of hits] date format\n");
+		any = 1;
+		printf("|  [%lu] %s\n", hits, name);
+	}
+	if (any)
+		printf("`-\n");
+}
+
 static void print_lines(const char *title, struct strbuf *lines, unsigned long count, int all)
 {
 	if (!count)
@@ -332,6 +350,7 @@ int cmd_test(int argc, char **argv)
 					 st->regex_hits, tf[i].f);
 			print_regex_list("Ignoreregex", filter_nignoreregex(tf[i].f),
 					 filter_ignoreregex_text, st->ignoreregex_hits, tf[i].f);
+			print_date_hits(filter_datedetect(tf[i].f));
 		}
 		printf("\nLines: %lu lines, %lu ignored, %lu matched, %lu missed\n", tested, ignored,
 		       matched, missed);

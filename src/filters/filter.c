@@ -1235,25 +1235,31 @@ enum filter_status filter_process(struct filter *f, const char *line, size_t len
 		double t;
 		size_t ms, me;
 		int found = datedetect_find(f->dd, line, len, clk, &t, &ms, &me);
-		if (found) {
+		if (found == 1 && me > ms) {
 			tl_set(tl, line, ms, line + ms, me - ms, line + me, len - me);
-			if (me > ms) {
-				date = t;
-				date_ok = 1;
-				strbuf_reset(&f->lasttext);
-				strbuf_add(&f->lasttext, line + ms, me - ms);
-				f->last_date = t;
-				f->has_last = 1;
-			} else if (f->has_last && f->last_date > clk->now - LAST_DATE_SLACK) {
+			date = t;
+			date_ok = 1;
+			strbuf_reset(&f->lasttext);
+			strbuf_add(&f->lasttext, line + ms, me - ms);
+			f->last_date = t;
+			f->has_last = 1;
+		} else if (found == 1) {
+			/* the template matched an empty date: last known date if recent, or now */
+			tl_set(tl, line, ms, "", 0, line + me, len - me);
+			if (f->has_last && f->last_date > clk->now - LAST_DATE_SLACK) {
 				tl_set(tl, "", 0, strbuf_str(&f->lasttext), f->lasttext.len, line, len);
 				date = f->last_date;
-				date_ok = 1;
 			} else {
 				date = clk->now;
-				date_ok = 1;
 			}
+			date_ok = 1;
 		} else {
-			tl_set(tl, "", 0, "", 0, line, len);
+			/* no date, or a date text that is not a valid date (found == -1: the
+			 * text is still cut out): the last date when recent, else none */
+			if (found == -1)
+				tl_set(tl, line, ms, line + ms, me - ms, line + me, len - me);
+			else
+				tl_set(tl, "", 0, "", 0, line, len);
 			f->st.nodate++;
 			if (f->has_last && f->last_date > clk->now - LAST_DATE_SLACK) {
 				tl_set(tl, "", 0, strbuf_str(&f->lasttext), f->lasttext.len, line, len);
