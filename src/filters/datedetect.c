@@ -525,29 +525,30 @@ static char *to_pcre2(const char *re, uint32_t *opts, char *err, size_t errlen)
 {
 	struct strbuf o = STRBUF_INIT;
 	const char *p = re;
-	/* Leading global flags, hoisted there by base_set_regex. */
-	if (p[0] == '(' && p[1] == '?' && isalpha((unsigned char)p[2])) {
+	/* Leading global flags, hoisted there by base_set_regex. Python allows
+	 * several groups there and refuses one anywhere else. */
+	while (p[0] == '(' && p[1] == '?' && strchr("aiLmsux", p[2]) && p[2]) {
 		const char *q = p + 2;
 		uint32_t f = 0;
-		while (isalpha((unsigned char)*q)) {
+		while (*q && strchr("aiLmsux", *q)) {
 			switch (*q) {
 			case 'i': f |= PCRE2_CASELESS; break;
 			case 'm': f |= PCRE2_MULTILINE; break;
 			case 's': f |= PCRE2_DOTALL; break;
 			case 'x': f |= PCRE2_EXTENDED; break;
-			case 'u': break;
 			case 'a': *opts &= ~(uint32_t)PCRE2_UCP; break;
-			default:
-				snprintf(err, errlen, "unsupported inline flag '%c'", *q);
+			case 'L':
+				snprintf(err, errlen, "inline flag L is for byte patterns only");
 				strbuf_free(&o);
 				return NULL;
+			default: break;
 			}
 			q++;
 		}
-		if (*q == ')') {
-			*opts |= f;
-			p = q + 1;
-		}
+		if (*q != ')')
+			break;
+		*opts |= f;
+		p = q + 1;
 	}
 	int in_class = 0;
 	for (; *p; p++) {
@@ -575,6 +576,25 @@ static char *to_pcre2(const char *re, uint32_t *opts, char *err, size_t errlen)
 			}
 			strbuf_addc(&o, *p);
 			continue;
+		}
+		if (*p == '(' && p[1] == '?' && p[2] && strchr("aiLmsux", p[2])) {
+			const char *q = p + 2;
+			while (*q && strchr("aiLmsux", *q))
+				q++;
+			if (*q == ')') {
+				snprintf(err, errlen, "global flags not at the start of the expression");
+				strbuf_free(&o);
+				return NULL;
+			}
+			if (*q == ':' || *q == '-') {
+				/* Scoped flags: PCRE2 has no 'u' (always on here) nor 'a'. */
+				strbuf_adds(&o, "(?");
+				for (const char *r = p + 2; r < q; r++)
+					if (*r != 'u' && *r != 'a')
+						strbuf_addc(&o, *r);
+				p = q - 1;
+				continue;
+			}
 		}
 		if (*p == '{' && p[1] == ',') {
 			const char *q = p + 2;

@@ -463,10 +463,21 @@ static int mktime_naive(int64_t n, time_t *out)
 	return 0;
 }
 
-/* Local naive time -> epoch, like Python's time.mktime(dt.timetuple()). The
- * hour is cached only when it lies wholly inside one UTC offset (no DST gap or
- * overlap within a second of it), where the answer cannot depend on how
- * mktime() guesses. */
+static int gmtoff_at(int64_t t, int64_t *off)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (!localtime_r(&tt, &tm))
+		return -1;
+	*off = naive_of_tm(&tm) - t;
+	return 0;
+}
+
+/* Local naive time -> epoch, like Python's time.mktime(dt.timetuple()) with
+ * tm_isdst = -1. Away from offset changes the answer is unique and found with
+ * localtime_r() (cheap; glibc's mktime() stats the zone file on every call);
+ * the hour is then cached. Within four hours of a change (DST gap or overlap,
+ * where the answer depends on how mktime() resolves it) mktime() decides. */
 static int local_to_epoch(int64_t n, struct strptime_tzcache *c, int64_t *out)
 {
 	int64_t hour;
@@ -476,24 +487,22 @@ static int local_to_epoch(int64_t n, struct strptime_tzcache *c, int64_t *out)
 		*out = n - c->mk_off;
 		return 0;
 	}
+	int64_t off0 = c && c->mk_valid ? c->mk_off : 0, off1, off2, a, b;
+	if (gmtoff_at(n - off0, &off1) == 0 && gmtoff_at(n - off1, &off2) == 0 && off1 == off2 &&
+	    gmtoff_at(n - off1 - 14400, &a) == 0 && gmtoff_at(n - off1 + 14400, &b) == 0 &&
+	    a == off1 && b == off1) {
+		*out = n - off1;
+		if (c) {
+			c->mk_valid = 1;
+			c->mk_hour = hour;
+			c->mk_off = off1;
+		}
+		return 0;
+	}
 	time_t t;
 	if (mktime_naive(n, &t) < 0)
 		return -1;
 	*out = (int64_t)t;
-	if (c) {
-		time_t t0, t1;
-		struct tm a, b;
-		if (mktime_naive(hour, &t0) == 0 && mktime_naive(hour + 3599, &t1) == 0 &&
-		    t1 - t0 == 3599 && (int64_t)t == t0 + (n - hour)) {
-			time_t pa = t0 - 1, pb = t1 + 1;
-			if (localtime_r(&pa, &a) && localtime_r(&pb, &b) &&
-			    naive_of_tm(&a) == hour - 1 && naive_of_tm(&b) == hour + 3600) {
-				c->mk_valid = 1;
-				c->mk_hour = hour;
-				c->mk_off = hour - (int64_t)t0;
-			}
-		}
-	}
 	return 0;
 }
 
