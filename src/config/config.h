@@ -58,4 +58,13 @@ void config_free(struct config *c);
  * message in err (e.g. unbalanced brackets, bad key). */
 int config_spec_parse(const char *spec, char **name, struct kvlist *opts, char *err, size_t errlen);
 
+/* Splits an action list ("a[x=1] b\n c[y=\"p q\"]") into specs the way fail2ban
+ * does (by whitespace, keeping bracketed options together). *items is an array
+ * of stripped, non-empty strings the caller frees. Returns 0 or -1 with err. */
+int config_spec_split(const char *list, char ***items, size_t *nitems, char *err, size_t errlen);
+
+/* The value fail2ban_version takes in %(fail2ban_version)s: the fail2ban
+ * release whose configuration semantics are implemented. */
+#define CONFIG_F2B_VERSION "1.0.2"
+
 #endif
