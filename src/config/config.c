@@ -106,7 +106,7 @@ static void merge_known(struct ini *ini, const char *jail, const char *confdir,
 	memset(&comb, 0, sizeof comb);
 	char *file = NULL;
 	struct diag scratch = DIAG_INIT; /* config_load_filter reports these */
-	if (filterload_combined(&rq, &comb, &file, &scratch) == 0) {
+	if (filterload_combined(&rq, &comb, &file, NULL, &scratch) == 0) {
 		struct ini_sect *s = ini_sect_find(ini, jail);
 		for (size_t i = 0; s && i < comb.n; i++) {
 			const char *k = comb.opts[i].key;

@@ -225,7 +225,7 @@ static char *conditional_base(const char *k)
 }
 
 int filterload_combined(const struct filterload_req *rq, struct ini_sect *combined, char **file,
-			struct diag *d)
+			struct ini *keep, struct diag *d)
 {
 	struct fl f;
 	memset(&f, 0, sizeof f);
@@ -287,7 +287,10 @@ out:
 	for (size_t i = 0; i < nign; i++)
 		free(ignore[i]);
 	free(ignore);
-	ini_free(&f.ini);
+	if (keep && rc == 0)
+		*keep = f.ini;
+	else
+		ini_free(&f.ini);
 	ini_sect_clear(&f.init);
 	ini_sect_clear(&f.cache);
 	kvlist_free(&f.popts);
@@ -306,8 +309,120 @@ static void add_src(struct filter_src **v, size_t *n, size_t *cap, const char *t
 	(*n)++;
 }
 
+/* ---- where did an expanded line come from? ----
+ * When interpolation changed the number of lines of a value, each final
+ * line is traced to the raw line (of any option of the files read) whose
+ * literal text it contains in order, references acting as wildcards; the
+ * raw line with the most literal text matched wins. */
+
+#define WILD '\x01'
+
+/* Raw line with every %(x)s and (innermost first) <tag> replaced by WILD. */
+static char *skeleton(const char *raw, size_t len)
+{
+	char *s = xstrndup(raw, len);
+	for (int round = 0; round < 8; round++) {
+		int changed = 0;
+		char *w = s;
+		for (char *p = s; *p;) {
+			char *q;
+			if (p[0] == '%' && p[1] == '(' && (q = strstr(p, ")s")) != NULL) {
+				*w++ = WILD;
+				p = q + 2;
+				changed = 1;
+				continue;
+			}
+			if (p[0] == '<') {
+				q = p + 1;
+				while (*q && *q != ' ' && *q != '<' && *q != '>')
+					q++;
+				if (*q == '>' && q > p + 1) {
+					*w++ = WILD;
+					p = q + 1;
+					changed = 1;
+					continue;
+				}
+			}
+			*w++ = *p++;
+		}
+		*w = '\0';
+		if (!changed)
+			break;
+	}
+	return s;
+}
+
+/* Anchored wildcard match of text against pattern; returns the number of
+ * literal bytes matched, or -1. */
+static long wild_match(const char *pat, const char *txt, size_t tlen)
+{
+	long lit = 0;
+	size_t p = 0, t = 0, star_p = (size_t)-1, star_t = 0;
+	size_t plen = strlen(pat);
+	for (size_t i = 0; i < plen; i++)
+		lit += pat[i] != WILD;
+	while (t < tlen) {
+		if (p < plen && pat[p] == WILD) {
+			star_p = p++;
+			star_t = t;
+		} else if (p < plen && pat[p] == txt[t]) {
+			p++;
+			t++;
+		} else if (star_p != (size_t)-1) {
+			p = star_p + 1;
+			t = ++star_t;
+		} else {
+			return -1;
+		}
+	}
+	while (p < plen && pat[p] == WILD)
+		p++;
+	return p == plen ? lit : -1;
+}
+
+static void trace_line(const struct ini *ini, const char *txt, size_t tlen, const char **file,
+		       unsigned *line)
+{
+	long best = 0;
+	/* real sections first: KNOWN/ copies only when nothing else fits */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t si = 0; si <= ini->n; si++) {
+			const struct ini_sect *s = si < ini->n ? &ini->sects[si] : &ini->defaults;
+			int known = s->name && strncmp(s->name, "KNOWN/", 6) == 0;
+			if (known != pass)
+				continue;
+			for (size_t oi = 0; oi < s->n; oi++) {
+				const struct ini_opt *o = &s->opts[oi];
+				if (!o->value || !o->file)
+					continue;
+				const char *p = o->value;
+				for (size_t idx = 0; idx < o->nlines; idx++) {
+					const char *nl = strchr(p, '\n');
+					size_t len = nl ? (size_t)(nl - p) : strlen(p);
+					if (len && tlen < 65536) {
+						char *sk = skeleton(p, len);
+						long m = wild_match(sk, txt, tlen);
+						free(sk);
+						if (m > best) {
+							best = m;
+							*file = o->file;
+							*line = o->lines[idx];
+						}
+					}
+					if (!nl)
+						break;
+					p = nl + 1;
+				}
+			}
+		}
+		if (best > 0)
+			return;
+	}
+}
+
 /* value.split('\n') without empty items; each keeps its source line. */
-static void add_lines(struct filter_src **v, size_t *n, const char *value, const struct ini_opt *o)
+static void add_lines(struct filter_src **v, size_t *n, const char *value, const struct ini_opt *o,
+		      const struct ini *ini)
 {
 	size_t cap = *n;
 	size_t total = 1;
@@ -322,6 +437,8 @@ static void add_lines(struct filter_src **v, size_t *n, const char *value, const
 			unsigned line = o ? o->line : 0;
 			if (o && o->nlines == total && idx < o->nlines)
 				line = o->lines[idx];
+			else if (o && ini)
+				trace_line(ini, p, len, &file, &line);
 			add_src(v, n, &cap, p, len, file, line);
 		}
 		if (!nl)
@@ -414,7 +531,9 @@ int config_load_filter(const char *confdir, const char *spec, const struct kvlis
 	struct ini_sect c;
 	memset(&c, 0, sizeof c);
 	char *file = NULL;
-	int rc = filterload_combined(&rq, &c, &file, d);
+	struct ini ini;
+	memset(&ini, 0, sizeof ini);
+	int rc = filterload_combined(&rq, &c, &file, &ini, d);
 	out->file = file;
 	if (rc < 0)
 		goto done;
@@ -423,13 +542,15 @@ int config_load_filter(const char *confdir, const char *spec, const struct kvlis
 	/* failregex/ignoreregex/journalmatch: the filter's (unless the jail's
 	 * replaced them in step 2) followed by the jail's own */
 	if ((v = cval(&c, "failregex")) != NULL)
-		add_lines(&out->failregex, &out->nfailregex, v, ini_opt_find(&c, "failregex"));
+		add_lines(&out->failregex, &out->nfailregex, v, ini_opt_find(&c, "failregex"),
+			  &ini);
 	if (jailopts && (jv = kvlist_get(jailopts, "failregex")) != NULL)
-		add_lines(&out->failregex, &out->nfailregex, jv, NULL);
+		add_lines(&out->failregex, &out->nfailregex, jv, NULL, NULL);
 	if ((v = cval(&c, "ignoreregex")) != NULL)
-		add_lines(&out->ignoreregex, &out->nignoreregex, v, ini_opt_find(&c, "ignoreregex"));
+		add_lines(&out->ignoreregex, &out->nignoreregex, v,
+			  ini_opt_find(&c, "ignoreregex"), &ini);
 	if (jailopts && (jv = kvlist_get(jailopts, "ignoreregex")) != NULL)
-		add_lines(&out->ignoreregex, &out->nignoreregex, jv, NULL);
+		add_lines(&out->ignoreregex, &out->nignoreregex, jv, NULL, NULL);
 	if ((v = cval(&c, "journalmatch")) != NULL)
 		add_strs(&out->journalmatch, &out->njournalmatch, v, 0);
 	if (jailopts && (jv = kvlist_get(jailopts, "journalmatch")) != NULL)
@@ -476,6 +597,7 @@ int config_load_filter(const char *confdir, const char *spec, const struct kvlis
 	if (v && *v)
 		out->logencoding = xstrdup(v);
 done:
+	ini_free(&ini);
 	ini_sect_clear(&c);
 	free(name);
 	kvlist_free(&bracket);

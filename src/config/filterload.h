@@ -27,10 +27,11 @@ struct filterload_req {
 };
 
 /* Fills combined (an ordered map; each entry keeps the file/lines of its
- * definition). *file gets the main file read (caller frees). Returns 0 or -1
- * with errors added to d. */
+ * definition). *file gets the main file read (caller frees). When keep is
+ * not NULL it receives the files as read (caller ini_free()s it), to trace
+ * expanded lines back to their source. Returns 0 or -1 with errors in d. */
 int filterload_combined(const struct filterload_req *rq, struct ini_sect *combined, char **file,
-			struct diag *d);
+			struct ini *keep, struct diag *d);
 
 /* Option names a fail2ban jail reads (JailReader._configOpts), NULL-terminated:
  * only these reach a filter as jail parameters. */

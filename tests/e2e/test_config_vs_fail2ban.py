@@ -243,6 +243,70 @@ def test_filter_totals(reference, summary):
     assert len(cases) > 0
 
 
+# ---- the fixture tree: corner cases of the dialect, same comparison ----
+
+FIXTURE = os.path.join(os.environ.get("MXJAIL_SRCDIR", os.path.join(os.path.dirname(__file__), "../..")),
+                       "tests/fixtures/config/tree")
+FIXTURE_SETS = [{}, {"mode": "more"}, {"mode": "aggressive"}, {"who": "bracket-who"},
+                {"Mode": "more"}, {"family": "inet6"}, {"logtype": "journal"},
+                {"knownval": "x,y", "blocktype": "DROP"}, {"who": "<mode>"},
+                {"failregex": "^from-bracket <HOST>$"}, {"maxlines": "7"}]
+
+
+def fixture_filters():
+    return sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(FIXTURE, "filter.d/*.conf"))
+                  if not p.endswith("common.conf"))
+
+
+def test_fixture_filters_match_fail2ban(summary):
+    flat = [(n, s) for n in fixture_filters() for s in FIXTURE_SETS]
+    ref = f2b_run(F2B_FILTER_SCRIPT, stdin=json.dumps([FIXTURE, flat]))
+    failures, same = [], 0
+    for (name, opts), r in zip(flat, ref):
+        spec = spec_of(name, opts)
+        p = subprocess.run([mxjail_bin(), "dumpconf", "-c", FIXTURE, "--filter", spec],
+                           capture_output=True, text=True, timeout=60)
+        if r["error"]:
+            if p.returncode == 0:
+                failures.append("%s: fail2ban fails (%s) but mxjail reads it" % (spec, r["error"]))
+            else:
+                same += 1
+            continue
+        if p.returncode != 0:
+            failures.append("%s: mxjail fails: %s" % (spec, p.stderr.strip()))
+            continue
+        diffs = compare(r, json.loads(p.stdout))
+        failures.extend("%s: %s" % (spec, d) for d in diffs)
+        same += not diffs
+    summary.append("config fixtures: %d filter x option cases, %d identical" % (len(flat), same))
+    assert not failures, "\n".join(failures[:10])
+
+
+def test_fixture_jails_match_fail2ban(summary):
+    ref = f2b_run(F2B_JAILS_SCRIPT, args=[FIXTURE])
+    p = subprocess.run([mxjail_bin(), "dumpconf", "-c", FIXTURE], capture_output=True, text=True,
+                       timeout=60)
+    mine = {j["name"]: j for j in json.loads(p.stdout)["jails"]}
+    failures, n = [], 0
+    for name, r in ref.items():
+        m = mine[name]
+        if r.get("config-error"):
+            continue
+        n += 1
+        exp = {"filter": r["filter"], "backend": r["backend"], "action": r["action"],
+               "logpath": [x for x in (r["logpath"] or "").split("\n") if x],
+               "failregex": r["failregex"]}
+        got = {"filter": m["filter"], "backend": m["backend"], "action": m["opts"].get("action"),
+               "logpath": m["logpath"], "failregex": m["opts"].get("failregex")}
+        for k in exp:
+            if exp[k] != got[k]:
+                failures.append("%s.%s: fail2ban %r\n    mxjail   %r" % (name, k, exp[k], got[k]))
+    assert sorted(j for j in mine if mine[j]["enabled"]) == sorted(ref)
+    summary.append("config fixture jails: %d compared" % n)
+    assert n >= 3
+    assert not failures, "\n".join(failures)
+
+
 # ---- jails ----
 
 JAILS = ["sshd", "postfix", "postfix-rbl", "postfix-sasl", "dovecot", "recidive", "sieve",
