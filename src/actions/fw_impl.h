@@ -1,0 +1,63 @@
+/*
+ * fw_impl - helpers shared by the firewall backends (not for other modules).
+ *
+ * fw_jspec: a jail compiled once into what a backend needs (set base name,
+ * nftables match text for its ports/protocol). fw_map: an open-addressing
+ * hash from (jail number, address) to a 64-bit value, used for batch
+ * coalescing and the null backend's table of live bans.
+ */
+#ifndef MXJAIL_ACTIONS_FW_IMPL_H
+#define MXJAIL_ACTIONS_FW_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actions/fw.h"
+
+#define FW_JAIL_NAME_MAX 200 /* nft set names may hold 255 bytes; keep room for suffixes */
+
+struct fw_jspec {
+	char *name;    /* jail name as given */
+	char *base;    /* set base name (fw_set_base) */
+	char *match;   /* nft port/protocol match ("" = all traffic) */
+	char *port;    /* as given, for comparison */
+	char *protocol;
+	int reject;
+};
+
+/* Returns 0 or -EINVAL with a message. */
+int fw_jspec_compile(const struct fw_jail *j, struct fw_jspec *out, char *err, size_t errlen);
+void fw_jspec_clear(struct fw_jspec *s);
+/* 1 when j describes the same rules as s. */
+int fw_jspec_same(const struct fw_jspec *s, const struct fw_jail *j);
+
+/* Format the message into err (if any); fw_errf returns -EINVAL, fw_errno -e,
+ * so that `return fw_errf(err, errlen, ...)` reads naturally. */
+int fw_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int fw_errno(char *err, size_t errlen, int e, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+struct fw_map_ent {
+	uint64_t val;
+	uint32_t jail;
+	uint8_t used, family, prefix;
+	uint8_t a[16];
+};
+
+struct fw_map {
+	struct fw_map_ent *e;
+	size_t cap, n;
+};
+
+/* Returns the value slot for the key, inserting (value 0, *isnew = 1) when absent. */
+uint64_t *fw_map_put(struct fw_map *m, uint32_t jail, const struct addr *a, int *isnew);
+uint64_t *fw_map_get(const struct fw_map *m, uint32_t jail, const struct addr *a);
+int fw_map_del(struct fw_map *m, uint32_t jail, const struct addr *a);
+void fw_map_clear(struct fw_map *m);
+void fw_map_free(struct fw_map *m);
+void fw_map_key(const struct fw_map_ent *e, struct addr *out);
+
+/* Clamps a timeout to FW_MAX_TIMEOUT (0 stays forever). */
+unsigned long fw_clamp_timeout(unsigned long t);
+
+#endif
