@@ -268,23 +268,30 @@ static int run_journal(struct ctx *c, int argc, char **argv)
 	}
 	char err[512];
 	c->j = journalsrc_new(c->loop, &o, err, sizeof err);
-	if (!c->j)
+	if (!c->j) {
+		for (int i = 0; i < nm; i++)
+			free(specs[i]);
 		return fail(err);
+	}
 	struct jailid ids[MAXF];
+	int r = 0;
 	for (int i = 0; i < nm; i++) {
 		ids[i].name = names[i];
-		if (journalsrc_add(c->j, specs[i], on_journal_line, &ids[i], err, sizeof err) < 0)
-			return fail(err);
+		if (r == 0 &&
+		    journalsrc_add(c->j, specs[i], on_journal_line, &ids[i], err, sizeof err) < 0)
+			r = fail(err);
 		free(specs[i]);
 	}
 	struct journalsrc_start js = {cursor, tail ? -1.0 : (since >= 0 ? since : 0.0)};
-	if (journalsrc_start(c->j, &js, err, sizeof err) < 0)
-		return fail(err);
-	printf("READY\n");
-	fflush(stdout);
-	loop_run(c->loop);
+	if (r == 0 && journalsrc_start(c->j, &js, err, sizeof err) < 0)
+		r = fail(err);
+	if (r == 0) {
+		printf("READY\n");
+		fflush(stdout);
+		loop_run(c->loop);
+	}
 	c->j = journalsrc_free(c->j);
-	return 0;
+	return r;
 }
 
 int main(int argc, char **argv)
