@@ -176,6 +176,8 @@ def check_filter(binary, confdir, name, logdirs):
     groups = collect(name, logdirs)
     passed = failed = 0
     msgs = []
+    used_text = set()   # regexes hit under any option set count for all (as in fail2ban)
+    per_spec = []
     for flt, (opts, cases) in groups.items():
         fopts = {a: b for a, b in opts.items() if not a.startswith("test.")}
         spec = spec_of(name, fopts)
@@ -199,11 +201,13 @@ def check_filter(binary, confdir, name, logdirs):
                 passed += 1
         regexes = filter_regexes(binary, confdir, spec)
         if regexes is not None:
-            used_text = {regexes[i] for i in used if i < len(regexes)}
-            for i, rx in enumerate(regexes):
-                if i not in used and rx not in used_text:
-                    failed += 1
-                    msgs.append("%s: regex has no samples: %d: %s" % (spec, i, rx))
+            used_text.update(regexes[i] for i in used if i < len(regexes))
+            per_spec.append((spec, regexes, used))
+    for spec, regexes, used in per_spec:
+        for i, rx in enumerate(regexes):
+            if i not in used and rx not in used_text:
+                failed += 1
+                msgs.append("%s: regex has no samples: %d: %s" % (spec, i, rx))
     return passed, failed, msgs
 
 
