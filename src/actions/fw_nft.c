@@ -114,9 +114,15 @@ static int run(struct nft_st *s, const char *text, char *err, size_t errlen)
 		err[n] = '\0';
 		while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
 			err[--n] = '\0';
-		for (size_t i = 0; i < n; i++)
-			if (err[i] == '\n' || err[i] == '\t')
-				err[i] = ' ';
+		/* one line: newlines become spaces, runs of spaces (the caret line) one */
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			char c = err[i] == '\n' || err[i] == '\t' ? ' ' : err[i];
+			if (c == ' ' && k && err[k - 1] == ' ')
+				continue;
+			err[k++] = c;
+		}
+		err[k] = '\0';
 	}
 	return -EIO;
 }
@@ -295,7 +301,8 @@ static void pfx_compute(struct njail *nj, int f, uint64_t now)
 	for (size_t i = 0; i < n; i++)
 		if (p[i].expires && p[i].expires <= now)
 			p[i].dead = 1;
-	qsort(p, n, sizeof *p, pfx_cmp);
+	if (n > 1)
+		qsort(p, n, sizeof *p, pfx_cmp);
 	const struct prefix *cur = NULL;
 	for (size_t i = 0; i < n; i++) {
 		p[i].want = 0;
