@@ -261,6 +261,10 @@ class MxjailEngine:
                 for idx in idxs:
                     hits.append({'regex': idx, 'fid': None, 'time': None, 'fields': {},
                                  'nofail': True})
+            # pending and F-NOFAIL results are reported apart; they count as samples
+            for idx in r.get('nofail_regex') or []:
+                hits.append({'regex': idx, 'fid': None, 'time': None, 'fields': {},
+                             'nofail': True})
             out.append(hits)
         return out
 
