@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 
 BUILD_DEPS="build-essential cmake pkg-config libpcre2-dev libsqlite3-dev libnftables-dev libsystemd-dev"
-TEST_DEPS="libcmocka-dev python3 python3-pytest clang nftables iproute2 systemd-journal-remote"
+TEST_DEPS="libcmocka-dev python3 python3-pytest python3-systemd clang nftables iproute2 systemd-journal-remote"
 
 apt_install() {
 	missing=""
@@ -72,6 +72,7 @@ fuzz)
 		mkdir -p "build-fuzz/corpus-$name"
 		echo "fuzzing $name for ${FUZZ_SECONDS:-20}s"
 		"$t" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 \
+			$( [ -f "$t.dict" ] && echo "-dict=$t.dict" ) \
 			"build-fuzz/corpus-$name" $( [ -d "$corpus" ] && echo "$corpus" ) 2>&1 | tail -n 2
 	done
 	;;
