@@ -399,7 +399,7 @@ static void trace_line(const struct ini *ini, const char *txt, size_t tlen, cons
 				for (size_t idx = 0; idx < o->nlines; idx++) {
 					const char *nl = strchr(p, '\n');
 					size_t len = nl ? (size_t)(nl - p) : strlen(p);
-					if (len && tlen < 65536) {
+					if (len && len < 65536 && tlen < 65536) {
 						char *sk = skeleton(p, len);
 						long m = wild_match(sk, txt, tlen);
 						free(sk);

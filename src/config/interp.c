@@ -394,20 +394,26 @@ static int in_list(const char *const *list, const char *s)
 	return 0;
 }
 
-/* str.replace(old, new) over every non-overlapping occurrence. */
+/* str.replace(old, new) over every non-overlapping occurrence. A plain loop:
+ * values can be megabytes, and repeated strstr() calls rescan the tail. */
 static char *replace_all(const char *v, const char *old, const char *rep, size_t *outlen)
 {
 	struct strbuf b = STRBUF_INIT;
-	size_t ol = strlen(old);
-	const char *p = v, *q;
-	while ((q = strstr(p, old)) != NULL) {
-		strbuf_add(&b, p, (size_t)(q - p));
-		strbuf_adds(&b, rep);
-		p = q + ol;
-		if (b.len > INTERP_MAX_VALUE)
-			break;
+	size_t ol = strlen(old), rl = strlen(rep), vl = strlen(v);
+	size_t i = 0, from = 0;
+	while (ol && i + ol <= vl) {
+		if (v[i] == old[0] && memcmp(v + i, old, ol) == 0) {
+			strbuf_add(&b, v + from, i - from);
+			strbuf_add(&b, rep, rl);
+			i += ol;
+			from = i;
+			if (b.len > INTERP_MAX_VALUE)
+				break;
+		} else {
+			i++;
+		}
 	}
-	strbuf_adds(&b, p);
+	strbuf_add(&b, v + from, vl - from);
 	*outlen = b.len;
 	return strbuf_detach(&b);
 }
@@ -419,6 +425,7 @@ int interp_tags(struct ini_sect *tags, const char *const *ignore, interp_tag_fn 
 	char *done = xcalloc(n ? n : 1, 1);
 	struct counts *rep = xcalloc(n ? n : 1, sizeof *rep);
 	int rc = 0;
+	size_t work = 0; /* bytes built so far: bounds the cost of expansion bombs */
 	for (;;) {
 		int again = 0;
 		for (size_t i = 0; i < n && rc == 0; i++) {
@@ -471,7 +478,8 @@ int interp_tags(struct ini_sect *tags, const char *const *ignore, interp_tag_fn 
 				free(repl);
 				free(value);
 				value = nv;
-				if (nl > INTERP_MAX_VALUE) {
+				work += nl;
+				if (nl > INTERP_MAX_VALUE || work > INTERP_MAX_WORK) {
 					set_err(err, &tags->opts[i],
 						"expected <%s> to expand to less than %u bytes", tag,
 						(unsigned)INTERP_MAX_VALUE);

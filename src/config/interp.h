@@ -37,6 +37,8 @@ enum {
 #define INTERP_MAX_TAG_REPLACE 25
 /* Bound on any value built by interpolation: garbage must not exhaust memory. */
 #define INTERP_MAX_VALUE (4u << 20)
+/* Bound on all bytes one interp_tags() call may build. */
+#define INTERP_MAX_WORK (16u << 20)
 
 struct interp_err {
 	char msg[512];
