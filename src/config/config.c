@@ -176,8 +176,24 @@ static void load_jail(struct ini *ini, const char *confdir, struct ini_sect *sec
 	}
 }
 
+static void flat_one(const struct ini *ini, const char *sec, const struct ini_opt *o,
+		     const char *prefix, struct kvlist *kv)
+{
+	char *key = prefix ? xasprintf("%s.%s", prefix, o->key) : xstrdup(o->key);
+	if (!kvlist_get(kv, key)) {
+		char *v = NULL;
+		struct interp_err err;
+		if (interp_get(ini, sec, o->key, NULL, 0, &v, NULL, &err) != 0)
+			v = xstrdup(o->value ? o->value : "");
+		kvlist_set(kv, key, v);
+		free(v);
+	}
+	free(key);
+}
+
 /* Every own option of every section (interpolated when possible) into kv as
- * "prefix.key", or plain "key" for the [Definition] of fail2ban.conf. */
+ * "section.key"; or, with only, the options section only sees (its own, then
+ * [DEFAULT]'s, as fail2ban reads fail2ban.conf) as plain "key". */
 static void load_flat(const struct ini *ini, const char *only, struct kvlist *kv)
 {
 	for (size_t i = 0; i < ini->n; i++) {
@@ -186,18 +202,12 @@ static void load_flat(const struct ini *ini, const char *only, struct kvlist *kv
 			continue;
 		if (only && strcmp(s->name, only) != 0)
 			continue;
-		for (size_t k = 0; k < s->n; k++) {
-			char *v = NULL;
-			struct interp_err err;
-			if (interp_get(ini, s->name, s->opts[k].key, NULL, 0, &v, NULL, &err) != 0)
-				v = xstrdup(s->opts[k].value ? s->opts[k].value : "");
-			char *key = only ? xstrdup(s->opts[k].key)
-					 : xasprintf("%s.%s", s->name, s->opts[k].key);
-			kvlist_set(kv, key, v);
-			free(key);
-			free(v);
-		}
+		for (size_t k = 0; k < s->n; k++)
+			flat_one(ini, s->name, &s->opts[k], only ? NULL : s->name, kv);
 	}
+	if (only && ini_sect_find(ini, only))
+		for (size_t k = 0; k < ini->defaults.n; k++)
+			flat_one(ini, only, &ini->defaults.opts[k], NULL, kv);
 }
 
 int config_load(const char *dir, struct config *out, struct diag *d)
