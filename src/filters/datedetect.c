@@ -109,6 +109,18 @@ struct datedetect {
 	struct strptime_field *fbuf;
 	size_t fcap;
 	struct strptime_tzcache tzc;
+	/* Last conversion: consecutive log lines mostly carry the same date text,
+	 * and turning text into a time costs more than finding it. */
+	struct {
+		const struct tmpl *tm;
+		char text[64];
+		size_t len;
+		double now;
+		int has_tz;
+		long tz_offset;
+		int rc;
+		double t;
+	} cache;
 };
 
 /* ---------------------------------------------------------------------------
@@ -1224,8 +1236,34 @@ int datedetect_find(struct datedetect *dd, const char *line, size_t len,
 			dd->fbuf[k].len = ov[2 * g + 1] - ov[2 * g];
 		}
 	}
+	size_t tl = ov[3] - ov[2];
+	const char *text = line + ov[2];
+	if (dd->cache.tm == tm && dd->cache.len == tl && dd->cache.now == clk->now &&
+	    dd->cache.has_tz == clk->has_tz && dd->cache.tz_offset == clk->tz_offset &&
+	    memcmp(dd->cache.text, text, tl) == 0) {
+		*t = dd->cache.t;
+		return dd->cache.rc;
+	}
 	struct strptime_clock sc = {clk->now, clk->has_tz, clk->tz_offset, &dd->tzc};
-	return strptime_fields_time(dd->fbuf, tm->nfields, &sc, t) < 0 ? -1 : 1;
+	int rc = strptime_fields_time(dd->fbuf, tm->nfields, &sc, t) < 0 ? -1 : 1;
+	/* Fields outside the date text (group 1) would make the text an incomplete key. */
+	int inside = 1;
+	for (size_t k = 0; k < tm->nfields; k++)
+		if (dd->fbuf[k].s && (dd->fbuf[k].s < text || dd->fbuf[k].s + dd->fbuf[k].len > text + tl))
+			inside = 0;
+	if (inside && tl <= sizeof dd->cache.text) {
+		dd->cache.tm = tm;
+		memcpy(dd->cache.text, text, tl);
+		dd->cache.len = tl;
+		dd->cache.now = clk->now;
+		dd->cache.has_tz = clk->has_tz;
+		dd->cache.tz_offset = clk->tz_offset;
+		dd->cache.rc = rc;
+		dd->cache.t = rc == 1 ? *t : 0;
+	} else {
+		dd->cache.tm = NULL;
+	}
+	return rc;
 }
 
 int datedetect_parse_tz(const char *s, long *offset)

@@ -62,6 +62,15 @@ struct rx {
 	size_t nalt, ntup;
 	unsigned nskip;           /* <SKIPLINES> count */
 	int has_id;               /* has fid/ip4/ip6/dns/mlfid */
+	int jit;                  /* code is JIT-compiled (-1: not tried yet) */
+	pcre2_code *acode;        /* ASCII variant (no UCP) for pure-ASCII text, or NULL */
+	int ajit;
+	int content;              /* group number of F-CONTENT, or -1 */
+	uint32_t ngroups;         /* capture groups */
+	pcre2_match_data *md;     /* sized for this regex: JIT cost grows with the ovector */
+	char *pat;                /* the PCRE2 pattern (failregexes: for the combined prefilter) */
+	uint32_t pflags;          /* compile flags implied by the Python pattern */
+	int in_any;               /* part of the filter's combined prefilter */
 };
 
 /* ---------------------------------------------------------- buffered lines */
@@ -71,6 +80,7 @@ struct rx {
  * the line buffer and match bookkeeping. */
 struct tline {
 	int refs;
+	int ascii;   /* every byte < 0x80 */
 	char *s;
 	size_t len, cap;
 	size_t ds, de;
@@ -102,6 +112,7 @@ struct fdict {
 
 struct mlfid_ent {
 	char *key;
+	uint64_t hash;
 	struct fdict *fail;
 	double expires;
 };
@@ -114,6 +125,8 @@ struct filter {
 	size_t nfail;
 	struct rx *ign;
 	size_t nign;
+	struct rx any;                /* all combinable failregexes as one alternation */
+	int has_any;
 	struct datedetect *dd;
 	int journal;
 	unsigned maxlines;
@@ -128,13 +141,20 @@ struct filter {
 	struct tlist lbuf;            /* fail2ban's __lineBuffer */
 	struct tline **pool;          /* free tlines for reuse */
 	size_t npool, cappool;
-	struct strbuf buf, clean, lasttext;
+	struct strbuf buf, cbuf, clean, lasttext;
 	int has_last;
 	double last_date;
+
+	/* per-line scratch, kept to avoid allocations on the hot path */
+	struct tlist org;
+	PCRE2_SIZE *pref_ov;          /* prefregex offsets of the current line */
+	size_t pref_ovn;
 
 	struct mlfid_ent mlfid[MLFID_MAX];
 	size_t nmlfid;                /* entries in insertion order */
 	int ign_flag;                 /* an ignoreregex matched on this line */
+	int ascii;                    /* the buffer being matched is pure ASCII */
+	char *date_key;               /* see filter_date_key() */
 };
 
 /* ================================================================ helpers */
@@ -261,6 +281,7 @@ static struct tline *tl_new(struct filter *f)
 	else
 		t = xcalloc(1, sizeof *t);
 	t->refs = 1;
+	t->ascii = 0;
 	t->len = t->ds = t->de = 0;
 	return t;
 }
@@ -360,7 +381,10 @@ static const char *const id_groups[] = {"fid", "ip4", "ip6", "dns", "mlfid"};
 
 static void rx_free(struct rx *r)
 {
+	pcre2_match_data_free(r->md);
+	pcre2_code_free(r->acode);
 	pcre2_code_free(r->code);
+	free(r->pat);
 	free(r->text);
 	for (size_t i = 0; i < r->nnames; i++)
 		free(r->names[i].name);
@@ -376,6 +400,23 @@ static void rx_free(struct rx *r)
 	}
 	free(r->tup);
 	memset(r, 0, sizeof *r);
+}
+
+/* Compiles the ASCII variant of r (same pattern without PCRE2_UCP) when r uses
+ * Unicode classes; the JIT falls back to the interpreter when unavailable. */
+static void rx_add_ascii(struct rx *r, uint32_t opts)
+{
+	r->jit = -1;
+	if (!(opts & PCRE2_UCP)) {
+		r->jit = pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE) == 0;
+		return;
+	}
+	int ec;
+	PCRE2_SIZE eo;
+	r->acode = pcre2_compile((PCRE2_SPTR)r->pat, PCRE2_ZERO_TERMINATED, opts & ~PCRE2_UCP, &ec,
+				 &eo, NULL);
+	if (r->acode)
+		r->ajit = pcre2_jit_compile(r->acode, PCRE2_JIT_COMPLETE) == 0;
 }
 
 /* Maps "alt_user_1" -> "user" and "tuple_id" -> "fid" (fail2ban's renames). */
@@ -436,8 +477,17 @@ static int rx_compile(struct rx *r, const char *src, const char *file, unsigned 
 		free(pat);
 		return -1;
 	}
-	free(pat);
-	pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+	r->pat = pat;
+	r->pflags = flags;
+	/* Almost every log line is pure ASCII, where Unicode and ASCII classes (\\d \\w \\s
+	 * \\b) agree and the ASCII variant runs markedly faster; the Unicode variant
+	 * is JIT-compiled only when a line with other characters shows up. */
+	rx_add_ascii(r, opts);
+	r->content = pcre2_substring_number_from_name(r->code, (PCRE2_SPTR) "content");
+	if (r->content < 0)
+		r->content = -1;
+	pcre2_pattern_info(r->code, PCRE2_INFO_CAPTURECOUNT, &r->ngroups);
+	r->md = pcre2_match_data_create_from_pattern(r->code, NULL);
 
 	uint32_t count = 0, esize = 0;
 	PCRE2_SPTR table;
@@ -469,6 +519,76 @@ static int rx_compile(struct rx *r, const char *src, const char *file, unsigned 
 	if (r->ntup)
 		qsort(r->tup, r->ntup, sizeof *r->tup, cmp_pair);
 	return 0;
+}
+
+/* A pattern whose meaning depends on group numbers cannot be put inside a
+ * larger one: numbered backreferences, recursion, numbered conditions. */
+static int uses_group_numbers(const char *p)
+{
+	for (; *p; p++) {
+		if (p[0] == '\\' && p[1]) {
+			if ((p[1] >= '1' && p[1] <= '9') || p[1] == 'g')
+				return 1;
+			p++;
+		} else if (p[0] == '(' && p[1] == '?' &&
+			   ((p[2] >= '0' && p[2] <= '9') || p[2] == '+' || p[2] == '-' || p[2] == 'R' ||
+			    p[2] == '(' || p[2] == '&' || p[2] == '|')) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Most lines match no failregex. Asking one alternation of all of them first
+ * turns N JIT calls per line (each ~50 cycles even when it fails on the first
+ * character) into one. Duplicate group names are allowed (PCRE2_DUPNAMES), so
+ * the alternatives keep their own names; their matches are never read. A
+ * regex with a numbered construct or an ASCII-only flag stays out and is
+ * always tried on its own. */
+static void build_any(struct filter *f)
+{
+	struct strbuf b = STRBUF_INIT;
+	size_t n = 0;
+	for (size_t i = 0; i < f->nfail; i++) {
+		struct rx *r = &f->fail[i];
+		uint32_t known = PCRE2_CASELESS | PCRE2_DOTALL | PCRE2_MULTILINE;
+		if (!r->code || !r->pat || (r->pflags & ~known) || uses_group_numbers(r->pat))
+			continue;
+		strbuf_adds(&b, n ? "|(?:" : "(?:");
+		if (r->pflags) {
+			strbuf_adds(&b, "(?");
+			if (r->pflags & PCRE2_CASELESS)
+				strbuf_addc(&b, 'i');
+			if (r->pflags & PCRE2_DOTALL)
+				strbuf_addc(&b, 's');
+			if (r->pflags & PCRE2_MULTILINE)
+				strbuf_addc(&b, 'm');
+			strbuf_addc(&b, ')');
+		}
+		strbuf_adds(&b, r->pat);
+		strbuf_addc(&b, ')');
+		r->in_any = 1;
+		n++;
+	}
+	uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_DUPNAMES | PCRE2_NO_AUTO_CAPTURE;
+	if (f->maxlines > 1)
+		opts |= PCRE2_MULTILINE;
+	int ec;
+	PCRE2_SIZE eo;
+	pcre2_code *code = n >= 2 ? pcre2_compile((PCRE2_SPTR)b.s, b.len, opts, &ec, &eo, NULL) : NULL;
+	if (!code) {
+		strbuf_free(&b);
+		for (size_t i = 0; i < f->nfail; i++)
+			f->fail[i].in_any = 0;
+		return;
+	}
+	memset(&f->any, 0, sizeof f->any);
+	f->any.code = code;
+	f->any.pat = strbuf_detach(&b);
+	rx_add_ascii(&f->any, opts);
+	f->any.md = pcre2_match_data_create(1, NULL);
+	f->any.text = xstrdup("(combined failregexes)");
+	f->has_any = 1;
 }
 
 struct filter *filter_compile(const struct filter_def *def, struct diag *d)
@@ -507,6 +627,8 @@ struct filter *filter_compile(const struct filter_def *def, struct diag *d)
 				   s->text);
 	}
 	f->nfail = def->nfailregex;
+	if (d->nerrors == before)
+		build_any(f);
 	f->ign = xcalloc(def->nignoreregex ? def->nignoreregex : 1, sizeof *f->ign);
 	for (size_t i = 0; i < def->nignoreregex; i++) {
 		const struct filter_src *s = &def->ignoreregex[i];
@@ -515,13 +637,20 @@ struct filter *filter_compile(const struct filter_def *def, struct diag *d)
 	f->nign = def->nignoreregex;
 
 	f->dd = datedetect_new((const char *const *)def->datepattern, def->ndatepattern, file, d);
+	struct strbuf key = STRBUF_INIT;
+	for (size_t i = 0; i < def->ndatepattern; i++) {
+		strbuf_adds(&key, def->datepattern[i]);
+		strbuf_addc(&key, '\n');
+	}
+	strbuf_addc(&key, '\x01');
+	strbuf_adds(&key, def->logtimezone ? def->logtimezone : "");
+	f->date_key = strbuf_detach(&key);
 
 	f->mctx = pcre2_match_context_create(NULL);
 	pcre2_set_match_limit(f->mctx, MATCH_LIMIT);
 	pcre2_set_depth_limit(f->mctx, DEPTH_LIMIT);
 	f->jit = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
 	pcre2_jit_stack_assign(f->mctx, NULL, f->jit);
-	f->md = pcre2_match_data_create(256, NULL);
 
 	f->st.regex_hits = xcalloc(f->nfail ? f->nfail : 1, sizeof *f->st.regex_hits);
 	f->st.ignoreregex_hits = xcalloc(f->nign ? f->nign : 1, sizeof *f->st.ignoreregex_hits);
@@ -542,11 +671,12 @@ void filter_free(struct filter *f)
 	for (size_t i = 0; i < f->nfail; i++)
 		rx_free(&f->fail[i]);
 	free(f->fail);
+	if (f->has_any)
+		rx_free(&f->any);
 	for (size_t i = 0; i < f->nign; i++)
 		rx_free(&f->ign[i]);
 	free(f->ign);
 	datedetect_free(f->dd);
-	pcre2_match_data_free(f->md);
 	pcre2_jit_stack_free(f->jit);
 	pcre2_match_context_free(f->mctx);
 	tlist_free(f, &f->lbuf);
@@ -556,6 +686,9 @@ void filter_free(struct filter *f)
 	}
 	free(f->pool);
 	strbuf_free(&f->buf);
+	strbuf_free(&f->cbuf);
+	tlist_free(f, &f->org);
+	free(f->pref_ov);
 	strbuf_free(&f->clean);
 	strbuf_free(&f->lasttext);
 	for (size_t i = 0; i < f->nmlfid; i++) {
@@ -565,12 +698,18 @@ void filter_free(struct filter *f)
 	free(f->st.regex_hits);
 	free(f->st.ignoreregex_hits);
 	filter_def_free(&f->def);
+	free(f->date_key);
 	free(f);
 }
 
 void filter_set_opts(struct filter *f, const struct filter_opts *o)
 {
 	f->opts = *o;
+}
+
+const char *filter_date_key(const struct filter *f)
+{
+	return f->date_key;
 }
 
 const struct filter_stats *filter_get_stats(const struct filter *f)
@@ -636,21 +775,47 @@ static void search_free(struct filter *f, struct search *s)
 	tlist_free(f, &s->unmatched);
 }
 
-/* Runs r on subj; 1 match, 0 none. Limit hits count and read as no match. */
-static int rx_exec(struct filter *f, const struct rx *r, const char *subj, size_t len)
+/* Runs r on subj (the ASCII variant when f->ascii says the text allows it);
+ * 1 match, 0 none, -1 a match or depth limit was hit. */
+static int rx_try(struct filter *f, struct rx *r, const char *subj, size_t len)
 {
-	int rc = pcre2_match(r->code, (PCRE2_SPTR)subj, len, 0, PCRE2_NO_UTF_CHECK, f->md, f->mctx);
-	if (rc >= 0)
-		return 1;
-	if (rc != PCRE2_ERROR_NOMATCH)
-		f->st.limit_hits++;
-	return 0;
+	const pcre2_code *c = r->code;
+	int jit;
+	if (f->ascii && r->acode) {
+		c = r->acode;
+		jit = r->ajit;
+	} else {
+		if (r->jit < 0)
+			r->jit = pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE) == 0;
+		jit = r->jit;
+	}
+	int rc = jit ? pcre2_jit_match(c, (PCRE2_SPTR)subj, len, 0, 0, r->md, f->mctx)
+		     : pcre2_match(c, (PCRE2_SPTR)subj, len, 0, PCRE2_NO_UTF_CHECK, r->md, f->mctx);
+	return rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
 }
 
-static const char *grp_value(struct filter *f, uint32_t num, const char *subj, size_t *len)
+/* Runs r on subj; 1 match, 0 none. Limit hits count and read as no match. */
+static int rx_exec(struct filter *f, struct rx *r, const char *subj, size_t len)
 {
-	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->md);
-	if (num >= pcre2_get_ovector_count(f->md) || ov[2 * num] == PCRE2_UNSET)
+	int rc = rx_try(f, r, subj, len);
+	if (rc < 0)
+		f->st.limit_hits++;
+	return rc > 0;
+}
+
+static const char *ov_value(const PCRE2_SIZE *ov, size_t nov, uint32_t num, const char *subj,
+			    size_t *len)
+{
+	if (num >= nov || ov[2 * num] == PCRE2_UNSET)
+		return NULL;
+	*len = ov[2 * num + 1] - ov[2 * num];
+	return subj + ov[2 * num];
+}
+
+static const char *grp_value(const struct rx *r, uint32_t num, const char *subj, size_t *len)
+{
+	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+	if (num >= pcre2_get_ovector_count(r->md) || ov[2 * num] == PCRE2_UNSET)
 		return NULL;
 	*len = ov[2 * num + 1] - ov[2 * num];
 	return subj + ov[2 * num];
@@ -665,13 +830,13 @@ static size_t count_nl(const char *s, size_t from, size_t to)
 }
 
 /* Searches r in subj and fills the matched/unmatched line lists from org. */
-static int rx_search(struct filter *f, const struct rx *r, const char *subj, size_t len,
+static int rx_search(struct filter *f, struct rx *r, const char *subj, size_t len,
 		     struct tline **org, size_t norg, struct search *s)
 {
 	search_reset(f, s);
 	if (!rx_exec(f, r, subj, len))
 		return 0;
-	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(f->md);
+	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
 	s->matched = 1;
 	s->start = ov[0];
 	s->end = ov[1];
@@ -709,8 +874,8 @@ static int rx_search(struct filter *f, const struct rx *r, const char *subj, siz
 			char nm[32];
 			snprintf(nm, sizeof nm, "skiplines%u", k);
 			int num = pcre2_substring_number_from_name(r->code, (PCRE2_SPTR)nm);
-			size_t gl;
-			const char *g = num > 0 ? grp_value(f, (uint32_t)num, subj, &gl) : NULL;
+			size_t gl = 0;
+			const char *g = num > 0 ? grp_value(r, (uint32_t)num, subj, &gl) : NULL;
 			if (g)
 				strbuf_add(&sk, g, gl);
 		}
@@ -739,13 +904,14 @@ static int rx_search(struct filter *f, const struct rx *r, const char *subj, siz
 	return 1;
 }
 
-/* Collects the named groups of the last match into d (ALT merged, TUPLE joined). */
-static void rx_groups(struct filter *f, const struct rx *r, const char *subj, struct fdict *d)
+/* Collects the named groups of a match (offsets ov) into d (ALT merged, TUPLE joined). */
+static void rx_groups_ov(const struct rx *r, const PCRE2_SIZE *ov, size_t nov, const char *subj,
+			 struct fdict *d)
 {
 	for (size_t i = 0; i < r->nnames; i++) {
 		const char *nm = r->names[i].name;
-		size_t gl;
-		const char *g = grp_value(f, r->names[i].num, subj, &gl);
+		size_t gl = 0;
+		const char *g = ov_value(ov, nov, r->names[i].num, subj, &gl);
 		struct fent *e = fdict_find(d, nm);
 		if (e && e->v && (i > 0 && strcmp(r->names[i - 1].name, nm) == 0))
 			continue; /* duplicate name: the first set one wins */
@@ -826,10 +992,19 @@ static struct strv *update_users(struct fdict *d, const char *user)
 	return d->users.n ? &d->users : NULL;
 }
 
+static uint64_t key_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
 static struct mlfid_ent *mlfid_get(struct filter *f, const char *key, double now)
 {
+	uint64_t h = key_hash(key);
 	for (size_t i = 0; i < f->nmlfid; i++) {
-		if (strcmp(f->mlfid[i].key, key) != 0)
+		if (f->mlfid[i].hash != h || strcmp(f->mlfid[i].key, key) != 0)
 			continue;
 		if (f->mlfid[i].expires > now)
 			return &f->mlfid[i];
@@ -872,6 +1047,7 @@ static void mlfid_set(struct filter *f, const char *key, struct fdict *fail, dou
 		}
 	}
 	f->mlfid[f->nmlfid].key = xstrdup(key);
+	f->mlfid[f->nmlfid].hash = key_hash(key);
 	f->mlfid[f->nmlfid].fail = fail;
 	f->mlfid[f->nmlfid].expires = now + MLFID_TTL;
 	f->nmlfid++;
@@ -972,6 +1148,12 @@ static void hit_from(struct filter_hit *h, int idx, const char *id, double t,
 	}
 }
 
+static void rx_groups(struct filter *f, const struct rx *r, const char *subj, struct fdict *d)
+{
+	(void)f;
+	rx_groups_ov(r, pcre2_get_ovector_pointer(r->md), pcre2_get_ovector_count(r->md), subj, d);
+}
+
 static void result_push(struct filter *f, struct filter_result *out, int idx, const char *id,
 			double t, const struct fdict *d)
 {
@@ -1013,7 +1195,8 @@ static void norm_ip(const char *ip, const char *cidr, int family, char *out, siz
 static void find_failure(struct filter *f, struct tline *tl, double date, int date_ok,
 			 struct filter_result *out)
 {
-	struct tlist org = {0};
+	struct tlist *org = &f->org;
+	tlist_clear(f, org);
 	if (f->maxlines > 1) {
 		tlist_push(&f->lbuf, tl);
 		if (f->lbuf.n > f->maxlines) {
@@ -1027,52 +1210,74 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 		tlist_clear(f, &f->lbuf);
 		tlist_push(&f->lbuf, tl);
 	}
-	tlist_extend(&org, f->lbuf.v, 0, f->lbuf.n);
+	tlist_extend(org, f->lbuf.v, 0, f->lbuf.n);
+	f->ascii = 1;
+	for (size_t i = 0; i < org->n; i++)
+		f->ascii &= org->v[i]->ascii;
 	struct strbuf *buf = &f->buf;
-	build_buf(buf, org.v, org.n);
+	build_buf(buf, org->v, org->n);
 	int buf_valid = 1;
 	struct search s = {0}, tmp = {0};
 
 	if (f->nign && f->nign + 2 < f->nfail) {
-		if (ignore_line(f, org.v, org.n, NULL, &tmp) >= 0)
+		if (ignore_line(f, org->v, org->n, NULL, &tmp) >= 0)
 			goto done;
 	}
 
+	/* The prefregex's groups are only needed when a failregex matches: keep its
+	 * offsets (and its subject, f->buf, untouched) and build the dict lazily. */
 	struct fdict pre = {0};
-	int have_pre = 0;
+	int have_pre = 0, pre_built = 0;
 	if (f->has_pref) {
 		if (!rx_exec(f, &f->pref, buf->s, buf->len))
 			goto done;
-		rx_groups(f, &f->pref, buf->s, &pre);
 		have_pre = 1;
-		const char *content = fdict_get(&pre, "content");
-		char *repl = content && *content ? xstrdup(content) : NULL;
-		struct fent *ce = fdict_find(&pre, "content");
-		if (ce)
-			fdict_pop_true(&pre, "content");
-		if (repl) {
+		size_t nov = 2 * ((size_t)f->pref.ngroups + 1);
+		if (f->pref_ovn < nov) {
+			f->pref_ov = xrealloc(f->pref_ov, nov * sizeof *f->pref_ov);
+			f->pref_ovn = nov;
+		}
+		memcpy(f->pref_ov, pcre2_get_ovector_pointer(f->pref.md), nov * sizeof *f->pref_ov);
+		size_t cl;
+		const char *content = f->pref.content > 0
+					      ? ov_value(f->pref_ov, f->pref.ngroups + 1,
+							 (uint32_t)f->pref.content, buf->s, &cl)
+					      : NULL;
+		if (content && cl) {
 			struct tline *rt = tl_new(f);
-			tl_set(rt, "", 0, "", 0, repl, strlen(repl));
-			free(repl);
+			tl_set(rt, "", 0, "", 0, content, cl);
+			rt->ascii = f->ascii;
 			tlist_clear(f, &f->lbuf);
 			tlist_push(&f->lbuf, rt);
+			buf = &f->cbuf; /* f->buf stays the prefregex's subject */
 			buf_valid = 0;
 		}
 	}
 
-	for (size_t i = 0; i < f->nfail; i++) {
-		struct rx *r = &f->fail[i];
-		if (!r->code)
-			continue;
+	/* 0: no combined regex matched this buffer, so its members cannot match */
+	int any = 1;
+	if (f->has_any) {
 		if (!buf_valid) {
 			build_buf(buf, f->lbuf.v, f->lbuf.n);
 			buf_valid = 1;
 		}
-		if (!rx_search(f, r, buf->s, buf->len, org.v, org.n, &s))
+		any = rx_try(f, &f->any, buf->s, buf->len) != 0;
+	}
+	for (size_t i = 0; i < f->nfail; i++) {
+		struct rx *r = &f->fail[i];
+		if (!r->code || (!any && r->in_any))
+			continue;
+		if (!buf_valid) {
+			build_buf(buf, f->lbuf.v, f->lbuf.n);
+			buf_valid = 1;
+			/* the text changed after a match: the prefilter's answer is void */
+			any = 1;
+		}
+		if (!rx_search(f, r, buf->s, buf->len, org->v, org->n, &s))
 			continue;
 		struct fdict *fail = xcalloc(1, sizeof *fail);
 		rx_groups(f, r, buf->s, fail);
-		if (f->nign && ignore_line(f, org.v, org.n, &s, &tmp) >= 0) {
+		if (f->nign && ignore_line(f, org->v, org->n, &s, &tmp) >= 0) {
 			fdict_free(fail);
 			buf_valid = 0;
 			if (!f->opts.check_all)
@@ -1087,6 +1292,11 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			buf_valid = 0;
 		}
 		if (have_pre) {
+			if (!pre_built) {
+				rx_groups_ov(&f->pref, f->pref_ov, f->pref.ngroups + 1, f->buf.s, &pre);
+				fdict_pop_true(&pre, "content");
+				pre_built = 1;
+			}
 			/* prefregex groups first, then the failregex's own (None included) */
 			struct fdict *m = xcalloc(1, sizeof *m);
 			for (size_t k = 0; k < pre.n; k++)
@@ -1156,16 +1366,31 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 done:
 	search_free(f, &s);
 	search_free(f, &tmp);
-	tlist_free(f, &org);
+	tlist_clear(f, org);
 }
 
-/* Copies line into f->clean with invalid UTF-8 replaced by U+FFFD. */
-static const char *clean_utf8(struct filter *f, const char *line, size_t *len)
+/* Index of the first byte >= 0x80, or n; eight bytes at a time. */
+static size_t ascii_prefix(const unsigned char *p, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)line;
-	size_t n = *len, i = 0;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (w & 0x8080808080808080ull)
+			break;
+	}
 	while (i < n && p[i] < 0x80)
 		i++;
+	return i;
+}
+
+/* Copies line into f->clean with invalid UTF-8 replaced by U+FFFD. *ascii tells
+ * whether the line is pure ASCII. */
+static const char *clean_utf8(struct filter *f, const char *line, size_t *len, int *ascii)
+{
+	const unsigned char *p = (const unsigned char *)line;
+	size_t n = *len, i = ascii_prefix(p, n);
+	*ascii = i == n;
 	if (i == n)
 		return line;
 	size_t off = 0;
@@ -1215,26 +1440,48 @@ static const char *clean_utf8(struct filter *f, const char *line, size_t *len)
 	return f->clean.s;
 }
 
+void filter_prepare(struct filter *f, const char *line, size_t len, double journal_time,
+		    const struct date_clock *clk, struct filter_line *fl)
+{
+	fl->text = clean_utf8(f, line, &len, &fl->ascii);
+	fl->len = len;
+	fl->journal_time = journal_time;
+	fl->found = 0;
+	fl->ms = fl->me = 0;
+	if (journal_time < 0)
+		fl->found = datedetect_find(f->dd, fl->text, len, clk, &fl->t, &fl->ms, &fl->me);
+}
+
 enum filter_status filter_process(struct filter *f, const char *line, size_t len,
 				  double journal_time, const struct date_clock *clk,
 				  struct filter_result *out)
 {
-	line = clean_utf8(f, line, &len);
+	struct filter_line fl;
+	filter_prepare(f, line, len, journal_time, clk, &fl);
+	return filter_process_prepared(f, &fl, clk, out);
+}
+
+enum filter_status filter_process_prepared(struct filter *f, const struct filter_line *fl,
+					   const struct date_clock *clk, struct filter_result *out)
+{
+	const char *line = fl->text;
+	size_t len = fl->len;
 	f->st.lines++;
 	struct tline *tl = tl_new(f);
+	tl->ascii = fl->ascii;
 	double date = 0;
 	int date_ok = 0;
-	if (journal_time >= 0) {
+	if (fl->journal_time >= 0) {
 		tl_set(tl, "", 0, "", 0, line, len);
-		date = journal_time;
+		date = fl->journal_time;
 		date_ok = 1;
 		f->last_date = date;
 		f->has_last = 1;
 		strbuf_reset(&f->lasttext);
 	} else {
-		double t;
-		size_t ms, me;
-		int found = datedetect_find(f->dd, line, len, clk, &t, &ms, &me);
+		double t = fl->t;
+		size_t ms = fl->ms, me = fl->me;
+		int found = fl->found;
 		if (found == 1 && me > ms) {
 			tl_set(tl, line, ms, line + ms, me - ms, line + me, len - me);
 			date = t;

@@ -73,6 +73,29 @@ enum filter_status filter_process(struct filter *f, const char *line, size_t len
 				  double journal_time, const struct date_clock *clk,
 				  struct filter_result *out);
 
+/* A line made ready for filters: UTF-8 repaired and its date found. Filters
+ * whose date settings are equal (filter_date_key) can share one preparation,
+ * so a line read once costs one date parse however many filters see it. The
+ * text may point into the preparing filter's scratch space: valid until that
+ * filter prepares or processes its next line. */
+struct filter_line {
+	const char *text;
+	size_t len;
+	int ascii;           /* every byte < 0x80 */
+	double journal_time; /* >= 0: a journal entry's time; no date search */
+	int found;           /* datedetect_find() result */
+	double t;
+	size_t ms, me;
+};
+
+void filter_prepare(struct filter *f, const char *line, size_t len, double journal_time,
+		    const struct date_clock *clk, struct filter_line *fl);
+enum filter_status filter_process_prepared(struct filter *f, const struct filter_line *fl,
+					   const struct date_clock *clk, struct filter_result *out);
+/* Filters with equal keys find dates identically (same datepattern lines and
+ * time zone); the string is owned by the filter. */
+const char *filter_date_key(const struct filter *f);
+
 const struct filter_stats *filter_get_stats(const struct filter *f);
 const struct filter_def *filter_get_def(const struct filter *f);
 /* The failregex as compiled (after tag expansion), for messages. */
