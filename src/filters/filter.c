@@ -23,6 +23,7 @@
 #include "filters/filter.h"
 
 #include <pcre2.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,8 @@ struct rx {
 	char *pat;                /* the PCRE2 pattern (failregexes: for the combined prefilter) */
 	uint32_t pflags;          /* compile flags implied by the Python pattern */
 	int in_any;               /* part of the filter's combined prefilter */
+	int has_first;            /* anchored at the start: first[] lists the possible first bytes */
+	uint8_t first[32];
 };
 
 /* ---------------------------------------------------------- buffered lines */
@@ -402,6 +405,8 @@ static void rx_free(struct rx *r)
 	memset(r, 0, sizeof *r);
 }
 
+static void rx_first_bytes(struct rx *r, int multiline);
+
 /* Compiles the ASCII variant of r (same pattern without PCRE2_UCP) when r uses
  * Unicode classes; the JIT falls back to the interpreter when unavailable. */
 static void rx_add_ascii(struct rx *r, uint32_t opts)
@@ -483,6 +488,7 @@ static int rx_compile(struct rx *r, const char *src, const char *file, unsigned 
 	 * \\b) agree and the ASCII variant runs markedly faster; the Unicode variant
 	 * is JIT-compiled only when a line with other characters shows up. */
 	rx_add_ascii(r, opts);
+	rx_first_bytes(r, multiline);
 	r->content = pcre2_substring_number_from_name(r->code, (PCRE2_SPTR) "content");
 	if (r->content < 0)
 		r->content = -1;
@@ -519,6 +525,227 @@ static int rx_compile(struct rx *r, const char *src, const char *file, unsigned 
 	if (r->ntup)
 		qsort(r->tup, r->ntup, sizeof *r->tup, cmp_pair);
 	return 0;
+}
+
+/* ---- first-byte analysis ------------------------------------------------
+ * Most failregexes are anchored (^) and begin with a literal word, so the
+ * first byte of the text decides for most of them that they cannot match.
+ * This reads just enough of the PCRE2 pattern to list the possible first
+ * bytes; anything it does not understand means "any byte" (no filtering). */
+
+#define FB_SET(s, c) ((s)[(uint8_t)(c) >> 3] |= (uint8_t)(1u << ((uint8_t)(c) & 7)))
+#define FB_HAS(s, c) ((s)[(uint8_t)(c) >> 3] & (1u << ((uint8_t)(c) & 7)))
+
+static void fb_add(uint8_t *set, unsigned char c, int caseless)
+{
+	FB_SET(set, c);
+	if (caseless && c < 0x80) {
+		if (c >= 'a' && c <= 'z')
+			FB_SET(set, c - 32);
+		else if (c >= 'A' && c <= 'Z')
+			FB_SET(set, c + 32);
+	}
+}
+
+/* True when the atom ending at p is optional (followed by ?, * or {0). */
+static int fb_optional(const char *p)
+{
+	return *p == '?' || *p == '*' || (p[0] == '{' && (p[1] == '0' || p[1] == ','));
+}
+
+static const char *fb_alts(const char *p, uint8_t *set, int caseless, int *ok);
+
+/* First bytes of the atom at p; returns the position after the atom or NULL. */
+static const char *fb_atom(const char *p, uint8_t *set, int caseless, int *ok)
+{
+	unsigned char c = (unsigned char)*p;
+	if (c == '(') {
+		int ci = caseless;
+		p++;
+		if (*p == '?') {
+			p++;
+			if (*p == ':') {
+				p++;
+			} else if (*p == 'P' && p[1] == '<') {
+				p = strchr(p, '>');
+				if (!p)
+					return NULL;
+				p++;
+			} else if (*p == '<' && p[1] != '=' && p[1] != '!') {
+				p = strchr(p, '>');
+				if (!p)
+					return NULL;
+				p++;
+			} else {
+				/* inline flags "(?i:" / "(?-i:"; anything else (lookaround...) is unknown */
+				const char *q = p;
+				int neg = 0;
+				while (*q && *q != ':' && *q != ')') {
+					if (*q == '-')
+						neg = 1;
+					else if (*q == 'i')
+						ci = !neg;
+					else if (*q != 's' && *q != 'm' && *q != 'x')
+						return NULL;
+					q++;
+				}
+				if (*q != ':')
+					return NULL;
+				p = q + 1;
+			}
+		}
+		p = fb_alts(p, set, ci, ok);
+		if (!p || *p != ')')
+			return NULL;
+		p++;
+	} else if (c == '[') {
+		p++;
+		if (*p == '^')
+			return NULL;
+		int firstc = 1;
+		while (*p && (*p != ']' || firstc)) {
+			unsigned char a = (unsigned char)*p;
+			if (a == '\\') {
+				unsigned char e = (unsigned char)p[1];
+				if (!e || isalnum(e))
+					return NULL; /* \d, \w, \x.. classes: unknown */
+				a = e;
+				p++;
+			} else if (a == '[' && p[1] == ':') {
+				return NULL;
+			}
+			if (p[1] == '-' && p[2] && p[2] != ']') {
+				unsigned char b = (unsigned char)p[2];
+				if (b == '\\' || b < a || a >= 0x80 || b >= 0x80)
+					return NULL;
+				for (unsigned x = a; x <= b; x++)
+					fb_add(set, (unsigned char)x, caseless);
+				p += 3;
+			} else {
+				if (a >= 0x80)
+					return NULL;
+				fb_add(set, a, caseless);
+				p++;
+			}
+			firstc = 0;
+		}
+		if (*p != ']')
+			return NULL;
+		p++;
+	} else if (c == '\\') {
+		unsigned char e = (unsigned char)p[1];
+		if (!e || isalnum(e))
+			return NULL;
+		fb_add(set, e, caseless);
+		p += 2;
+	} else if (c == 0 || strchr(".^$|)*+?{", c) || (c >= 0x80 && caseless)) {
+		return NULL;
+	} else {
+		fb_add(set, c, caseless);
+		p++;
+	}
+	if (fb_optional(p))
+		return NULL;
+	return p;
+}
+
+/* Alternatives up to the closing ')' (or the end): first bytes of each. */
+static const char *fb_alts(const char *p, uint8_t *set, int caseless, int *ok)
+{
+	for (;;) {
+		const char *q = fb_atom(p, set, caseless, ok);
+		if (!q) {
+			*ok = 0;
+			return NULL;
+		}
+		/* skip the rest of this alternative, honouring nesting and classes */
+		int depth = 0;
+		while (*q) {
+			if (*q == '\\' && q[1]) {
+				q += 2;
+				continue;
+			}
+			if (*q == '[') {
+				q++;
+				if (*q == '^')
+					q++;
+				if (*q == ']')
+					q++;
+				while (*q && *q != ']') {
+					if (*q == '\\' && q[1])
+						q++;
+					q++;
+				}
+				if (*q)
+					q++;
+				continue;
+			}
+			if (*q == '(')
+				depth++;
+			else if (*q == ')') {
+				if (depth == 0)
+					break;
+				depth--;
+			} else if (*q == '|' && depth == 0)
+				break;
+			q++;
+		}
+		if (*q == '|') {
+			p = q + 1;
+			continue;
+		}
+		return q;
+	}
+}
+
+/* Fills r->first when every top-level alternative of r's pattern starts with
+ * "^" (not in multi-line mode) followed by an atom with known first bytes. */
+static void rx_first_bytes(struct rx *r, int multiline)
+{
+	if (!r->pat || multiline || (r->pflags & PCRE2_MULTILINE))
+		return;
+	uint8_t set[32] = {0};
+	int ok = 1, caseless = (r->pflags & PCRE2_CASELESS) != 0;
+	const char *p = r->pat;
+	/* "^a|b": the second alternative is not anchored */
+	for (const char *q = p; *q;) {
+		if (*q == '\\' && q[1]) {
+			q += 2;
+		} else if (*q == '[') {
+			q++;
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']')
+				q += (*q == '\\' && q[1]) ? 2 : 1;
+			if (*q)
+				q++;
+		} else if (*q == '(') {
+			int depth = 1;
+			q++;
+			while (*q && depth) {
+				if (*q == '\\' && q[1])
+					q++;
+				else if (*q == '(')
+					depth++;
+				else if (*q == ')')
+					depth--;
+				q++;
+			}
+		} else if (*q == '|') {
+			return;
+		} else {
+			q++;
+		}
+	}
+	if (*p != '^') /* also covers an empty pattern */
+		return;
+	const char *q = fb_alts(p + 1, set, caseless, &ok);
+	if (!ok || !q || *q != '\0')
+		return;
+	memcpy(r->first, set, sizeof set);
+	r->has_first = 1;
 }
 
 /* A pattern whose meaning depends on group numbers cannot be put inside a
@@ -583,6 +810,15 @@ static void build_any(struct filter *f)
 		return;
 	}
 	memset(&f->any, 0, sizeof f->any);
+	f->any.has_first = 1;
+	for (size_t i = 0; i < f->nfail; i++) {
+		if (!f->fail[i].in_any)
+			continue;
+		if (!f->fail[i].has_first)
+			f->any.has_first = 0;
+		for (size_t k = 0; k < sizeof f->any.first; k++)
+			f->any.first[k] |= f->fail[i].first[k];
+	}
 	f->any.code = code;
 	f->any.pat = strbuf_detach(&b);
 	rx_add_ascii(&f->any, opts);
@@ -1261,7 +1497,11 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			build_buf(buf, f->lbuf.v, f->lbuf.n);
 			buf_valid = 1;
 		}
-		any = rx_try(f, &f->any, buf->s, buf->len) != 0;
+		unsigned char c0 = (unsigned char)buf->s[0];
+		if (f->any.has_first && !FB_HAS(f->any.first, c0))
+			any = 0;
+		else
+			any = rx_try(f, &f->any, buf->s, buf->len) != 0;
 	}
 	for (size_t i = 0; i < f->nfail; i++) {
 		struct rx *r = &f->fail[i];
@@ -1273,6 +1513,8 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			/* the text changed after a match: the prefilter's answer is void */
 			any = 1;
 		}
+		if (r->has_first && !FB_HAS(r->first, (unsigned char)buf->s[0]))
+			continue;
 		if (!rx_search(f, r, buf->s, buf->len, org->v, org->n, &s))
 			continue;
 		struct fdict *fail = xcalloc(1, sizeof *fail);
