@@ -41,6 +41,11 @@ void datedetect_free(struct datedetect *dd);
 int datedetect_find(struct datedetect *dd, const char *line, size_t len,
 		    const struct date_clock *clk, double *t, size_t *mstart, size_t *mend);
 
+/* The same, for a caller that already knows whether the line is pure ASCII
+ * (ascii = 1 promises every byte is < 0x80): faster matching then. */
+int datedetect_find_ascii(struct datedetect *dd, const char *line, size_t len, int ascii,
+			  const struct date_clock *clk, double *t, size_t *mstart, size_t *mend);
+
 /* True when the detector was built with {NONE} (lines carry no date). */
 int datedetect_is_none(const struct datedetect *dd);
 

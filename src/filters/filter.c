@@ -416,10 +416,20 @@ static void rx_add_ascii(struct rx *r, uint32_t opts)
 		r->jit = pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE) == 0;
 		return;
 	}
+	/* A pattern that is ASCII itself can run in byte mode on ASCII text, which
+	 * is faster still than UTF mode; one with other characters keeps UTF. */
+	uint32_t aopts = opts & ~(uint32_t)PCRE2_UCP;
+	const unsigned char *q = (const unsigned char *)r->pat;
+	while (*q && *q < 0x80)
+		q++;
+	if (!*q)
+		aopts &= ~(uint32_t)PCRE2_UTF;
 	int ec;
 	PCRE2_SIZE eo;
-	r->acode = pcre2_compile((PCRE2_SPTR)r->pat, PCRE2_ZERO_TERMINATED, opts & ~PCRE2_UCP, &ec,
-				 &eo, NULL);
+	r->acode = pcre2_compile((PCRE2_SPTR)r->pat, PCRE2_ZERO_TERMINATED, aopts, &ec, &eo, NULL);
+	if (!r->acode && (aopts & PCRE2_UTF) == 0) /* e.g. \x{100}: needs UTF */
+		r->acode = pcre2_compile((PCRE2_SPTR)r->pat, PCRE2_ZERO_TERMINATED,
+					 aopts | PCRE2_UTF, &ec, &eo, NULL);
 	if (r->acode)
 		r->ajit = pcre2_jit_compile(r->acode, PCRE2_JIT_COMPLETE) == 0;
 }
@@ -1691,7 +1701,8 @@ void filter_prepare(struct filter *f, const char *line, size_t len, double journ
 	fl->found = 0;
 	fl->ms = fl->me = 0;
 	if (journal_time < 0)
-		fl->found = datedetect_find(f->dd, fl->text, len, clk, &fl->t, &fl->ms, &fl->me);
+		fl->found = datedetect_find_ascii(f->dd, fl->text, len, fl->ascii, clk, &fl->t,
+						  &fl->ms, &fl->me);
 }
 
 enum filter_status filter_process(struct filter *f, const char *line, size_t len,
