@@ -778,7 +778,8 @@ static int uses_group_numbers(const char *p)
 
 /* Most lines match no failregex. Asking one alternation of all of them first
  * turns N JIT calls per line (each ~50 cycles even when it fails on the first
- * character) into one. Duplicate group names are allowed (PCRE2_DUPNAMES), so
+ * character) into one. Regexes whose possible first bytes are known stay out:
+ * the first byte already rules most of them out without any call. Duplicate group names are allowed (PCRE2_DUPNAMES), so
  * the alternatives keep their own names; their matches are never read. A
  * regex with a numbered construct or an ASCII-only flag stays out and is
  * always tried on its own. */
@@ -789,7 +790,9 @@ static void build_any(struct filter *f)
 	for (size_t i = 0; i < f->nfail; i++) {
 		struct rx *r = &f->fail[i];
 		uint32_t known = PCRE2_CASELESS | PCRE2_DOTALL | PCRE2_MULTILINE;
-		if (!r->code || !r->pat || (r->pflags & ~known) || uses_group_numbers(r->pat))
+		/* regexes with known first bytes are dispatched on the first byte instead */
+		if (!r->code || !r->pat || r->has_first || (r->pflags & ~known) ||
+		    uses_group_numbers(r->pat))
 			continue;
 		strbuf_adds(&b, n ? "|(?:" : "(?:");
 		if (r->pflags) {
