@@ -1,4 +1,4 @@
-"""Runs fail2ban-style annotated sample logs through `mxjail test --json`.
+"""The one walker for fail2ban-style annotated sample logs.
 
 The sample logs in fail2ban's test suite carry `# failJSON: {...}` annotations
 before each line (plus filterOptions / fileOptions / addFILE / constraint).
@@ -6,6 +6,13 @@ This module applies the same rules as fail2ban's own samples test: every line
 is run through the filter (with every option set in force), every annotated
 field must agree, exactly one failregex may produce the failure, and every
 failregex of the filter must be hit by at least one sample.
+
+Interface: check_filter(binary, confdir, name, logdirs, engine=None,
+regexes=None, extra=()) -> (passed, failed, messages).  An engine is a callable
+(name, opts, lines) -> one dict per line in the shape of `mxjail test --json
+--all` (line, match, regex, nofail_regex, host, time, attempts, F- fields); the
+default runs mxjail.  test_samples_debian.py uses it for Debian's filter.d,
+test_own_filters_samples.py for ours through both mxjail and fail2ban's engine.
 """
 import datetime
 import ipaddress
@@ -44,16 +51,23 @@ class Case:
         self.line, self.fail, self.where, self.opts = line, fail, where, opts
 
 
-def collect(name, logdirs):
-    """Returns {fltName: (opts, [Case...])} in processing order."""
-    def find(fn):
-        for d in logdirs:
+def collect(name, logdirs, extra=()):
+    """Returns {fltName: (opts, [Case...])} in processing order.  The sample log
+    `name` is looked up in logdirs; the files in extra (paths) are read after it,
+    then the files named by addFILE (next to the file that names them, else in
+    logdirs)."""
+    def find(entry):
+        fn, near = entry
+        dirs = ([near] if near else []) + list(logdirs)
+        if os.path.isabs(fn):
+            dirs = [""]
+        for d in dirs:
             p = os.path.join(d, fn)
             if os.path.isfile(p):
                 return p
-        raise FileNotFoundError("no sample log %r in %s" % (fn, logdirs))
+        raise FileNotFoundError("no sample log %r in %s" % (fn, dirs))
 
-    filenames = [name]
+    filenames = [(name, None)] + [(p, None) for p in extra]
     common = {}
     tests = None  # list of (fltName, opts)
     ignore_block = False
@@ -95,7 +109,7 @@ def collect(name, logdirs):
                             tests.append((name + flt, opts))
                     continue
                 if kind == "addFILE":
-                    filenames.append(data)
+                    filenames.append((data, os.path.dirname(path)))
                     continue
                 faildata = data
                 if k >= len(lines):
@@ -138,6 +152,15 @@ def run_mxjail(binary, confdir, spec, lines):
     return res
 
 
+def mxjail_engine(binary, confdir):
+    """The default engine: `mxjail test --json --all` over the lines."""
+    return lambda name, opts, lines: run_mxjail(binary, confdir, spec_of(name, opts), lines)
+
+
+def mxjail_regexes(binary, confdir):
+    return lambda name, opts: filter_regexes(binary, confdir, spec_of(name, opts))
+
+
 def filter_regexes(binary, confdir, spec):
     p = subprocess.run([binary, "dumpconf", "-c", confdir, "--filter", spec],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
@@ -148,16 +171,41 @@ def filter_regexes(binary, confdir, spec):
     return [x["text"] if isinstance(x, dict) else x for x in fr]
 
 
+def norm_addr(v):
+    """mxjail reports normalised failure ids (FACTS.md: ::ffff:a.b.c.d -> a.b.c.d,
+    IPv6 lower-case and compressed); fail2ban's annotations carry raw text."""
+    if not isinstance(v, str):
+        return v
+    try:
+        a = ipaddress.ip_address(v.strip("[]"))
+    except ValueError:
+        return v
+    if a.version == 6 and a.ipv4_mapped:
+        a = a.ipv4_mapped
+    return str(a)
+
+
+def _as_list(v):
+    if v is None:
+        return []
+    return list(v) if isinstance(v, (list, tuple, set, frozenset)) else [v]
+
+
 def same_value(got, want):
-    if isinstance(want, list):
-        return sorted(map(str, got or [])) == sorted(map(str, want))
-    if got is None or want is None:
-        return got == want
+    if want is None:
+        return got is None
+    if isinstance(want, list) or isinstance(got, (list, tuple, set, frozenset)):
+        return sorted(map(str, _as_list(got))) == sorted(map(str, _as_list(want)))
+    if got is None:
+        return False
     if isinstance(want, str) and isinstance(got, str):
+        if got == want or norm_addr(got) == norm_addr(want):
+            return True
         try:
-            return ipaddress.ip_network(got, strict=False) == ipaddress.ip_network(want, strict=False)
+            net = ipaddress.ip_network
+            return net(got, strict=False) == net(want, strict=False)
         except ValueError:
-            return got == want
+            return False
     return got == want
 
 
@@ -171,9 +219,15 @@ def json_time(t):
     return time.mktime(dt.timetuple()) + dt.microsecond / 1000000.0
 
 
-def check_filter(binary, confdir, name, logdirs):
-    """Returns (passed, failed, [messages])."""
-    groups = collect(name, logdirs)
+def check_filter(binary, confdir, name, logdirs, engine=None, regexes=None, extra=()):
+    """Returns (passed, failed, [messages]).  engine(name, opts, lines) gives one
+    mxjail-shaped result per line (default: mxjail at binary with -c confdir);
+    regexes(name, opts) the failregex texts whose indices the results use, or
+    None to skip the no-samples rule (default: mxjail dumpconf).  extra: sample
+    files read after logdirs/name."""
+    engine = engine or mxjail_engine(binary, confdir)
+    regexes = regexes or mxjail_regexes(binary, confdir)
+    groups = collect(name, logdirs, extra)
     passed = failed = 0
     msgs = []
     used_text = set()   # regexes hit under any option set count for all (as in fail2ban)
@@ -182,7 +236,9 @@ def check_filter(binary, confdir, name, logdirs):
         fopts = {a: b for a, b in opts.items() if not a.startswith("test.")}
         spec = spec_of(name, fopts)
         try:
-            res = run_mxjail(binary, confdir, spec, [c.line for c in cases])
+            res = engine(name, fopts, [c.line for c in cases])
+            if len(res) != len(cases):
+                raise RuntimeError("%d results for %d lines" % (len(res), len(cases)))
         except Exception as e:  # the whole option set failed
             failed += len(cases)
             msgs.append("%s: %s" % (spec, e))
@@ -196,15 +252,16 @@ def check_filter(binary, confdir, name, logdirs):
                 failed += 1
                 msgs.append("%s %s: %s\n    line: %s\n    want: %s\n    got:  %s" % (
                     spec, c.where, err, c.line.decode("utf-8", "replace"),
-                    json.dumps(c.fail), json.dumps({k: v for k, v in r.items() if k != "lines"})))
+                    json.dumps(c.fail), json.dumps({k: v for k, v in r.items() if k != "lines"},
+                               default=str)))
             else:
                 passed += 1
-        regexes = filter_regexes(binary, confdir, spec)
-        if regexes is not None:
-            used_text.update(regexes[i] for i in used if i < len(regexes))
-            per_spec.append((spec, regexes, used))
-    for spec, regexes, used in per_spec:
-        for i, rx in enumerate(regexes):
+        texts = regexes(name, fopts)
+        if texts is not None:
+            used_text.update(texts[i] for i in used if 0 <= i < len(texts))
+            per_spec.append((spec, texts, used))
+    for spec, texts, used in per_spec:
+        for i, rx in enumerate(texts):
             if i not in used and rx not in used_text:
                 failed += 1
                 msgs.append("%s: regex has no samples: %d: %s" % (spec, i, rx))
