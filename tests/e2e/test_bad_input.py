@@ -30,7 +30,8 @@ F2B_ROOT = os.environ.get('MXJAIL_F2B_ROOT', '')
 DEBIAN_ETC = os.path.join(F2B_ROOT, 'etc', 'fail2ban') if F2B_ROOT else ''
 HAVE_DEBIAN = bool(F2B_ROOT) and os.path.isdir(os.path.join(DEBIAN_ETC, 'filter.d'))
 NEED_DEBIAN = pytest.mark.skipif(not HAVE_DEBIAN,
-                                 reason='MXJAIL_F2B_ROOT not set (setup.sh unpacks fail2ban 1.0.2)')
+                                 reason='MXJAIL_F2B_ROOT not set or not a fail2ban tree '
+                                 '(setup.sh unpacks fail2ban 1.0.2)')
 
 # Generous: a 20 MB line through a handful of regexes takes a fraction of a second; a hang or
 # a quadratic scan would not.
@@ -136,7 +137,8 @@ def good_lines(spec):
 def check_records(recs, data, want, spec):
     assert len(recs) == count_lines(data), '%s: %d records for %d lines' % (
         spec, len(recs), count_lines(data))
-    assert [r['line'] for r in recs] == list(range(1, len(recs) + 1)), spec + ': records out of order'
+    assert [r['line'] for r in recs] == list(range(1, len(recs) + 1)), \
+        spec + ': records out of order'
     for r in recs:
         n = r['line']
         if n in want:
