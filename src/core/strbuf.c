@@ -42,13 +42,16 @@ void strbuf_addc(struct strbuf *b, char c)
 
 void strbuf_addf(struct strbuf *b, const char *fmt, ...)
 {
+	char tmp[256];
 	va_list ap;
 	va_start(ap, fmt);
 	va_list ap2;
 	va_copy(ap2, ap);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
-	if (n > 0) {
+	if (n >= 0 && (size_t)n < sizeof tmp) {
+		strbuf_add(b, tmp, (size_t)n);
+	} else if (n > 0) {
 		reserve(b, (size_t)n);
 		vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap2);
 		b->len += (size_t)n;

@@ -96,8 +96,10 @@ struct tlist {
 
 /* ------------------------------------------------------- failure records */
 
+/* Keys are never copied: they are group names owned by the compiled regexes
+ * or string literals, both living as long as the filter. */
 struct fent {
-	char *k;
+	const char *k;
 	char *v; /* NULL = Python None */
 };
 
@@ -193,7 +195,7 @@ static int strv_has(const struct strv *s, const char *v)
 static struct fent *fdict_find(const struct fdict *d, const char *k)
 {
 	for (size_t i = 0; i < d->n; i++)
-		if (strcmp(d->e[i].k, k) == 0)
+		if (d->e[i].k == k || strcmp(d->e[i].k, k) == 0)
 			return &d->e[i];
 	return NULL;
 }
@@ -221,7 +223,7 @@ static void fdict_set(struct fdict *d, const char *k, const char *v)
 		return;
 	}
 	d->e = xgrow(d->e, &d->cap, d->n, sizeof *d->e);
-	d->e[d->n].k = xstrdup(k);
+	d->e[d->n].k = k;
 	d->e[d->n].v = nv;
 	d->n++;
 }
@@ -233,7 +235,6 @@ static int fdict_pop_true(struct fdict *d, const char *k)
 	if (!e)
 		return 0;
 	int t = e->v && *e->v;
-	free(e->k);
 	free(e->v);
 	size_t i = (size_t)(e - d->e);
 	memmove(&d->e[i], &d->e[i + 1], (d->n - i - 1) * sizeof *d->e);
@@ -246,7 +247,6 @@ static void fdict_free(struct fdict *d)
 	if (!d)
 		return;
 	for (size_t i = 0; i < d->n; i++) {
-		free(d->e[i].k);
 		free(d->e[i].v);
 	}
 	free(d->e);
@@ -1437,6 +1437,11 @@ static void norm_ip(const char *ip, const char *cidr, int family, char *out, siz
 			return;
 		}
 	}
+	/* a parsed IPv4 text is already canonical (leading zeros are refused) */
+	if (a.family == 4 && n < outlen && memchr(ip, ':', n) == NULL) {
+		memcpy(out, ip, n + 1);
+		return;
+	}
 	addr_format(&a, out, outlen);
 }
 
@@ -1614,7 +1619,6 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			break;
 	}
 	for (size_t k = 0; k < pre.n; k++) {
-		free(pre.e[k].k);
 		free(pre.e[k].v);
 	}
 	free(pre.e);
