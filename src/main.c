@@ -17,7 +17,6 @@ struct subcommand {
 };
 
 static int cmd_help(int argc, char **argv);
-static int cmd_version(int argc, char **argv);
 
 static const struct subcommand commands[] = {
 	{"check", cmd_check, "check [-c DIR]",
@@ -28,17 +27,27 @@ static const struct subcommand commands[] = {
 	 "run filters over a log and show what they match (like fail2ban-regex)"},
 	{"dumpconf", cmd_dumpconf, "dumpconf [-c DIR] [--jail JAIL | --filter FILTER[k=v,...]]",
 	 "print the resolved configuration of jails or one filter as JSON"},
-	{"version", cmd_version, "version", "print the version"},
+	{"run", cmd_run,
+	 "run [-c DIR] [-f] [--state DIR] [--socket PATH] [--backend nftables|null]\n"
+	 "               [--journal-dir DIR] [--logtarget T] [--loglevel L]",
+	 "run the daemon: follow the logs, count failures, ban through the firewall"},
+	{"status", cmd_status, "status [JAIL] [--json]", "jails, or one jail's counters and bans"},
+	{"banned", cmd_banned, "banned [ADDR...] [--json]",
+	 "every live ban, or the jails an address is banned in"},
+	{"ban", cmd_ban, "ban JAIL ADDR... [--force] [--json]",
+	 "ban addresses by hand (ignored ones only with --force)"},
+	{"unban", cmd_unban, "unban [JAIL] ADDR...|--all [--json]", "lift bans"},
+	{"why", cmd_why, "why ADDR [--json]", "which jail banned an address, when, and the log lines"},
+	{"reload", cmd_reload, "reload [JAIL] [--json]",
+	 "re-read the configuration; bans and failure counters stay"},
+	{"get", cmd_get, "get JAIL bantime|findtime|maxretry|ignoreip [--json]",
+	 "show a jail setting"},
+	{"set", cmd_set, "set JAIL bantime|findtime|maxretry|ignoreip VALUE [--json]",
+	 "change a jail setting until the next reload"},
+	{"ping", cmd_ping, "ping", "check that the daemon answers"},
+	{"version", cmd_version, "version [--json]", "print the version (and the daemon's)"},
 	{"help", cmd_help, "help", "list the subcommands"},
 };
-
-static int cmd_version(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	printf("mxjail %s\n", MXJAIL_VERSION);
-	return 0;
-}
 
 static int cmd_help(int argc, char **argv)
 {

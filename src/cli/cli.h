@@ -8,5 +8,16 @@
 int cmd_check(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_dumpconf(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_banned(int argc, char **argv);
+int cmd_ban(int argc, char **argv);
+int cmd_unban(int argc, char **argv);
+int cmd_why(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_set(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
+int cmd_version(int argc, char **argv);
 
 #endif

@@ -1,0 +1,497 @@
+/*
+ * daemon_ban - from a failure to a ban and back: ignore checks, counting,
+ * ban length with increments, the store, the firewall and unban timers.
+ *
+ * Order of a ban (fail2ban's guarantees, and the store's): the ban is
+ * committed to the store first, then the NOTICE "[jail] Ban ADDR" line is
+ * logged (recidive reads it), then the firewall change is queued; the
+ * end-of-turn hook commits it in one transaction with the others. A failure
+ * of an address that is already banned moves the end of its ban to
+ * max(old end, t + bantime).
+ *
+ * Live bans are kept in a hash table keyed by (jail, id). Unbans use one
+ * loop timer for the earliest end; when it fires, every due ban is lifted
+ * and the timer is set for the next one, so 100,000 bans cost one timer.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/xmalloc.h"
+#include "daemon/daemon_int.h"
+#include "store/store.h"
+
+/* Lifting a ban a little late is harmless; a scan per millisecond is not. */
+#define EXPIRY_MIN_MS 100
+
+/* ---------- table ---------- */
+
+static uint64_t hash2(const char *a, const char *b)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *a; a++)
+		h = (h ^ (unsigned char)*a) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (; *b; b++)
+		h = (h ^ (unsigned char)*b) * 1099511628211ULL;
+	return h;
+}
+
+static void tab_grow(struct daemon_bantab *t)
+{
+	size_t nb = t->nb ? t->nb * 2 : 256;
+	struct daemon_ban **b = xcalloc(nb, sizeof *b);
+	for (size_t i = 0; i < t->nb; i++)
+		for (struct daemon_ban *e = t->b[i], *next; e; e = next) {
+			next = e->next;
+			size_t k = hash2(e->jailname, e->id) & (nb - 1);
+			e->next = b[k];
+			b[k] = e;
+		}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+}
+
+struct daemon_ban *daemon_ban_find(struct daemon *dm, const char *jail, const char *id)
+{
+	struct daemon_bantab *t = &dm->bans;
+	if (!t->nb)
+		return NULL;
+	for (struct daemon_ban *e = t->b[hash2(jail, id) & (t->nb - 1)]; e; e = e->next)
+		if (strcmp(e->id, id) == 0 && strcmp(e->jailname, jail) == 0)
+			return e;
+	return NULL;
+}
+
+static struct daemon_ban *tab_add(struct daemon *dm, struct daemon_jail *j, const char *id,
+				  const struct addr *a)
+{
+	struct daemon_bantab *t = &dm->bans;
+	if (t->n + 1 > t->nb)
+		tab_grow(t);
+	struct daemon_ban *e = xcalloc(1, sizeof *e);
+	e->jail = j;
+	e->jailname = xstrdup(j->name);
+	e->id = xstrdup(id);
+	e->a = *a;
+	size_t k = hash2(e->jailname, e->id) & (t->nb - 1);
+	e->next = t->b[k];
+	t->b[k] = e;
+	t->n++;
+	j->banned_now++;
+	return e;
+}
+
+static void tab_del(struct daemon *dm, struct daemon_ban *e)
+{
+	struct daemon_bantab *t = &dm->bans;
+	struct daemon_ban **pp = &t->b[hash2(e->jailname, e->id) & (t->nb - 1)];
+	while (*pp && *pp != e)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = e->next;
+	t->n--;
+	if (e->jail && e->jail->banned_now)
+		e->jail->banned_now--;
+	free(e->jailname);
+	free(e->id);
+	free(e);
+}
+
+void daemon_bans_foreach(struct daemon *dm, void (*cb)(struct daemon_ban *b, void *arg), void *arg)
+{
+	struct daemon_bantab *t = &dm->bans;
+	for (size_t i = 0; i < t->nb; i++)
+		for (struct daemon_ban *e = t->b[i], *next; e; e = next) {
+			next = e->next; /* cb may delete e */
+			cb(e, arg);
+		}
+}
+
+void daemon_bans_free(struct daemon *dm)
+{
+	struct daemon_bantab *t = &dm->bans;
+	for (size_t i = 0; i < t->nb; i++)
+		for (struct daemon_ban *e = t->b[i], *next; e; e = next) {
+			next = e->next;
+			free(e->jailname);
+			free(e->id);
+			free(e);
+		}
+	free(t->b);
+	memset(t, 0, sizeof *t);
+}
+
+/* ---------- firewall helpers ---------- */
+
+static unsigned long fw_timeout(double end, double now)
+{
+	if (end < 0)
+		return 0;
+	double left = ceil(end - now);
+	if (left < 1)
+		left = 1;
+	if (left > (double)FW_MAX_TIMEOUT)
+		left = (double)FW_MAX_TIMEOUT;
+	return (unsigned long)left;
+}
+
+static void fw_apply(struct daemon *dm, struct daemon_ban *b, double now)
+{
+	if (!dm->fw_open || !b->jail || !b->jail->has_fw)
+		return;
+	char err[512];
+	if (fw_ban(&dm->fw, &b->jail->fwj, &b->a, fw_timeout(b->end, now), err, sizeof err) < 0)
+		log_warnx("[%s] firewall: ban %s: %s", b->jailname, b->id, err);
+}
+
+static void fw_remove(struct daemon *dm, struct daemon_ban *b)
+{
+	if (!dm->fw_open || !b->jail || !b->jail->has_fw)
+		return;
+	char err[512];
+	if (fw_unban(&dm->fw, &b->jail->fwj, &b->a, err, sizeof err) < 0)
+		log_warnx("[%s] firewall: unban %s: %s", b->jailname, b->id, err);
+}
+
+void daemon_fw_rebuild(struct daemon *dm, const char *why)
+{
+	if (!dm->fw_open)
+		return;
+	double now = daemon_now();
+	struct fw_ban *v = xcalloc(dm->bans.n + 1, sizeof *v);
+	size_t n = 0;
+	struct daemon_bantab *t = &dm->bans;
+	for (size_t i = 0; i < t->nb; i++)
+		for (struct daemon_ban *e = t->b[i]; e; e = e->next) {
+			if (!e->jail || !e->jail->has_fw)
+				continue;
+			v[n].jail = &e->jail->fwj;
+			v[n].addr = e->a;
+			v[n].timeout = fw_timeout(e->end, now);
+			n++;
+		}
+	char err[512];
+	if (fw_rebuild(&dm->fw, v, n, err, sizeof err) < 0)
+		log_warnx("firewall: rebuild (%s): %s", why, err);
+	else
+		log_info("firewall: %s: %zu ban%s applied", why, n, n == 1 ? "" : "s");
+	free(v);
+}
+
+/* ---------- expiry ---------- */
+
+static void expiry_fire(struct loop *l, void *arg);
+
+static void expiry_consider(struct daemon *dm, double end)
+{
+	if (end < 0 || dm->stopping)
+		return;
+	if (dm->expiry_at > 0 && dm->expiry_at <= end)
+		return;
+	if (dm->expiry_timer)
+		loop_timer_del(dm->loop, dm->expiry_timer);
+	double ms = (end - daemon_now()) * 1000.0;
+	if (ms < EXPIRY_MIN_MS)
+		ms = EXPIRY_MIN_MS;
+	dm->expiry_at = end;
+	dm->expiry_timer = loop_timer_add(dm->loop, (uint64_t)ms, expiry_fire, dm);
+}
+
+static void lift(struct daemon *dm, struct daemon_ban *b, double now)
+{
+	if (store_unban(dm->store, b->jailname, b->id, now) < 0)
+		log_warnx("state: recording the unban of %s: %s", b->id, store_error(dm->store));
+	fw_remove(dm, b);
+	log_notice("[%s] Unban %s", b->jailname, b->id);
+	tab_del(dm, b);
+}
+
+struct expiry_walk {
+	struct daemon *dm;
+	double now, next;
+};
+
+static void expiry_one(struct daemon_ban *b, void *arg)
+{
+	struct expiry_walk *w = arg;
+	if (b->end < 0)
+		return;
+	if (b->end <= w->now + 0.001) {
+		lift(w->dm, b, w->now);
+		return;
+	}
+	if (w->next < 0 || b->end < w->next)
+		w->next = b->end;
+}
+
+static void expiry_fire(struct loop *l, void *arg)
+{
+	(void)l;
+	struct daemon *dm = arg;
+	dm->expiry_timer = 0;
+	dm->expiry_at = 0;
+	struct expiry_walk w = {dm, daemon_now(), -1};
+	daemon_bans_foreach(dm, expiry_one, &w);
+	if (w.next >= 0)
+		expiry_consider(dm, w.next);
+}
+
+void daemon_expiry_arm(struct daemon *dm)
+{
+	struct expiry_walk w = {dm, -1e300, -1};
+	daemon_bans_foreach(dm, expiry_one, &w);
+	if (w.next >= 0)
+		expiry_consider(dm, w.next);
+}
+
+/* ---------- bans ---------- */
+
+/* What gets banned for a host: the host, or its /banprefix6 for IPv6. */
+static struct addr ban_target(const struct daemon_jail *j, const struct addr *a)
+{
+	struct addr t = *a;
+	if (a->family == 6 && j->banprefix6 > 0 && j->banprefix6 < 128 && a->prefix == 128) {
+		char buf[ADDR_STRLEN], cidr[ADDR_STRLEN + 8];
+		addr_format(a, buf, sizeof buf);
+		snprintf(cidr, sizeof cidr, "%s/%d", buf, j->banprefix6);
+		addr_parse_cidr(cidr, strlen(cidr), &t);
+	}
+	return t;
+}
+
+static void fmt_time(double t, char *buf, size_t len)
+{
+	if (t < 0) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	time_t s = (time_t)t;
+	struct tm tm;
+	localtime_r(&s, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void prolong(struct daemon *dm, struct daemon_ban *b, double t)
+{
+	if (b->end < 0)
+		return;
+	double now = daemon_now();
+	if (t > now)
+		t = now;
+	double new_end = b->bantime < 0 ? -1 : t + b->bantime;
+	if (new_end >= 0 && new_end <= b->end + 1)
+		return;
+	if (store_ban_prolong(dm->store, b->jailname, b->id, new_end) < 0)
+		log_warnx("state: prolonging the ban of %s: %s", b->id, store_error(dm->store));
+	b->end = new_end;
+	char ts[32];
+	fmt_time(new_end, ts, sizeof ts);
+	log_notice("[%s] Prolong %s until %s", b->jailname, b->id, ts);
+	fw_apply(dm, b, now);
+	expiry_consider(dm, new_end);
+}
+
+int daemon_ban_addr(struct daemon_jail *j, const struct addr *a, double t, unsigned failures,
+		    char **lines, size_t nlines, int manual, char *err, size_t errlen)
+{
+	struct daemon *dm = j->d;
+	struct addr target = ban_target(j, a);
+	char id[ADDR_STRLEN];
+	addr_format(&target, id, sizeof id);
+	struct daemon_ban *b = daemon_ban_find(dm, j->name, id);
+	if (b) {
+		prolong(dm, b, t);
+		return 0;
+	}
+	struct store_hist h = {0};
+	if (store_history(dm->store, id, j->p.incr.overalljails ? NULL : j->name, 0, &h) < 0) {
+		log_warnx("state: ban history of %s: %s", id, store_error(dm->store));
+		memset(&h, 0, sizeof h);
+	}
+	double bt = jail_bantime(&j->p, h.count, daemon_random(dm));
+	double now = daemon_now();
+	double tob = t > now || t <= 0 ? now : t;
+	double end = bt < 0 ? -1 : tob + bt;
+	if (end >= 0 && end <= now) {
+		snprintf(err, errlen, "the ban of %s would already have ended", id);
+		log_info("[%s] %s: not banned, its ban would have ended at once (old log lines)",
+			 j->name, id);
+		return 0;
+	}
+	struct store_ban sb = {
+		.id = id,
+		.jail = j->name,
+		.timeofban = tob,
+		.bantime = bt,
+		.bancount = h.count + 1,
+		.failures = failures,
+		.lines = (const char *const *)lines,
+		.nlines = nlines,
+	};
+	/* committed before it is reported; a failing store must not stop the ban */
+	if (store_ban_add(dm->store, &sb) < 0)
+		log_warnx("state: recording the ban of %s: %s", id, store_error(dm->store));
+	if (h.count && bt != j->p.bantime)
+		log_notice("[%s] Increase Ban %s (%u # %.0f s)", j->name, id, h.count + 1, bt);
+	log_notice("[%s] Ban %s", j->name, id);
+	b = tab_add(dm, j, id, &target);
+	b->timeofban = tob;
+	b->bantime = bt;
+	b->end = end;
+	b->bancount = h.count + 1;
+	j->banned_total++;
+	fw_apply(dm, b, now);
+	expiry_consider(dm, end);
+	if (manual) {
+		char host[ADDR_STRLEN];
+		addr_format(a, host, sizeof host);
+		jail_forget(j->j, host);
+	}
+	return 1;
+}
+
+void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **lines,
+		       size_t nlines)
+{
+	struct daemon *dm = j->d;
+	double now = daemon_now();
+	if (t <= 0 || t > now + 60)
+		t = now;
+	if (t < now - j->p.findtime) {
+		log_debug("[%s] Ignore %s: failure at %.0f is older than findtime", j->name, id, t);
+		return;
+	}
+	struct addr a;
+	if (addr_parse(id, strlen(id), &a) < 0) {
+		log_debug("[%s] Ignore '%s': not an address (usedns)", j->name, id);
+		return;
+	}
+	const char *why = NULL;
+	if (daemon_ignored(j->ign, &a, &why)) {
+		log_info("[%s] Ignore %s by %s", j->name, id, why);
+		return;
+	}
+	char ts[32];
+	fmt_time(t, ts, sizeof ts);
+	log_info("[%s] Found %s - %s", j->name, id, ts);
+	j->failed_total++;
+	struct addr target = ban_target(j, &a);
+	char tid[ADDR_STRLEN];
+	addr_format(&target, tid, sizeof tid);
+	struct daemon_ban *b = daemon_ban_find(dm, j->name, tid);
+	if (b) {
+		prolong(dm, b, t);
+		return;
+	}
+	struct jail_ban jb;
+	if (jail_add_failure(j->j, id, t, (const char *const *)lines, nlines, &jb) != 1)
+		return;
+	char err[256];
+	daemon_ban_addr(j, &a, t, jb.failures, jb.lines, jb.nlines, 0, err, sizeof err);
+	jail_ban_clear(&jb);
+}
+
+struct unban_walk {
+	struct daemon *dm;
+	const char *jail, *id;
+	double now;
+	int n;
+};
+
+static void unban_one(struct daemon_ban *b, void *arg)
+{
+	struct unban_walk *w = arg;
+	if (w->jail && strcmp(b->jailname, w->jail) != 0)
+		return;
+	if (w->id && strcmp(b->id, w->id) != 0)
+		return;
+	lift(w->dm, b, w->now);
+	w->n++;
+}
+
+int daemon_unban_id(struct daemon *dm, const char *jail, const char *id)
+{
+	struct unban_walk w = {dm, jail, id, daemon_now(), 0};
+	if (jail) {
+		struct daemon_ban *b = daemon_ban_find(dm, jail, id);
+		if (b) {
+			lift(dm, b, w.now);
+			w.n = 1;
+		}
+		return w.n;
+	}
+	daemon_bans_foreach(dm, unban_one, &w);
+	return w.n;
+}
+
+int daemon_unban_all(struct daemon *dm, const char *jail)
+{
+	struct unban_walk w = {dm, jail, NULL, daemon_now(), 0};
+	daemon_bans_foreach(dm, unban_one, &w);
+	return w.n;
+}
+
+void daemon_bans_restore(struct daemon *dm)
+{
+	struct store_banlist l = STORE_BANLIST_INIT;
+	double now = daemon_now();
+	if (store_load_bans(dm->store, now, &l) < 0) {
+		log_warnx("state: loading bans: %s", store_error(dm->store));
+		return;
+	}
+	size_t n = 0, skipped = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		const struct store_ban *sb = &l.v[i];
+		struct daemon_jail *j = daemon_jail_find(dm->set, sb->jail);
+		struct addr a;
+		if (!j || addr_parse_cidr(sb->id, strlen(sb->id), &a) < 0) {
+			skipped++;
+			continue;
+		}
+		if (daemon_ban_find(dm, j->name, sb->id))
+			continue;
+		struct daemon_ban *b = tab_add(dm, j, sb->id, &a);
+		b->timeofban = sb->timeofban;
+		b->bantime = sb->bantime;
+		b->end = sb->end;
+		b->bancount = sb->bancount;
+		n++;
+	}
+	store_banlist_free(&l);
+	if (n || skipped)
+		log_notice("restored %zu live ban%s from the state database%s", n, n == 1 ? "" : "s",
+			   skipped ? " (bans of jails not running were kept for later)" : "");
+	daemon_expiry_arm(dm);
+}
+
+struct rebind_walk {
+	struct daemon *dm;
+	struct daemon_set *s;
+	double now;
+};
+
+static void rebind_one(struct daemon_ban *b, void *arg)
+{
+	struct rebind_walk *w = arg;
+	struct daemon_jail *j = daemon_jail_find(w->s, b->jailname);
+	if (!j) {
+		/* the jail is gone: its firewall objects go with the old set */
+		lift(w->dm, b, w->now);
+		return;
+	}
+	b->jail = j;
+	j->banned_now++;
+}
+
+void daemon_bans_rebind(struct daemon *dm, struct daemon_set *s)
+{
+	struct rebind_walk w = {dm, s, daemon_now()};
+	daemon_bans_foreach(dm, rebind_one, &w);
+}

@@ -1,0 +1,203 @@
+/*
+ * daemon_int - the daemon's internal structures, shared by the src/daemon/ files only.
+ *
+ * struct daemon is the process's one mutable context (besides the logger):
+ * the loop, store, firewall, control socket, the current configuration set
+ * (jails, filters, sources) and the table of live bans. A configuration set
+ * is built completely before it replaces the running one, so a reload with a
+ * broken configuration leaves the old set running.
+ *
+ * Ownership: a daemon_set owns its filters, jails and sources; live bans
+ * (daemon_ban) belong to the daemon and point at their jail by pointer,
+ * re-pointed when a reload replaces the set.
+ */
+#ifndef MXJAIL_DAEMON_DAEMON_INT_H
+#define MXJAIL_DAEMON_DAEMON_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actions/fw.h"
+#include "config/config.h"
+#include "core/kvlist.h"
+#include "core/strbuf.h"
+#include "daemon/daemon.h"
+#include "filters/filter.h"
+#include "jails/jail.h"
+#include "net/addr.h"
+#include "sources/file.h"
+
+struct loop;
+struct store;
+struct ctl_server;
+struct filesrc_set;
+struct journalsrc;
+struct daemon;
+struct daemon_ignore;
+
+/* One compiled filter per distinct definition (the key is the definition's
+ * full text), shared by every jail whose filter resolves to the same. */
+struct daemon_filter {
+	char *key;
+	char *spec;               /* as the first jail wrote it, for messages */
+	struct filter *f;
+	struct date_clock clk;
+	int journal;              /* logtype journal */
+	char *journalmatch;       /* lines joined with "\n" ("" = none) */
+	unsigned long limit_hits; /* last seen filter stats value */
+};
+
+struct daemon_jail {
+	char *name;
+	struct daemon *d;
+	struct jail *j;                /* counters; moved across reloads */
+	struct jail_params p;
+	struct daemon_filter *flt;
+	int journal;                   /* reads the journal, not files */
+	char **files;                  /* expanded logpaths (and patterns not found yet) */
+	size_t nfiles;
+	/* firewall: the one native action this jail uses (has_fw = 0: counting only) */
+	int has_fw;
+	struct fw_jail fwj;
+	char *fw_port, *fw_protocol;
+	char *actions;                 /* action names for status ("nftables-multiport") */
+	int banprefix6;                /* 0 = ban the host; else ban the /N of IPv6 addresses */
+	double findtime_readback;      /* first start reads back this many seconds */
+	struct daemon_ignore *ign;
+	struct kvlist opts;            /* the section's options (get) */
+	unsigned long failed_total, banned_total;
+	size_t banned_now;
+};
+
+/* A jail fed by a source through one filter. */
+struct daemon_tap {
+	struct daemon_filter *flt;
+	struct daemon_jail **jails;
+	size_t njails;
+	struct filter_line fl;         /* this line, prepared (valid during dispatch) */
+	size_t share;                  /* index of the tap whose preparation is reused */
+};
+
+/* A log file (or one journal match set): read once, lines go to every tap. */
+struct daemon_source {
+	struct daemon *d;
+	char *path;                    /* file path, or "journal:<filter key hash>" */
+	int journal;
+	int tail;
+	double since;                  /* first start: read back to here */
+	struct filesrc *fs;
+	struct daemon_tap *taps;
+	size_t ntaps;
+	struct filesrc_pos saved;      /* what the store holds (avoid rewrites) */
+	int have_saved;
+};
+
+struct daemon_set {
+	struct daemon_filter **filters;
+	size_t nfilters;
+	struct daemon_jail **jails;
+	size_t njails;
+	struct daemon_source **sources;
+	size_t nsources;
+};
+
+/* A live ban. end < 0 = forever. */
+struct daemon_ban {
+	struct daemon_jail *jail;
+	char *jailname;
+	char *id;                      /* canonical text (address or prefix) */
+	struct addr a;
+	double timeofban, bantime, end;
+	unsigned bancount;
+	struct daemon_ban *next;       /* hash chain */
+};
+
+struct daemon_bantab {
+	struct daemon_ban **b;
+	size_t nb, n;
+};
+
+struct daemon {
+	struct daemon_opts o;
+	char *confdir, *statedir, *socket, *dbpath;
+	struct loop *loop;
+	struct store *store;
+	struct fw fw;
+	int fw_open;
+	int dry_run;
+	struct ctl_server *ctl;
+	struct filesrc_set *fset;
+	struct journalsrc *jsrc;
+	char *jcursor;                 /* last journal cursor saved */
+	struct daemon_set *set;
+	struct daemon_bantab bans;
+	uint64_t expiry_timer;
+	double expiry_at;              /* when expiry_timer fires (0 = none) */
+	double started;
+	double dbpurgeage;
+	unsigned dbmaxmatches;
+	size_t maxtracked_default;
+	char *default_banaction;
+	struct fw_options fwo;
+	uint64_t rnd;                  /* xorshift state for bantime.rndtime */
+	uint64_t watchdog_usec;
+	int stopping;
+	struct filter_result res;      /* scratch for line dispatch */
+};
+
+/* daemon_setup.c: builds a set from the configuration; errors go to d. */
+struct daemon_set *daemon_set_build(struct daemon *dm, const struct config *cfg, struct diag *d);
+/* Plugs the set's sources into the loop (positions from the store). */
+void daemon_set_start(struct daemon *dm, struct daemon_set *s);
+/* Saves positions and stops the sources (the set stays usable for lookups). */
+void daemon_set_stop_sources(struct daemon *dm, struct daemon_set *s);
+struct daemon_set *daemon_set_free(struct daemon_set *s);
+struct daemon_jail *daemon_jail_find(const struct daemon_set *s, const char *name);
+/* Writes changed file positions and the journal cursor into the store batch. */
+void daemon_save_positions(struct daemon *dm);
+/* Parses the jail's numeric options into p (defaults applied). */
+int daemon_jail_params(struct daemon *dm, const struct kvlist *opts, struct jail_params *p,
+		       int *banprefix6, char *err, size_t errlen);
+
+/* daemon_ban.c */
+void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **lines,
+		       size_t nlines);
+/* Bans addr in jail now (manual ban or reached maxretry). Returns 1 when a new
+ * ban was made, 0 when it was already banned (prolonged), -1 on error (err). */
+int daemon_ban_addr(struct daemon_jail *j, const struct addr *a, double t, unsigned failures,
+		    char **lines, size_t nlines, int manual, char *err, size_t errlen);
+/* Lifts the ban of id in jail (jail NULL = every jail). Returns how many. */
+int daemon_unban_id(struct daemon *dm, const char *jail, const char *id);
+int daemon_unban_all(struct daemon *dm, const char *jail);
+struct daemon_ban *daemon_ban_find(struct daemon *dm, const char *jail, const char *id);
+/* Calls cb for each live ban (stable order is not promised). */
+void daemon_bans_foreach(struct daemon *dm, void (*cb)(struct daemon_ban *b, void *arg),
+			 void *arg);
+/* Loads live bans from the store into the table (start). */
+void daemon_bans_restore(struct daemon *dm);
+/* Rebuilds the firewall from the table (start, after `flush ruleset`). */
+void daemon_fw_rebuild(struct daemon *dm, const char *why);
+/* Re-points bans at the jails of a new set; bans of vanished jails are lifted. */
+void daemon_bans_rebind(struct daemon *dm, struct daemon_set *s);
+void daemon_bans_free(struct daemon *dm);
+void daemon_expiry_arm(struct daemon *dm);
+
+/* daemon_ignore.c: the ignore check, swappable for jails/ignore.h. */
+struct daemon_ignore *daemon_ignore_new(const struct kvlist *opts, char *err, size_t errlen);
+struct daemon_ignore *daemon_ignore_free(struct daemon_ignore *ig);
+/* 1 when a must not be banned; *why names the reason ("ip", "self", "loopback"). */
+int daemon_ignored(const struct daemon_ignore *ig, const struct addr *a, const char **why);
+/* Replaces the ignoreip list (runtime `set JAIL ignoreip`). */
+int daemon_ignore_set_list(struct daemon_ignore *ig, const char *list, char *err, size_t errlen);
+/* The ignoreip list as text. */
+void daemon_ignore_format(const struct daemon_ignore *ig, struct strbuf *out);
+
+/* daemon_ctl.c */
+int daemon_ctl_handle(void *arg, int argc, char **argv, int json, struct strbuf *out);
+/* daemon.c: reload (SIGHUP or `reload`); returns 0 or -1 with a message in out. */
+int daemon_reload(struct daemon *dm, struct strbuf *msg);
+
+double daemon_now(void);
+double daemon_random(struct daemon *dm);
+
+#endif

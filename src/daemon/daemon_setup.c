@@ -1,0 +1,695 @@
+/*
+ * daemon_setup - turns the configuration into running parts: one compiled
+ * filter per distinct filter definition, one jail per enabled section, one
+ * source per log file (or per journal match set) with the jails it feeds.
+ *
+ * Each source is read once: a line is prepared once per distinct date
+ * setting (filter_date_key), run through each distinct filter once, and the
+ * failures go to every jail behind that filter on that source. Positions are
+ * saved in the store per file path (offset + first-line fingerprint) and as
+ * one journal cursor, so a restart neither loses nor re-counts lines; a file
+ * without a saved position is read back `findtime` seconds (or from its end
+ * with ` tail`).
+ *
+ * DIAGNOSTICS: configuration errors go into the caller's diag with the jail
+ * named; recoverable limits (an action not built yet) are logged as warnings.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/diag.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/xmalloc.h"
+#include "daemon/daemon_int.h"
+#include "sources/journal.h"
+#include "sources/logpath.h"
+#include "store/store.h"
+
+#define JOURNAL_CURSOR_NAME "journal"
+
+/* ---------- jail parameters (one table, like the rest of the config) ---------- */
+
+enum ptype { P_COUNT, P_TIME, P_SIZE };
+
+struct popt {
+	const char *name;
+	enum ptype type;
+	double min, max;
+};
+
+static const struct popt param_table[] = {
+	{"maxretry", P_COUNT, 1, 1e6},
+	{"findtime", P_TIME, 1, 1e10},
+	{"bantime", P_TIME, -1, 1e10},
+	{"maxmatches", P_COUNT, 0, 1e4},
+	{"maxtracked", P_SIZE, 16, 1e8},
+	{"banprefix6", P_COUNT, 0, 128},
+};
+
+static int param_value(const struct popt *o, const char *v, double *out, char *err, size_t errlen)
+{
+	double x;
+	if (o->type == P_TIME) {
+		if (jail_parse_time(v, &x) < 0) {
+			snprintf(err, errlen, "%s: expected a time (600, 10m, 1h30m, -1), got '%s'",
+				 o->name, v);
+			return -1;
+		}
+		if (x < 0)
+			x = -1;
+	} else {
+		char *end;
+		errno = 0;
+		x = strtod(v, &end);
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (end == v || *end || errno || x != floor(x)) {
+			snprintf(err, errlen, "%s: expected a whole number, got '%s'", o->name, v);
+			return -1;
+		}
+	}
+	if (x < o->min || x > o->max) {
+		snprintf(err, errlen, "%s: %s is out of range (%.0f to %.0f)", o->name, v, o->min, o->max);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+int daemon_jail_params(struct daemon *dm, const struct kvlist *opts, struct jail_params *p,
+		       int *banprefix6, char *err, size_t errlen)
+{
+	double val[sizeof param_table / sizeof param_table[0]] = {5, 600, 600, 0, 0, 0};
+	int given[sizeof param_table / sizeof param_table[0]] = {0};
+	val[4] = (double)dm->maxtracked_default;
+	for (size_t i = 0; i < sizeof param_table / sizeof param_table[0]; i++) {
+		const char *v = kvlist_get(opts, param_table[i].name);
+		if (!v || !*v)
+			continue;
+		if (param_value(&param_table[i], v, &val[i], err, errlen) < 0)
+			return -1;
+		given[i] = 1;
+	}
+	memset(p, 0, sizeof *p);
+	p->maxretry = (unsigned)val[0];
+	p->findtime = val[1];
+	p->bantime = val[2];
+	p->maxmatches = given[3] ? (unsigned)val[3] : p->maxretry;
+	p->maxtracked = (size_t)val[4];
+	*banprefix6 = (int)val[5] == 128 ? 0 : (int)val[5];
+	return jail_incr_parse(&p->incr, kvlist_get(opts, "bantime.increment"),
+			       kvlist_get(opts, "bantime.factor"), kvlist_get(opts, "bantime.formula"),
+			       kvlist_get(opts, "bantime.multipliers"), kvlist_get(opts, "bantime.maxtime"),
+			       kvlist_get(opts, "bantime.rndtime"),
+			       kvlist_get(opts, "bantime.overalljails"), err, errlen);
+}
+
+/* ---------- filters ---------- */
+
+/* The definition as text: equal text = equal behaviour, so one compiled
+ * filter serves every jail with this text. */
+static char *filter_key(const struct filter_def *def)
+{
+	struct strbuf b = STRBUF_INIT;
+	strbuf_addf(&b, "P%s\n", def->prefregex ? def->prefregex : "");
+	for (size_t i = 0; i < def->nfailregex; i++)
+		strbuf_addf(&b, "F%s\n", def->failregex[i].text);
+	for (size_t i = 0; i < def->nignoreregex; i++)
+		strbuf_addf(&b, "I%s\n", def->ignoreregex[i].text);
+	for (size_t i = 0; i < def->ndatepattern; i++)
+		strbuf_addf(&b, "D%s\n", def->datepattern[i]);
+	for (size_t i = 0; i < def->njournalmatch; i++)
+		strbuf_addf(&b, "J%s\n", def->journalmatch[i]);
+	strbuf_addf(&b, "M%u\nU%s\nL%s\nZ%s\n", def->maxlines, def->usedns ? def->usedns : "",
+		    def->logtype ? def->logtype : "", def->logtimezone ? def->logtimezone : "");
+	return strbuf_detach(&b);
+}
+
+static struct daemon_filter *filter_get(struct daemon_set *s, const struct filter_def *def,
+					const char *spec, struct diag *d)
+{
+	char *key = filter_key(def);
+	for (size_t i = 0; i < s->nfilters; i++)
+		if (strcmp(s->filters[i]->key, key) == 0) {
+			free(key);
+			return s->filters[i];
+		}
+	struct filter *f = filter_compile(def, d);
+	if (!f) {
+		free(key);
+		return NULL;
+	}
+	struct daemon_filter *df = xcalloc(1, sizeof *df);
+	df->key = key;
+	df->spec = xstrdup(spec);
+	df->f = f;
+	df->journal = filter_is_journal(f);
+	if (def->logtimezone && datedetect_parse_tz(def->logtimezone, &df->clk.tz_offset) == 0)
+		df->clk.has_tz = 1;
+	struct strbuf jm = STRBUF_INIT;
+	for (size_t i = 0; i < def->njournalmatch; i++) {
+		if (i)
+			strbuf_addc(&jm, '\n');
+		strbuf_adds(&jm, def->journalmatch[i]);
+	}
+	df->journalmatch = strbuf_detach(&jm);
+	s->filters = xrealloc(s->filters, (s->nfilters + 1) * sizeof *s->filters);
+	s->filters[s->nfilters++] = df;
+	return df;
+}
+
+/* ---------- sources ---------- */
+
+static struct daemon_source *source_get(struct daemon *dm, struct daemon_set *s, const char *path,
+					int journal)
+{
+	for (size_t i = 0; i < s->nsources; i++)
+		if (strcmp(s->sources[i]->path, path) == 0)
+			return s->sources[i];
+	struct daemon_source *src = xcalloc(1, sizeof *src);
+	src->d = dm;
+	src->path = xstrdup(path);
+	src->journal = journal;
+	src->since = -1;
+	s->sources = xrealloc(s->sources, (s->nsources + 1) * sizeof *s->sources);
+	s->sources[s->nsources++] = src;
+	return src;
+}
+
+static void source_attach(struct daemon_source *src, struct daemon_jail *j, int tail)
+{
+	struct daemon_tap *t = NULL;
+	for (size_t i = 0; i < src->ntaps; i++)
+		if (src->taps[i].flt == j->flt)
+			t = &src->taps[i];
+	if (!t) {
+		src->taps = xrealloc(src->taps, (src->ntaps + 1) * sizeof *src->taps);
+		t = &src->taps[src->ntaps];
+		memset(t, 0, sizeof *t);
+		t->flt = j->flt;
+		t->share = src->ntaps++;
+	}
+	t->jails = xrealloc(t->jails, (t->njails + 1) * sizeof *t->jails);
+	t->jails[t->njails++] = j;
+	if (tail)
+		src->tail = 1;
+	double since = daemon_now() - j->p.findtime;
+	if (src->since < 0 || since < src->since)
+		src->since = since;
+}
+
+/* ---------- jails ---------- */
+
+static int has_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+/* Expands logpath lines; *any_exist says whether a file was found. Patterns
+ * without glob characters are kept even when missing: the file may appear. */
+static int expand_logpaths(const struct jail_conf *jc, struct daemon_jail *j, int *tail,
+			   int *any_exist, struct diag *d)
+{
+	*any_exist = 0;
+	*tail = 0;
+	for (size_t i = 0; i < jc->nlogpath; i++) {
+		struct logpath lp;
+		char err[256];
+		int r = logpath_parse(jc->logpath[i], &lp, err, sizeof err);
+		if (r == 1)
+			continue;
+		if (r < 0) {
+			diag_error(d, jc->file, jc->line, "jail [%s]: logpath: %s", jc->name, err);
+			return -1;
+		}
+		if (lp.tail)
+			*tail = 1;
+		char **list = NULL;
+		size_t n = 0;
+		if (logpath_glob(lp.pattern, &list, &n, err, sizeof err) < 0) {
+			log_warnx("jail [%s]: logpath %s: %s", jc->name, lp.pattern, err);
+			n = 0;
+		}
+		if (n) {
+			*any_exist = 1;
+			for (size_t k = 0; k < n; k++) {
+				j->files = xrealloc(j->files, (j->nfiles + 1) * sizeof *j->files);
+				j->files[j->nfiles++] = xstrdup(list[k]);
+			}
+		} else if (!has_glob(lp.pattern)) {
+			j->files = xrealloc(j->files, (j->nfiles + 1) * sizeof *j->files);
+			j->files[j->nfiles++] = xstrdup(lp.pattern);
+		} else {
+			log_warnx("jail [%s]: no file matches logpath %s yet", jc->name, lp.pattern);
+		}
+		logpath_free_list(list, n);
+		free(lp.pattern);
+	}
+	return 0;
+}
+
+static void jail_free_one(struct daemon_jail *j)
+{
+	if (!j)
+		return;
+	free(j->name);
+	if (j->j)
+		jail_free(j->j);
+	jail_incr_free(&j->p.incr);
+	for (size_t i = 0; i < j->nfiles; i++)
+		free(j->files[i]);
+	free(j->files);
+	free(j->fw_port);
+	free(j->fw_protocol);
+	free(j->actions);
+	daemon_ignore_free(j->ign);
+	kvlist_free(&j->opts);
+	free(j);
+}
+
+/* Picks the jail's firewall action. Only native nftables actions ban for
+ * now; any other action is reported once and the jail still counts. */
+static int jail_actions(struct daemon *dm, const struct jail_conf *jc, struct daemon_jail *j,
+			struct diag *d)
+{
+	char **items = NULL;
+	size_t n = 0;
+	char err[512];
+	struct strbuf names = STRBUF_INIT;
+	const char *port = kvlist_get(&jc->opts, "port");
+	const char *proto = kvlist_get(&jc->opts, "protocol");
+	struct fw_jail base = {jc->name, port, proto, 0};
+	char *fallback = NULL;
+	if (jc->naction == 0 && dm->default_banaction) {
+		fallback = dm->default_banaction;
+		items = xmalloc(sizeof *items);
+		items[0] = xstrdup(fallback);
+		n = 1;
+	} else {
+		for (size_t i = 0; i < jc->naction; i++) {
+			char **it = NULL;
+			size_t m = 0;
+			if (config_spec_split(jc->action[i], &it, &m, err, sizeof err) < 0) {
+				diag_error(d, jc->file, jc->line, "jail [%s]: action: %s", jc->name, err);
+				continue;
+			}
+			items = xrealloc(items, (n + m + 1) * sizeof *items);
+			for (size_t k = 0; k < m; k++)
+				items[n++] = it[k];
+			free(it);
+		}
+	}
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		char *name = NULL;
+		struct kvlist aopts = KVLIST_INIT;
+		if (config_spec_parse(items[i], &name, &aopts, err, sizeof err) < 0) {
+			diag_error(d, jc->file, jc->line, "jail [%s]: action '%s': %s", jc->name, items[i],
+				   err);
+			rc = -1;
+			goto next;
+		}
+		if (names.len)
+			strbuf_adds(&names, " ");
+		strbuf_adds(&names, name);
+		struct fw_action fa;
+		int r = fw_action_resolve(name, &aopts, &base, &fa, err, sizeof err);
+		if (r == 0) {
+			if (j->has_fw) {
+				log_warnx("jail [%s]: only one firewall action per jail is used; '%s' "
+					  "is ignored",
+					  jc->name, name);
+			} else {
+				j->has_fw = 1;
+				j->fw_port = fa.jail.port ? xstrdup(fa.jail.port) : NULL;
+				j->fw_protocol = fa.jail.protocol ? xstrdup(fa.jail.protocol) : NULL;
+				j->fwj.reject = fa.jail.reject;
+			}
+		} else if (r == -ENOSYS) {
+			log_warnx("jail [%s]: %s; this jail counts failures and logs bans but does not "
+				  "block them",
+				  jc->name, err);
+		} else if (r == -ENOENT) {
+			log_warnx("jail [%s]: action '%s' is an action.d command action, which mxjail "
+				  "does not run yet; ignored",
+				  jc->name, name);
+		} else {
+			diag_error(d, jc->file, jc->line, "jail [%s]: action '%s': %s", jc->name, name,
+				   err);
+			rc = -1;
+		}
+	next:
+		free(name);
+		kvlist_free(&aopts);
+		free(items[i]);
+	}
+	free(items);
+	j->actions = strbuf_detach(&names);
+	j->fwj.name = j->name;
+	j->fwj.port = j->fw_port;
+	j->fwj.protocol = j->fw_protocol;
+	return rc;
+}
+
+static struct daemon_jail *jail_build(struct daemon *dm, struct daemon_set *s,
+				      const struct jail_conf *jc, struct diag *d)
+{
+	char err[512];
+	struct daemon_jail *j = xcalloc(1, sizeof *j);
+	j->name = xstrdup(jc->name);
+	j->d = dm;
+	kvlist_copy(&j->opts, &jc->opts);
+	if (daemon_jail_params(dm, &jc->opts, &j->p, &j->banprefix6, err, sizeof err) < 0) {
+		diag_error(d, jc->file, jc->line, "jail [%s]: %s", jc->name, err);
+		goto fail;
+	}
+	if (!jc->filter || !*jc->filter) {
+		diag_error(d, jc->file, jc->line, "jail [%s]: no filter (set filter = NAME)", jc->name);
+		goto fail;
+	}
+	const char *be = jc->backend && *jc->backend ? jc->backend : "auto";
+	int journal = strncasecmp(be, "systemd", 7) == 0;
+	int tail = 0, any = 0;
+	if (!journal) {
+		if (expand_logpaths(jc, j, &tail, &any, d) < 0)
+			goto fail;
+		if (!any && strcasecmp(be, "auto") == 0) {
+			log_info("jail [%s]: no log file found (%s); backend auto reads the systemd "
+				 "journal",
+				 jc->name, jc->nlogpath ? jc->logpath[0] : "no logpath");
+			journal = 1;
+		} else if (j->nfiles == 0) {
+			diag_error(d, jc->file, jc->line, "jail [%s]: no logpath to read", jc->name);
+			goto fail;
+		}
+	}
+	j->journal = journal;
+	struct kvlist fopts = KVLIST_INIT;
+	kvlist_copy(&fopts, &jc->opts);
+	if (journal)
+		kvlist_set(&fopts, "backend", strncasecmp(be, "systemd", 7) == 0 ? be : "systemd");
+	struct filter_def def = {0};
+	struct diag fd = DIAG_INIT;
+	if (config_load_filter(dm->confdir, jc->filter, &fopts, &def, &fd) == 0)
+		j->flt = filter_get(s, &def, jc->filter, &fd);
+	filter_def_free(&def);
+	kvlist_free(&fopts);
+	for (size_t i = 0; i < fd.n; i++) {
+		if (fd.items[i].level == DIAG_ERROR)
+			diag_error(d, NULL, 0, "jail [%s]: %s", jc->name, fd.items[i].text);
+		else
+			diag_warn(d, NULL, 0, "jail [%s]: %s", jc->name, fd.items[i].text);
+	}
+	size_t ferr = fd.nerrors;
+	diag_clear(&fd);
+	if (ferr || !j->flt) {
+		diag_error(d, jc->file, jc->line, "jail [%s]: filter '%s' cannot be used", jc->name,
+			   jc->filter);
+		goto fail;
+	}
+	if (journal && !j->flt->journal)
+		log_warnx("jail [%s]: filter '%s' is not set up for the journal", jc->name, jc->filter);
+	j->ign = daemon_ignore_new(&jc->opts, err, sizeof err);
+	if (!j->ign) {
+		diag_error(d, jc->file, jc->line, "jail [%s]: %s", jc->name, err);
+		goto fail;
+	}
+	if (jail_actions(dm, jc, j, d) < 0)
+		goto fail;
+	j->j = jail_new(&j->p);
+	if (journal) {
+		/* one journal match set per distinct filter */
+		char key[64] = "journal";
+		for (size_t i = 0; i < s->nfilters; i++)
+			if (s->filters[i] == j->flt)
+				snprintf(key, sizeof key, "journal:%zu", i);
+		source_attach(source_get(dm, s, key, 1), j, 0);
+	} else {
+		for (size_t i = 0; i < j->nfiles; i++)
+			source_attach(source_get(dm, s, j->files[i], 0), j, tail);
+	}
+	return j;
+fail:
+	jail_free_one(j);
+	return NULL;
+}
+
+struct daemon_set *daemon_set_build(struct daemon *dm, const struct config *cfg, struct diag *d)
+{
+	struct daemon_set *s = xcalloc(1, sizeof *s);
+	for (size_t i = 0; i < cfg->njails; i++) {
+		const struct jail_conf *jc = &cfg->jails[i];
+		if (!jc->enabled)
+			continue;
+		struct daemon_jail *j = jail_build(dm, s, jc, d);
+		if (!j)
+			continue;
+		s->jails = xrealloc(s->jails, (s->njails + 1) * sizeof *s->jails);
+		s->jails[s->njails++] = j;
+	}
+	/* taps with the same date settings share one preparation of each line */
+	for (size_t k = 0; k < s->nsources; k++) {
+		struct daemon_source *src = s->sources[k];
+		for (size_t i = 0; i < src->ntaps; i++) {
+			src->taps[i].share = i;
+			if (src->journal)
+				continue;
+			for (size_t m = 0; m < i; m++)
+				if (src->taps[m].share == m &&
+				    strcmp(filter_date_key(src->taps[m].flt->f),
+					   filter_date_key(src->taps[i].flt->f)) == 0) {
+					src->taps[i].share = m;
+					break;
+				}
+		}
+	}
+	return s;
+}
+
+struct daemon_jail *daemon_jail_find(const struct daemon_set *s, const char *name)
+{
+	for (size_t i = 0; s && i < s->njails; i++)
+		if (strcmp(s->jails[i]->name, name) == 0)
+			return s->jails[i];
+	return NULL;
+}
+
+/* ---------- reading ---------- */
+
+static void dispatch(struct daemon_source *src, const char *line, size_t len, double jtime)
+{
+	struct daemon *dm = src->d;
+	double now = daemon_now();
+	for (size_t i = 0; i < src->ntaps; i++) {
+		struct daemon_tap *t = &src->taps[i];
+		struct daemon_filter *df = t->flt;
+		df->clk.now = now;
+		if (t->share == i)
+			filter_prepare(df->f, line, len, jtime, &df->clk, &t->fl);
+		filter_result_reset(&dm->res);
+		filter_process_prepared(df->f, &src->taps[t->share].fl, &df->clk, &dm->res);
+		unsigned long lh = filter_get_stats(df->f)->limit_hits;
+		if (lh != df->limit_hits) {
+			df->limit_hits = lh;
+			log_warnx("filter %s on %s: regex match limit reached; line treated as not "
+				  "matching",
+				  df->spec, src->path);
+		}
+		for (size_t h = 0; h < dm->res.n; h++) {
+			struct filter_hit *hit = &dm->res.hits[h];
+			if (!hit->id || hit->nofail)
+				continue;
+			for (size_t k = 0; k < t->njails; k++)
+				daemon_on_failure(t->jails[k], hit->id, hit->time, hit->lines,
+						  hit->nlines);
+		}
+	}
+}
+
+static void on_file_line(const char *line, size_t len, double time, void *arg)
+{
+	(void)time;
+	dispatch(arg, line, len, -1.0);
+}
+
+static void on_journal_line(const char *line, size_t len, double time, void *arg)
+{
+	dispatch(arg, line, len, time >= 0 ? time : daemon_now());
+}
+
+/* Date of a line for the read-back search, as the source's first filter sees it. */
+static double source_date(const char *line, size_t len, void *arg)
+{
+	struct daemon_source *src = arg;
+	struct daemon_tap *t = &src->taps[0];
+	struct filter_line fl;
+	t->flt->clk.now = daemon_now();
+	filter_prepare(t->flt->f, line, len, -1.0, &t->flt->clk, &fl);
+	return fl.found == 1 ? fl.t : -1.0;
+}
+
+/* The store keeps a position's fingerprint as bytes: fp (8, little endian)
+ * followed by fplen (4). */
+static void pos_to_store(const struct filesrc_pos *p, struct store_pos *sp)
+{
+	memset(sp, 0, sizeof *sp);
+	sp->inode = p->inode;
+	sp->offset = p->offset;
+	for (int i = 0; i < 8; i++)
+		sp->fp[i] = (unsigned char)(p->fp >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		sp->fp[8 + i] = (unsigned char)(p->fplen >> (8 * i));
+	sp->fplen = 12;
+}
+
+static int pos_from_store(const struct store_pos *sp, struct filesrc_pos *p)
+{
+	if (sp->fplen != 12)
+		return -1;
+	p->inode = sp->inode;
+	p->offset = sp->offset;
+	p->fp = 0;
+	p->fplen = 0;
+	for (int i = 0; i < 8; i++)
+		p->fp |= (uint64_t)sp->fp[i] << (8 * i);
+	for (int i = 0; i < 4; i++)
+		p->fplen |= (uint32_t)sp->fp[8 + i] << (8 * i);
+	return 0;
+}
+
+void daemon_set_start(struct daemon *dm, struct daemon_set *s)
+{
+	int any_journal = 0;
+	for (size_t i = 0; i < s->nsources; i++) {
+		struct daemon_source *src = s->sources[i];
+		if (src->journal) {
+			any_journal = 1;
+			continue;
+		}
+		struct store_pos sp;
+		struct filesrc_pos pos = {0};
+		int have = store_pos_get(dm->store, src->path, &sp) == 0 && pos_from_store(&sp, &pos) == 0;
+		pos.path = src->path;
+		if (have) {
+			src->saved = pos;
+			src->have_saved = 1;
+		}
+		struct filesrc_start st = {
+			.mode = src->tail ? FILESRC_TAIL : FILESRC_SINCE,
+			.pos = have ? &pos : NULL,
+			.since = src->since,
+			.date_cb = source_date,
+			.date_arg = src,
+		};
+		src->fs = filesrc_new(dm->fset, src->path, &st, on_file_line, src);
+		log_info("reading %s%s", src->path,
+			 have ? " from its saved position" : src->tail ? " from its end" : "");
+	}
+	if (!any_journal)
+		return;
+	char err[512];
+	struct journalsrc_opts jo = {.directory = dm->o.journal_dir};
+	dm->jsrc = journalsrc_new(dm->loop, &jo, err, sizeof err);
+	if (!dm->jsrc) {
+		log_warnx("journal: %s; journal jails read nothing", err);
+		return;
+	}
+	double since = -1;
+	for (size_t i = 0; i < s->nsources; i++) {
+		struct daemon_source *src = s->sources[i];
+		if (!src->journal)
+			continue;
+		if (journalsrc_add(dm->jsrc, src->taps[0].flt->journalmatch, on_journal_line, src, err,
+				   sizeof err) < 0)
+			log_warnx("journal: %s", err);
+		if (since < 0 || src->since < since)
+			since = src->since;
+	}
+	char cursor[1024];
+	int have = store_cursor_get(dm->store, JOURNAL_CURSOR_NAME, cursor, sizeof cursor) == 0;
+	struct journalsrc_start st = {have ? cursor : NULL, since};
+	if (journalsrc_start(dm->jsrc, &st, err, sizeof err) < 0)
+		log_warnx("journal: %s", err);
+	else
+		log_info("reading the journal%s", have ? " from its saved cursor" : "");
+}
+
+void daemon_save_positions(struct daemon *dm)
+{
+	struct daemon_set *s = dm->set;
+	for (size_t i = 0; s && i < s->nsources; i++) {
+		struct daemon_source *src = s->sources[i];
+		if (!src->fs)
+			continue;
+		struct filesrc_pos p;
+		filesrc_get_pos(src->fs, &p);
+		if (src->have_saved && p.inode == src->saved.inode && p.offset == src->saved.offset &&
+		    p.fp == src->saved.fp && p.fplen == src->saved.fplen)
+			continue;
+		struct store_pos sp;
+		pos_to_store(&p, &sp);
+		if (store_pos_set(dm->store, src->path, &sp) < 0) {
+			log_warnx("state: saving the position of %s: %s", src->path,
+				  store_error(dm->store));
+			continue;
+		}
+		src->saved = p;
+		src->saved.path = src->path;
+		src->have_saved = 1;
+	}
+	if (dm->jsrc) {
+		char *c = journalsrc_cursor(dm->jsrc);
+		if (c && (!dm->jcursor || strcmp(c, dm->jcursor) != 0)) {
+			if (store_cursor_set(dm->store, JOURNAL_CURSOR_NAME, c) == 0) {
+				free(dm->jcursor);
+				dm->jcursor = c;
+				c = NULL;
+			}
+		}
+		free(c);
+	}
+}
+
+void daemon_set_stop_sources(struct daemon *dm, struct daemon_set *s)
+{
+	if (!s)
+		return;
+	daemon_save_positions(dm);
+	for (size_t i = 0; i < s->nsources; i++)
+		s->sources[i]->fs = filesrc_free(s->sources[i]->fs);
+	dm->jsrc = journalsrc_free(dm->jsrc);
+}
+
+struct daemon_set *daemon_set_free(struct daemon_set *s)
+{
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < s->nsources; i++) {
+		struct daemon_source *src = s->sources[i];
+		filesrc_free(src->fs);
+		for (size_t k = 0; k < src->ntaps; k++)
+			free(src->taps[k].jails);
+		free(src->taps);
+		free(src->path);
+		free(src);
+	}
+	free(s->sources);
+	for (size_t i = 0; i < s->njails; i++)
+		jail_free_one(s->jails[i]);
+	free(s->jails);
+	for (size_t i = 0; i < s->nfilters; i++) {
+		filter_free(s->filters[i]->f);
+		free(s->filters[i]->key);
+		free(s->filters[i]->spec);
+		free(s->filters[i]->journalmatch);
+		free(s->filters[i]);
+	}
+	free(s->filters);
+	free(s);
+	return NULL;
+}
