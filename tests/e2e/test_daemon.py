@@ -1,0 +1,385 @@
+"""test_daemon - `mxjail run` end to end, steered through the control CLI.
+
+Each test builds its own configuration tree in a temp dir (mxjail's etc/ copied,
+plus a jail.local with an sshd jail on a temp log file), starts the daemon with
+its own state dir and socket and the null firewall backend (dry run), appends
+failure lines and checks the answers of `status`, `banned`, `why`, `ban`,
+`unban`, `get`/`set`. Covers kill -9 and restart (live bans kept with their
+remaining time, no log line counted twice), a first start that reads back only
+`findtime`, SIGHUP keeping bans and counters, and a bad configuration. One test
+runs the real nftables backend inside a network namespace and looks for the
+banned address in the nft set (root, nft and ip needed; skipped otherwise).
+
+The daemon is always stopped by its PID at the end of the test.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+BIN = os.environ.get("MXJAIL_BIN")
+SRC = os.environ.get("MXJAIL_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+pytestmark = pytest.mark.skipif(not BIN or not os.path.exists(BIN), reason="MXJAIL_BIN not set")
+
+ATTACKER = "192.0.2.7"
+OTHER = "198.51.100.23"
+
+
+def syslog_line(addr, t=None, user="root"):
+    t = time.time() if t is None else t
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(t))
+    return "%s mx sshd[4242]: Failed password for %s from %s port 52144 ssh2\n" % (stamp, user, addr)
+
+
+class Daemon:
+    """One mxjail run in a temp tree; cli() talks to it over its own socket."""
+
+    def __init__(self, tmp, maxretry=3, findtime="10m", bantime="1h", extra="", netns=None):
+        self.tmp = str(tmp)
+        self.conf = os.path.join(self.tmp, "conf")
+        self.state = os.path.join(self.tmp, "state")
+        self.sock = os.path.join(self.tmp, "run", "mxjail.sock")
+        self.log = os.path.join(self.tmp, "auth.log")
+        self.out = os.path.join(self.tmp, "mxjail.log")
+        self.netns = netns
+        self.proc = None
+        if not os.path.isdir(self.conf):
+            shutil.copytree(os.path.join(SRC, "etc"), self.conf)
+        with open(os.path.join(self.conf, "jail.local"), "w") as f:
+            f.write("[DEFAULT]\nignoreip = 127.0.0.1/8 ::1 10.0.0.0/8\n\n"
+                    "[sshd]\nenabled = true\nlogpath = %s\nbackend = polling\n"
+                    "maxretry = %d\nfindtime = %s\nbantime = %s\n%s\n"
+                    % (self.log, maxretry, findtime, bantime, extra))
+        if not os.path.exists(self.log):
+            open(self.log, "w").close()
+
+    def start(self, backend="null", wait=True):
+        cmd = [BIN, "run", "-f", "-c", self.conf, "--state", self.state, "--socket", self.sock,
+               "--logtarget", self.out, "--loglevel", "DEBUG", "--backend", backend]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if wait:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError("mxjail exited %d: %s" % (self.proc.returncode,
+                                                                  self.proc.stderr.read()))
+                if self.cli("ping", check=False).returncode == 0:
+                    return self
+                time.sleep(0.05)
+            raise AssertionError("mxjail did not answer on %s" % self.sock)
+        return self
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc:
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+
+    def cli(self, *args, check=True):
+        r = subprocess.run([BIN] + list(args) + ["--socket", self.sock], capture_output=True,
+                           text=True, timeout=20)
+        if check:
+            assert r.returncode == 0, "mxjail %s: rc %d: %s%s" % (args, r.returncode, r.stdout,
+                                                                  r.stderr)
+        return r
+
+    def cli_json(self, *args):
+        return json.loads(self.cli(*(list(args) + ["--json"])).stdout)
+
+    def append(self, *lines):
+        with open(self.log, "a") as f:
+            f.write("".join(lines))
+
+    def banned(self):
+        return {(b["jail"], b["address"]): b for b in self.cli_json("banned")}
+
+    def status(self, jail="sshd"):
+        return self.cli_json("status", jail)
+
+    def logtext(self):
+        with open(self.out, errors="replace") as f:
+            return f.read()
+
+
+def poll(fn, timeout=5.0, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    made = []
+
+    def make(**kw):
+        d = Daemon(tmp_path, **kw)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.kill()
+
+
+def test_ban_status_why_unban(daemon):
+    d = daemon().start()
+    d.append(syslog_line(ATTACKER), syslog_line(ATTACKER))
+    poll(lambda: d.status()["currently_failed"] == 1, what="2 failures counted")
+    assert d.status()["total_failed"] == 2
+    assert ("sshd", ATTACKER) not in d.banned()
+    d.append(syslog_line(ATTACKER))
+    bans = poll(d.banned, what="the ban")
+    b = bans[("sshd", ATTACKER)]
+    assert b["bantime"] == 3600 and 3500 < b["remaining"] <= 3600
+    assert b["failures"] == 3
+
+    st = d.status()
+    assert st["currently_banned"] == 1 and st["total_banned"] == 1
+    assert st["banned"] == [ATTACKER] and st["total_failed"] == 3
+    text = d.cli("status", "sshd").stdout
+    assert "Status for the jail: sshd" in text and "Banned IP list:\t%s" % ATTACKER in text
+    assert "File list:\t%s" % d.log in text
+    assert "Jail list:\tsshd" in d.cli("status").stdout
+
+    why = d.cli("why", ATTACKER).stdout
+    assert "Banned %s in jail sshd" % ATTACKER in why
+    assert why.count("Failed password for root from %s" % ATTACKER) == 3
+    wj = d.cli_json("why", ATTACKER)
+    assert wj["bans"][0]["live"] and len(wj["bans"][0]["lines"]) == 3
+    assert d.cli("banned", ATTACKER).stdout.strip() == "%s: sshd" % ATTACKER
+    assert "NOTICE  [sshd] Ban %s" % ATTACKER in d.logtext()
+
+    assert d.cli("unban", ATTACKER).stdout.strip() == "1"
+    assert d.banned() == {}
+    assert d.status()["currently_banned"] == 0
+    assert "NOTICE  [sshd] Unban %s" % ATTACKER in d.logtext()
+    r = d.cli("unban", ATTACKER, check=False)
+    assert r.returncode == 1 and "not banned" in r.stderr
+    # history stays for why (and bantime.increment)
+    assert "Was banned %s" % ATTACKER in d.cli("why", ATTACKER).stdout
+
+
+def test_manual_ban_refuses_ignored_addresses(daemon):
+    d = daemon().start()
+    for addr in ("127.0.0.1", "10.1.2.3", "::1"):
+        r = d.cli("ban", "sshd", addr, check=False)
+        assert r.returncode == 1 and "refusing to ban" in r.stderr and "--force" in r.stderr
+    assert d.banned() == {}
+    r = d.cli("ban", "sshd", "not-an-address", check=False)
+    assert r.returncode == 1
+    r = d.cli("ban", "nosuchjail", OTHER, check=False)
+    assert r.returncode == 1 and "does not exist" in r.stderr
+    assert d.cli("ban", "sshd", OTHER).stdout.strip() == "1"
+    assert d.cli("ban", "sshd", "127.0.0.1", "--force").stdout.strip() == "1"
+    assert set(d.banned()) == {("sshd", OTHER), ("sshd", "127.0.0.1")}
+    assert d.cli("unban", "--all").stdout.strip() == "2"
+    assert d.banned() == {}
+    # failures from ignored addresses are never counted
+    d.append(*[syslog_line("10.9.9.9")] * 5)
+    poll(lambda: "Ignore 10.9.9.9 by ip" in d.logtext(), what="ignore message")
+    assert d.banned() == {} and d.status()["total_failed"] == 0
+
+
+def test_get_set_ping_version(daemon):
+    d = daemon().start()
+    assert d.cli("ping").stdout.strip() == "Server replied: pong"
+    assert d.cli("get", "sshd", "bantime").stdout.strip() == "3600"
+    assert d.cli("get", "sshd", "maxretry").stdout.strip() == "3"
+    assert d.cli_json("set", "sshd", "maxretry", "2")["value"] == 2
+    assert d.cli_json("get", "sshd", "findtime") == {"jail": "sshd", "key": "findtime",
+                                                     "value": 600}
+    assert d.cli("set", "sshd", "bantime", "2h").stdout.strip() == "7200"
+    r = d.cli("set", "sshd", "maxretry", "zero", check=False)
+    assert r.returncode == 1 and "maxretry" in r.stderr
+    assert d.cli("set", "sshd", "ignoreip", "203.0.113.0/24", "::1").stdout.strip() == \
+        "203.0.113.0/24 ::1"
+    d.append(syslog_line(OTHER), syslog_line(OTHER))
+    b = poll(d.banned, what="ban after maxretry 2")[("sshd", OTHER)]
+    assert b["bantime"] == 7200
+    v = d.cli_json("version")
+    assert v["daemon"] == v["version"]
+
+
+def test_kill9_restart_keeps_bans_and_counts_each_line_once(daemon):
+    d = daemon().start()
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(d.banned, what="the ban")
+    # two failures of another address: below maxretry
+    d.append(syslog_line(OTHER), syslog_line(OTHER))
+    poll(lambda: d.status()["currently_failed"] == 1 and d.status()["total_failed"] == 5,
+         what="the other address counted")
+    d.kill(signal.SIGKILL)
+    time.sleep(2)
+    d.start()
+    b = d.banned()[("sshd", ATTACKER)]
+    assert 3500 < b["remaining"] < 3599, b  # the remaining time, not a fresh hour
+    # nothing re-read: the lines before the crash are not counted again
+    time.sleep(0.5)
+    st = d.status()
+    assert st["total_failed"] == 0 and st["currently_failed"] == 0, st
+    d.append(syslog_line(OTHER))
+    poll(lambda: d.status()["total_failed"] == 1, what="the new line")
+    time.sleep(0.3)
+    assert ("sshd", OTHER) not in d.banned(), "an old line was counted twice"
+    assert d.status()["currently_banned"] == 1
+    assert "restored 1 live ban" in d.logtext()
+
+
+def test_restart_drops_expired_bans(daemon):
+    d = daemon(bantime="3").start()
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(d.banned, what="the ban")
+    d.kill(signal.SIGKILL)
+    time.sleep(3.5)
+    d.start()
+    assert d.banned() == {}
+
+
+def test_ban_expires_and_unban_is_logged(daemon):
+    d = daemon(bantime="2").start()
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(d.banned, what="the ban")
+    poll(lambda: d.banned() == {}, timeout=6, what="the unban at the end of the ban")
+    assert "NOTICE  [sshd] Unban %s" % ATTACKER in d.logtext()
+
+
+def test_first_start_reads_back_findtime_only(daemon):
+    d = daemon(findtime="10m")
+    now = time.time()
+    # three old failures (beyond findtime) and two recent ones, written before the start
+    d.append(*[syslog_line(ATTACKER, now - 3600 - i) for i in (3, 2, 1)])
+    d.append(syslog_line(ATTACKER, now - 60), syslog_line(ATTACKER, now - 30))
+    d.start()
+    poll(lambda: d.status()["total_failed"] == 2, what="the two recent failures")
+    time.sleep(0.3)
+    assert d.status()["total_failed"] == 2 and d.banned() == {}
+
+
+def test_sighup_keeps_bans_and_counters(daemon):
+    d = daemon().start()
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(d.banned, what="the ban")
+    d.append(syslog_line(OTHER))
+    poll(lambda: d.status()["currently_failed"] == 1, what="one failure of the other address")
+    os.kill(d.proc.pid, signal.SIGHUP)
+    poll(lambda: "reloaded: 1 jail" in d.logtext(), what="the reload")
+    assert ("sshd", ATTACKER) in d.banned()
+    assert d.status()["currently_failed"] == 1
+    # the counter kept its failure: two more reach maxretry 3
+    d.append(syslog_line(OTHER), syslog_line(OTHER))
+    poll(lambda: ("sshd", OTHER) in d.banned(), what="ban of the other address")
+    # reload through the socket, too
+    assert "reloaded 1 jail" in d.cli("reload").stdout
+    assert len(d.banned()) == 2
+
+
+def test_reload_with_broken_config_keeps_running(daemon):
+    d = daemon().start()
+    d.cli("ban", "sshd", OTHER)
+    with open(os.path.join(d.conf, "jail.local"), "a") as f:
+        f.write("\n[broken]\nenabled = true\nfilter = sshd\nlogpath = %s\nbantime = 1x\n" % d.log)
+    r = d.cli("reload", check=False)
+    assert r.returncode == 1 and "bantime" in r.stderr and "previous configuration" in r.stderr
+    assert ("sshd", OTHER) in d.banned()
+    assert d.cli("ping").returncode == 0
+
+
+def test_bad_config_fails_clearly(daemon, tmp_path):
+    d = daemon(extra="maxretry = lots")
+    d.start(wait=False)
+    try:
+        rc = d.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("mxjail started with a bad configuration")
+    err = d.proc.stderr.read()
+    assert rc != 0
+    assert "maxretry" in err and "jail.local" in err and "not starting" in err
+    # an unknown filter names the jail
+    with open(os.path.join(d.conf, "jail.local"), "w") as f:
+        f.write("[nosuch]\nenabled = true\nfilter = nosuchfilter\nlogpath = %s\n" % d.log)
+    d.proc.stdout.close()
+    d.proc.stderr.close()
+    d.start(wait=False)
+    rc = d.proc.wait(timeout=10)
+    err = d.proc.stderr.read()
+    assert rc != 0 and "nosuch" in err
+
+
+def test_cli_without_daemon(tmp_path):
+    r = subprocess.run([BIN, "status", "--socket", str(tmp_path / "none.sock")],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 255 and "cannot reach mxjail" in r.stderr
+
+
+# ---------- real nftables in a network namespace ----------
+
+NFT_OK = os.geteuid() == 0 and shutil.which("nft") and shutil.which("ip")
+
+
+@pytest.fixture
+def netns():
+    name = "mxjd%d" % os.getpid()
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot create a network namespace: %s" % r.stderr.strip())
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def nft_elements(ns, set_name):
+    r = subprocess.run(["ip", "netns", "exec", ns, "nft", "-j", "list", "set", "inet", "mxjail",
+                        set_name], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    out = {}
+    for item in json.loads(r.stdout)["nftables"]:
+        for e in item.get("set", {}).get("elem", []):
+            timeout = None
+            if isinstance(e, dict) and "elem" in e:
+                timeout = e["elem"].get("timeout")
+                e = e["elem"]["val"]
+            out[e] = timeout
+    return out
+
+
+@pytest.mark.skipif(not NFT_OK, reason="needs root, nft and ip")
+def test_nftables_in_namespace(daemon, netns):
+    d = daemon(netns=netns).start(backend="nftables")
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(d.banned, what="the ban")
+    els = poll(lambda: nft_elements(netns, "sshd_v4"), what="the nft set")
+    assert ATTACKER in els and 3500 < els[ATTACKER] <= 3600
+    # `flush ruleset` (a firewall reload) is repaired from state
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "flush", "ruleset"], check=True)
+    els = poll(lambda: nft_elements(netns, "sshd_v4"), timeout=10, what="the rebuilt set")
+    assert ATTACKER in els
+    # kill -9 and restart: the ban is applied again with its remaining time
+    d.kill(signal.SIGKILL)
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "flush", "ruleset"], check=True)
+    d.start(backend="nftables")
+    els = poll(lambda: nft_elements(netns, "sshd_v4"), what="the restored set")
+    assert ATTACKER in els and els[ATTACKER] < 3600
+    d.cli("unban", ATTACKER)
+    def unbanned():
+        els = nft_elements(netns, "sshd_v4")
+        return els is not None and ATTACKER not in els
+    poll(unbanned, what="the unban in the set")
