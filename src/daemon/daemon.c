@@ -171,8 +171,10 @@ static void on_check(struct loop *l, void *arg)
 			log_warnx("firewall: check: %s", err);
 		}
 	}
-	for (size_t i = 0; dm->set && i < dm->set->njails; i++)
+	for (size_t i = 0; dm->set && i < dm->set->njails; i++) {
 		jail_expire(dm->set->jails[i]->j, daemon_now());
+		daemon_ignore_poll(dm->set->jails[i]);
+	}
 	loop_timer_add(l, CHECK_INTERVAL_MS, on_check, dm);
 }
 

@@ -358,7 +358,7 @@ int daemon_ban_addr(struct daemon_jail *j, const struct addr *a, double t, unsig
 }
 
 void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **lines,
-		       size_t nlines)
+		       size_t nlines, const struct kvlist *groups)
 {
 	struct daemon *dm = j->d;
 	double now = daemon_now();
@@ -368,14 +368,14 @@ void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **l
 		log_debug("[%s] Ignore %s: failure at %.0f is older than findtime", j->name, id, t);
 		return;
 	}
+	char why[320];
+	if (daemon_ignored(j, id, groups, why, sizeof why)) {
+		log_info("[%s] Ignore %s by %s", j->name, id, why);
+		return;
+	}
 	struct addr a;
 	if (addr_parse(id, strlen(id), &a) < 0) {
 		log_debug("[%s] Ignore '%s': not an address (usedns)", j->name, id);
-		return;
-	}
-	const char *why = NULL;
-	if (daemon_ignored(j->ign, &a, &why)) {
-		log_info("[%s] Ignore %s by %s", j->name, id, why);
 		return;
 	}
 	char ts[32];

@@ -260,13 +260,12 @@ static int cmd_ban(struct daemon *dm, int argc, char **argv, int json, struct st
 			free(v);
 			return err_out(o, "'%s' is not an IP address or prefix", args[i]);
 		}
-		const char *why;
-		if (!force && daemon_ignored(j->ign, &v[i], &why)) {
-			strbuf_addf(o, "refusing to ban %s: it is ignored by %s (%s); use --force\n",
-				    args[i], j->name,
-				    !strcmp(why, "loopback") ? "loopback address"
-				    : !strcmp(why, "self")   ? "one of this host's addresses"
-							     : "ignoreip");
+		char id[ADDR_STRLEN], why[320];
+		addr_format(&v[i], id, sizeof id);
+		if (!force && (daemon_ignored(j, id, NULL, why, sizeof why) ||
+			       (addr_is_loopback(&v[i]) && snprintf(why, sizeof why, "loopback")))) {
+			strbuf_addf(o, "refusing to ban %s: jail %s ignores it (%s); use --force\n",
+				    args[i], j->name, why);
 			free(v);
 			return -1;
 		}
@@ -432,7 +431,7 @@ static int cmd_get(struct daemon *dm, int argc, char **argv, int json, struct st
 	else if (!strcmp(argv[2], "maxretry"))
 		strbuf_addf(&v, "%u", j->p.maxretry);
 	else if (!strcmp(argv[2], "ignoreip")) {
-		daemon_ignore_format(j->ign, &v);
+		daemon_ignore_format(j, &v);
 		num = 0;
 	} else {
 		strbuf_free(&v);
@@ -470,7 +469,7 @@ static int cmd_set(struct daemon *dm, int argc, char **argv, int json, struct st
 		struct strbuf list = STRBUF_INIT;
 		for (int i = 3; i < argc; i++)
 			strbuf_addf(&list, "%s%s", i > 3 ? " " : "", argv[i]);
-		int r = daemon_ignore_set_list(j->ign, strbuf_str(&list), err, sizeof err);
+		int r = daemon_ignore_set_list(j, strbuf_str(&list), err, sizeof err);
 		strbuf_free(&list);
 		if (r < 0)
 			return err_out(o, "%s", err);

@@ -1,32 +1,22 @@
 /*
- * daemon_ignore - which addresses a jail must never ban: loopback, the
- * jail's `ignoreip` addresses and CIDR prefixes, and (ignoreself) the host's
- * own interface addresses.
+ * daemon_ignore - the daemon's seam to jails/ignore.h: builds a jail's ignore
+ * list from its options (ignoreip, ignoreself, ignorecommand, ignorecache)
+ * and asks it about each failure id before anything is counted or banned.
  *
- * A stand-in for jails/ignore.h (DNS names, `file:` lists, ignorecommand,
- * ignorecache) behind the same one-call shape, daemon_ignored(), so the
- * daemon switches to the full module by replacing this file. Entries this
- * version cannot evaluate (DNS names, file: lists) are refused with a message
- * naming them, so nothing is silently left unprotected.
+ * Loopback is never banned whatever the list says; that rule lives in the
+ * ignore module and again here for manual bans (which have no list entry to
+ * blame). Bad ignoreip entries are configuration errors (the jail does not
+ * start); names that do not resolve and missing file: lists are warnings.
  */
-#include <errno.h>
-#include <ifaddrs.h>
-#include <netinet/in.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/diag.h"
+#include "core/log.h"
 #include "core/xmalloc.h"
 #include "daemon/daemon_int.h"
-
-struct daemon_ignore {
-	struct addr *nets;
-	size_t n;
-	int self;
-	struct addr *own;
-	size_t nown;
-};
+#include "jails/ignore.h"
 
 static int parse_bool(const char *v, int dflt)
 {
@@ -41,115 +31,90 @@ static int parse_bool(const char *v, int dflt)
 	return dflt;
 }
 
-/* The host's own addresses, read once per build (reload re-reads them). */
-static void load_own(struct daemon_ignore *ig)
+struct ignorelist *daemon_ignore_new(const struct kvlist *opts, const char *ignoreip,
+				     const char *file, unsigned line, struct diag *d)
 {
-	struct ifaddrs *ifa = NULL;
-	if (getifaddrs(&ifa) < 0)
-		return;
-	size_t cap = 0;
-	for (struct ifaddrs *p = ifa; p; p = p->ifa_next) {
-		if (!p->ifa_addr)
-			continue;
-		struct addr a = {0};
-		if (p->ifa_addr->sa_family == AF_INET) {
-			a.family = 4;
-			a.prefix = 32;
-			memcpy(a.a, &((struct sockaddr_in *)(void *)p->ifa_addr)->sin_addr, 4);
-		} else if (p->ifa_addr->sa_family == AF_INET6) {
-			a.family = 6;
-			a.prefix = 128;
-			memcpy(a.a, &((struct sockaddr_in6 *)(void *)p->ifa_addr)->sin6_addr, 16);
-		} else {
-			continue;
-		}
-		ig->own = xgrow(ig->own, &cap, ig->nown, sizeof *ig->own);
-		ig->own[ig->nown++] = a;
-	}
-	freeifaddrs(ifa);
+	struct ignore_opts o;
+	ignore_opts_init(&o);
+	o.ignoreself = parse_bool(kvlist_get(opts, "ignoreself"), 1);
+	o.ignorecommand = kvlist_get(opts, "ignorecommand");
+	o.ignorecache = kvlist_get(opts, "ignorecache");
+	o.cfgfile = file;
+	o.cfgline = line;
+	if (!ignoreip)
+		ignoreip = kvlist_get(opts, "ignoreip");
+	return ignore_new(ignoreip, &o, daemon_now(), d);
 }
 
-int daemon_ignore_set_list(struct daemon_ignore *ig, const char *list, char *err, size_t errlen)
+int daemon_ignored(struct daemon_jail *j, const char *id, const struct kvlist *groups,
+		   char *why, size_t whylen)
 {
-	struct addr *nets = NULL;
-	size_t n = 0, cap = 0;
-	char *copy = xstrdup(list ? list : "");
-	int rc = 0;
-	for (char *save = NULL, *w = strtok_r(copy, " \t\r\n,", &save); w;
-	     w = strtok_r(NULL, " \t\r\n,", &save)) {
-		struct addr a;
-		if (addr_parse_cidr(w, strlen(w), &a) < 0) {
-			snprintf(err, errlen,
-				 "ignoreip: '%s' is not an address or CIDR prefix (DNS names and file: "
-				 "lists are not supported yet)",
-				 w);
-			rc = -1;
-			break;
-		}
-		nets = xgrow(nets, &cap, n, sizeof *nets);
-		nets[n++] = a;
+	struct kvlist tags = KVLIST_INIT;
+	kvlist_set(&tags, "ip", id);
+	for (size_t i = 0; groups && i < groups->n; i++) {
+		char key[128];
+		snprintf(key, sizeof key, "F-%s", groups->v[i].key);
+		kvlist_set(&tags, key, groups->v[i].value);
 	}
-	free(copy);
-	if (rc < 0) {
-		free(nets);
+	struct ignore_info info = {0};
+	enum ignore_reason r = ignore_check(j->ign, id, &tags, daemon_now(), &info);
+	kvlist_free(&tags);
+	if (r == IGNORE_NONE) {
+		if (info.command_failed)
+			log_warnx("[%s] ignorecommand for %s failed (%s); not ignored", j->name, id,
+				  info.detail);
+		return 0;
+	}
+	/* fail2ban's words first ("by ip", "by command"): log readers grep them */
+	const char *word = r == IGNORE_COMMAND ? "command" : "ip";
+	if (info.detail[0])
+		snprintf(why, whylen, "%s (%s %s)", word, ignore_reason_name(r), info.detail);
+	else
+		snprintf(why, whylen, "%s (%s)", word, ignore_reason_name(r));
+	return 1;
+}
+
+void daemon_ignore_poll(struct daemon_jail *j)
+{
+	struct diag d = DIAG_INIT;
+	if (ignore_maybe_reload(j->ign, daemon_now(), &d) > 0)
+		log_info("[%s] ignoreip file list changed; re-read", j->name);
+	for (size_t i = 0; i < d.n; i++)
+		log_warnx("[%s] %s", j->name, d.items[i].text);
+	diag_clear(&d);
+}
+
+int daemon_ignore_set_list(struct daemon_jail *j, const char *list, char *err, size_t errlen)
+{
+	struct diag d = DIAG_INIT;
+	struct ignorelist *l = daemon_ignore_new(&j->opts, list, NULL, 0, &d);
+	if (d.nerrors) {
+		snprintf(err, errlen, "%s", d.items[0].text);
+		for (size_t i = 0; i < d.n; i++)
+			if (d.items[i].level == DIAG_ERROR) {
+				snprintf(err, errlen, "%s", d.items[i].text);
+				break;
+			}
+		diag_clear(&d);
+		ignore_free(l);
 		return -1;
 	}
-	free(ig->nets);
-	ig->nets = nets;
-	ig->n = n;
+	for (size_t i = 0; i < d.n; i++)
+		log_warnx("[%s] %s", j->name, d.items[i].text);
+	diag_clear(&d);
+	ignore_free(j->ign);
+	j->ign = l;
+	kvlist_set(&j->opts, "ignoreip", list);
 	return 0;
 }
 
-struct daemon_ignore *daemon_ignore_new(const struct kvlist *opts, char *err, size_t errlen)
+void daemon_ignore_format(const struct daemon_jail *j, struct strbuf *out)
 {
-	struct daemon_ignore *ig = xcalloc(1, sizeof *ig);
-	if (daemon_ignore_set_list(ig, kvlist_get(opts, "ignoreip"), err, errlen) < 0)
-		return daemon_ignore_free(ig);
-	ig->self = parse_bool(kvlist_get(opts, "ignoreself"), 1);
-	if (ig->self)
-		load_own(ig);
-	return ig;
-}
-
-struct daemon_ignore *daemon_ignore_free(struct daemon_ignore *ig)
-{
-	if (ig) {
-		free(ig->nets);
-		free(ig->own);
-		free(ig);
-	}
-	return NULL;
-}
-
-int daemon_ignored(const struct daemon_ignore *ig, const struct addr *a, const char **why)
-{
-	if (addr_is_loopback(a)) {
-		*why = "loopback";
-		return 1;
-	}
-	if (!ig)
-		return 0;
-	for (size_t i = 0; i < ig->n; i++)
-		if (addr_in(&ig->nets[i], a)) {
-			*why = "ip";
-			return 1;
-		}
-	if (ig->self)
-		for (size_t i = 0; i < ig->nown; i++)
-			if (addr_in(a, &ig->own[i]) || addr_equal(&ig->own[i], a)) {
-				*why = "self";
-				return 1;
-			}
-	return 0;
-}
-
-void daemon_ignore_format(const struct daemon_ignore *ig, struct strbuf *out)
-{
-	for (size_t i = 0; ig && i < ig->n; i++) {
-		char buf[ADDR_STRLEN];
-		addr_format(&ig->nets[i], buf, sizeof buf);
+	size_t n = 0;
+	const char *const *e = ignore_entries(j->ign, &n);
+	for (size_t i = 0; i < n; i++) {
 		if (i)
 			strbuf_addc(out, ' ');
-		strbuf_adds(out, buf);
+		strbuf_adds(out, e[i]);
 	}
 }

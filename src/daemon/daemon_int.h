@@ -33,7 +33,7 @@ struct ctl_server;
 struct filesrc_set;
 struct journalsrc;
 struct daemon;
-struct daemon_ignore;
+struct ignorelist;
 
 /* One compiled filter per distinct definition (the key is the definition's
  * full text), shared by every jail whose filter resolves to the same. */
@@ -63,7 +63,7 @@ struct daemon_jail {
 	char *actions;                 /* action names for status ("nftables-multiport") */
 	int banprefix6;                /* 0 = ban the host; else ban the /N of IPv6 addresses */
 	double findtime_readback;      /* first start reads back this many seconds */
-	struct daemon_ignore *ign;
+	struct ignorelist *ign;        /* jails/ignore.h */
 	struct kvlist opts;            /* the section's options (get) */
 	unsigned long failed_total, banned_total;
 	size_t banned_now;
@@ -161,7 +161,7 @@ int daemon_jail_params(struct daemon *dm, const struct kvlist *opts, struct jail
 
 /* daemon_ban.c */
 void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **lines,
-		       size_t nlines);
+		       size_t nlines, const struct kvlist *groups);
 /* Bans addr in jail now (manual ban or reached maxretry). Returns 1 when a new
  * ban was made, 0 when it was already banned (prolonged), -1 on error (err). */
 int daemon_ban_addr(struct daemon_jail *j, const struct addr *a, double t, unsigned failures,
@@ -182,15 +182,19 @@ void daemon_bans_rebind(struct daemon *dm, struct daemon_set *s);
 void daemon_bans_free(struct daemon *dm);
 void daemon_expiry_arm(struct daemon *dm);
 
-/* daemon_ignore.c: the ignore check, swappable for jails/ignore.h. */
-struct daemon_ignore *daemon_ignore_new(const struct kvlist *opts, char *err, size_t errlen);
-struct daemon_ignore *daemon_ignore_free(struct daemon_ignore *ig);
-/* 1 when a must not be banned; *why names the reason ("ip", "self", "loopback"). */
-int daemon_ignored(const struct daemon_ignore *ig, const struct addr *a, const char **why);
-/* Replaces the ignoreip list (runtime `set JAIL ignoreip`). */
-int daemon_ignore_set_list(struct daemon_ignore *ig, const char *list, char *err, size_t errlen);
-/* The ignoreip list as text. */
-void daemon_ignore_format(const struct daemon_ignore *ig, struct strbuf *out);
+/* daemon_ignore.c: the seam to jails/ignore.h. ignoreip NULL = the option's. */
+struct ignorelist *daemon_ignore_new(const struct kvlist *opts, const char *ignoreip,
+				     const char *file, unsigned line, struct diag *d);
+/* 1 when id must not be banned, with the reason (and matching entry) in why.
+ * groups: the failure's F- groups (for ignorecommand tags), may be NULL. */
+int daemon_ignored(struct daemon_jail *j, const char *id, const struct kvlist *groups,
+		   char *why, size_t whylen);
+/* Re-reads changed file: lists (from the periodic check). */
+void daemon_ignore_poll(struct daemon_jail *j);
+/* Replaces the ignoreip list (runtime `set JAIL ignoreip`); -1 with err. */
+int daemon_ignore_set_list(struct daemon_jail *j, const char *list, char *err, size_t errlen);
+/* The ignoreip entries as written, blank-separated. */
+void daemon_ignore_format(const struct daemon_jail *j, struct strbuf *out);
 
 /* daemon_ctl.c */
 int daemon_ctl_handle(void *arg, int argc, char **argv, int json, struct strbuf *out);

@@ -26,6 +26,7 @@
 #include "core/loop.h"
 #include "core/xmalloc.h"
 #include "daemon/daemon_int.h"
+#include "jails/ignore.h"
 #include "sources/journal.h"
 #include "sources/logpath.h"
 #include "store/store.h"
@@ -267,7 +268,7 @@ static void jail_free_one(struct daemon_jail *j)
 	free(j->fw_port);
 	free(j->fw_protocol);
 	free(j->actions);
-	daemon_ignore_free(j->ign);
+	ignore_free(j->ign);
 	kvlist_free(&j->opts);
 	free(j);
 }
@@ -414,11 +415,18 @@ static struct daemon_jail *jail_build(struct daemon *dm, struct daemon_set *s,
 	}
 	if (journal && !j->flt->journal)
 		log_warnx("jail [%s]: filter '%s' is not set up for the journal", jc->name, jc->filter);
-	j->ign = daemon_ignore_new(&jc->opts, err, sizeof err);
-	if (!j->ign) {
-		diag_error(d, jc->file, jc->line, "jail [%s]: %s", jc->name, err);
-		goto fail;
+	struct diag igd = DIAG_INIT;
+	j->ign = daemon_ignore_new(&jc->opts, NULL, jc->file, jc->line, &igd);
+	for (size_t i = 0; i < igd.n; i++) {
+		if (igd.items[i].level == DIAG_ERROR)
+			diag_error(d, NULL, 0, "jail [%s]: %s", jc->name, igd.items[i].text);
+		else
+			log_warnx("jail [%s]: %s", jc->name, igd.items[i].text);
 	}
+	size_t igerr = igd.nerrors;
+	diag_clear(&igd);
+	if (igerr)
+		goto fail;
 	if (jail_actions(dm, jc, j, d) < 0)
 		goto fail;
 	j->j = jail_new(&j->p);
@@ -506,7 +514,7 @@ static void dispatch(struct daemon_source *src, const char *line, size_t len, do
 				continue;
 			for (size_t k = 0; k < t->njails; k++)
 				daemon_on_failure(t->jails[k], hit->id, hit->time, hit->lines,
-						  hit->nlines);
+						  hit->nlines, &hit->groups);
 		}
 	}
 }
