@@ -39,7 +39,8 @@ def syslog_line(addr, t=None, user="root"):
 class Daemon:
     """One mxjail run in a temp tree; cli() talks to it over its own socket."""
 
-    def __init__(self, tmp, maxretry=3, findtime="10m", bantime="1h", extra="", netns=None):
+    def __init__(self, tmp, maxretry=3, findtime="10m", bantime="1h", extra="", netns=None,
+                 backend="polling"):
         self.tmp = str(tmp)
         self.conf = os.path.join(self.tmp, "conf")
         self.state = os.path.join(self.tmp, "state")
@@ -52,15 +53,17 @@ class Daemon:
             shutil.copytree(os.path.join(SRC, "etc"), self.conf)
         with open(os.path.join(self.conf, "jail.local"), "w") as f:
             f.write("[DEFAULT]\nignoreip = 127.0.0.1/8 ::1 10.0.0.0/8\n\n"
-                    "[sshd]\nenabled = true\nlogpath = %s\nbackend = polling\n"
+                    "[sshd]\nenabled = true\nlogpath = %s\nbackend = %s\n"
                     "maxretry = %d\nfindtime = %s\nbantime = %s\n%s\n"
-                    % (self.log, maxretry, findtime, bantime, extra))
+                    % (self.log, backend, maxretry, findtime, bantime, extra))
         if not os.path.exists(self.log):
             open(self.log, "w").close()
 
-    def start(self, backend="null", wait=True):
+    def start(self, backend="null", wait=True, journal_dir=None):
         cmd = [BIN, "run", "-f", "-c", self.conf, "--state", self.state, "--socket", self.sock,
                "--logtarget", self.out, "--loglevel", "DEBUG", "--backend", backend]
+        if journal_dir:
+            cmd += ["--journal-dir", journal_dir]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns] + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -383,3 +386,85 @@ def test_nftables_in_namespace(daemon, netns):
         els = nft_elements(netns, "sshd_v4")
         return els is not None and ATTACKER not in els
     poll(unbanned, what="the unban in the set")
+
+
+def test_two_jails_on_one_file_read_once(daemon):
+    d = daemon(maxretry=3, extra="\n[sshd-slow]\nenabled = true\nfilter = sshd[mode=aggressive]\n"
+               "logpath = %(logpath)s\nbackend = polling\nmaxretry = 5\n".replace(
+                   "%(logpath)s", "PLACEHOLDER"))
+    with open(os.path.join(d.conf, "jail.local")) as f:
+        text = f.read().replace("PLACEHOLDER", d.log)
+    with open(os.path.join(d.conf, "jail.local"), "w") as f:
+        f.write(text)
+    d.start()
+    d.append(*[syslog_line(ATTACKER)] * 4)
+    poll(lambda: d.status("sshd-slow")["total_failed"] == 4, what="the second jail's count")
+    assert d.status("sshd")["total_failed"] == 4  # the 4th is counted and prolongs the ban
+    assert set(d.banned()) == {("sshd", ATTACKER)}
+    d.append(syslog_line(ATTACKER))
+    poll(lambda: ("sshd-slow", ATTACKER) in d.banned(), what="the second jail's ban")
+    assert d.logtext().count("reading %s" % d.log) == 1
+    assert set(d.cli_json("status")["jails"]) == {"sshd", "sshd-slow"}
+
+
+def test_bantime_increment_uses_history(daemon):
+    d = daemon(bantime="100", extra="bantime.increment = true\nbantime.factor = 1\n").start()
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    first = poll(d.banned, what="the first ban")[("sshd", ATTACKER)]
+    assert first["bancount"] == 1 and first["bantime"] == 100
+    d.cli("unban", ATTACKER)
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    second = poll(d.banned, what="the second ban")[("sshd", ATTACKER)]
+    assert second["bancount"] == 2 and second["bantime"] > first["bantime"], second
+    hist = d.cli_json("why", ATTACKER)["bans"]
+    assert [b["live"] for b in hist] == [True, False]
+
+
+def test_banprefix6_bans_the_prefix(daemon):
+    d = daemon(extra="banprefix6 = 64\n").start()
+    d.append(*[syslog_line("2001:db8:1:2::5")] * 3)
+    bans = poll(d.banned, what="the prefix ban")
+    assert ("sshd", "2001:db8:1:2::/64") in bans
+    # another host of the same /64 is covered: why finds the prefix's ban
+    why = d.cli_json("why", "2001:db8:1:2::99")
+    assert why["bans"] and why["bans"][0]["address"] == "2001:db8:1:2::/64"
+
+
+REMOTE = "/lib/systemd/systemd-journal-remote"
+
+
+def journal_entry(addr, t=None):
+    t = time.time() if t is None else t
+    us = int(t * 1e6)
+    fields = [("_SYSTEMD_UNIT", "sshd.service"), ("_COMM", "sshd"), ("SYSLOG_IDENTIFIER", "sshd"),
+              ("_PID", "4242"), ("_HOSTNAME", "mx"), ("_BOOT_ID", "3" * 32),
+              ("MESSAGE", "Failed password for root from %s port 52144 ssh2" % addr)]
+    out = "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n" % (us, 1000000)
+    return (out + "".join("%s=%s\n" % kv for kv in fields) + "\n").encode()
+
+
+def write_journal(path, entries):
+    exp = path + ".export"
+    with open(exp, "wb") as f:
+        f.write(b"".join(entries))
+    r = subprocess.run([REMOTE, "--output=" + path, exp], capture_output=True, text=True)
+    os.unlink(exp)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(not os.access(REMOTE, os.X_OK), reason="systemd-journal-remote not installed")
+def test_journal_backend_with_cursor(daemon, tmp_path):
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    jfile = str(jdir / "remote.journal")
+    write_journal(jfile, [journal_entry(OTHER), journal_entry(OTHER)])
+    d = daemon(backend="systemd").start(journal_dir=str(jdir))
+    st = poll(lambda: d.status()["total_failed"] == 2 and d.status(), what="journal failures")
+    assert "sshd.service" in st["journal_matches"][0]
+    assert "Journal matches:" in d.cli("status", "sshd").stdout
+    d.kill(signal.SIGKILL)
+    write_journal(jfile, [journal_entry(OTHER)])
+    d.start(journal_dir=str(jdir))
+    poll(lambda: d.status()["total_failed"] == 1, what="only the new entry")
+    time.sleep(0.3)
+    assert d.status()["total_failed"] == 1 and d.banned() == {}, "an entry was read twice"
