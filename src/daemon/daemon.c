@@ -102,7 +102,8 @@ static int setup_logging(const struct daemon_opts *o, const struct config *cfg)
 	enum log_target t = LOG_TO_STDERR;
 	const char *path = NULL;
 	if (!target || !strcasecmp(target, "STDERR") || !strcasecmp(target, "STDOUT")) {
-		t = LOG_TO_STDERR;
+		/* a detached daemon has no stderr: its messages go to syslog */
+		t = o->foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG;
 	} else if (!strcasecmp(target, "SYSLOG") || !strcasecmp(target, "SYSTEMD-JOURNAL")) {
 		t = LOG_TO_SYSLOG;
 	} else {

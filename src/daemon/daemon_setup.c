@@ -415,6 +415,9 @@ static struct daemon_jail *jail_build(struct daemon *dm, struct daemon_set *s,
 	}
 	if (journal && !j->flt->journal)
 		log_warnx("jail [%s]: filter '%s' is not set up for the journal", jc->name, jc->filter);
+	if (journal && !*j->flt->journalmatch)
+		log_warnx("jail [%s]: no journalmatch: every journal entry goes through filter '%s'",
+			  jc->name, jc->filter);
 	struct diag igd = DIAG_INIT;
 	j->ign = daemon_ignore_new(&jc->opts, NULL, jc->file, jc->line, &igd);
 	for (size_t i = 0; i < igd.n; i++) {
