@@ -390,6 +390,10 @@ static struct daemon_jail *jail_build(struct daemon *dm, struct daemon_set *s,
 		}
 	}
 	j->journal = journal;
+	if (journal && strchr(be, '['))
+		log_warnx("jail [%s]: backend options in '%s' are not supported yet; the jail reads "
+			  "the shared journal handle (system journal, or run --journal-dir)",
+			  jc->name, be);
 	struct kvlist fopts = KVLIST_INIT;
 	kvlist_copy(&fopts, &jc->opts);
 	if (journal)

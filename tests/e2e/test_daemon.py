@@ -350,6 +350,18 @@ def test_sd_notify_ready_watchdog_stopping(daemon, tmp_path):
     s.close()
 
 
+def test_corrupt_state_is_moved_aside(daemon):
+    d = daemon()
+    os.makedirs(d.state)
+    with open(os.path.join(d.state, "mxjail.sqlite3"), "wb") as f:
+        f.write(b"this is not a database\n" * 100)
+    d.start()
+    assert any(n.startswith("mxjail.sqlite3.corrupt-") for n in os.listdir(d.state))
+    assert "WARNING state:" in d.logtext()
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(d.banned, what="a ban with the fresh state")
+
+
 def test_cli_without_daemon(tmp_path):
     r = subprocess.run([BIN, "status", "--socket", str(tmp_path / "none.sock")],
                        capture_output=True, text=True, timeout=10)
