@@ -83,14 +83,8 @@ static char *socket_path(const struct client_args *ca)
 static int call(const struct client_args *ca, int argc, char **argv, struct strbuf *out)
 {
 	char *path = socket_path(ca);
+	/* on failure ctl_call's message already names the socket */
 	int r = ctl_call(path, argc, argv, ca->json, out);
-	if (r < 0) {
-		struct strbuf m = STRBUF_INIT;
-		strbuf_addf(&m, "cannot reach mxjail at %s: %s", path, strbuf_str(out));
-		strbuf_reset(out);
-		strbuf_add(out, m.s, m.len);
-		strbuf_free(&m);
-	}
 	free(path);
 	return r;
 }
