@@ -166,7 +166,7 @@ static void on_check(struct loop *l, void *arg)
 	if (dm->fw_open) {
 		int r = fw_check(&dm->fw, err, sizeof err);
 		if (r == -ENOENT) {
-			log_warnx("firewall: %s (ruleset flushed?); rebuilding from state", err);
+			log_warnx("firewall: %s; rebuilding from state", err);
 			daemon_fw_rebuild(dm, "ruleset repaired");
 		} else if (r < 0) {
 			log_warnx("firewall: check: %s", err);
