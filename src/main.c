@@ -31,6 +31,8 @@ static const struct subcommand commands[] = {
 	 "run [-c DIR] [-f] [--state DIR] [--socket PATH] [--backend nftables|null]\n"
 	 "               [--journal-dir DIR] [--logtarget T] [--loglevel L]",
 	 "run the daemon: follow the logs, count failures, ban through the firewall"},
+	{"replay", cmd_replay, "replay [-c DIR] [--jail JAIL]... [--now EPOCH] [--json] LOG...|-",
+	 "run jails over old logs with their own clock: who would have been banned when"},
 	{"status", cmd_status, "status [JAIL] [--json]", "jails, or one jail's counters and bans"},
 	{"banned", cmd_banned, "banned [ADDR...] [--json]",
 	 "every live ban, or the jails an address is banned in"},
