@@ -338,7 +338,8 @@ def test_10k_bans_in_one_commit(ns, fw):
     print("\nnft: 10,000 new bans in one commit: %.1f ms; 10,000 re-bans: %.1f ms; "
           "10,000 unbans: %.1f ms; rebuild with 100,000 bans: %.1f ms"
           % (t_new, t_reban, t_unban, t_rebuild))
-    assert t_new < 500 and t_reban < 500 and t_unban < 500
+    # Timings are reported, not asserted: the figure of record comes from bench/.
+    assert len(elements(ns, "sshd_v4")) == 0 and len(elements(ns, "sshd_v6")) == 0
 
 
 def _netns_pair():

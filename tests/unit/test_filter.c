@@ -249,7 +249,8 @@ static void pathological_line_is_bounded(void **state)
 	assert_int_equal(feed(f, &r, line), FILTER_MISSED);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-	assert_true(ms < 50.0);
+	/* a bound against a hang, not a speed claim (sanitizer builds are slow) */
+	assert_true(ms < 2000.0);
 	assert_true(filter_get_stats(f)->limit_hits >= 1);
 	filter_result_free(&r);
 	filter_free(f);
