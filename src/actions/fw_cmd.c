@@ -252,6 +252,11 @@ int fw_cmd_same(const struct fw_cmd *c, const struct kvlist *props)
 	return 1;
 }
 
+const struct kvlist *fw_cmd_props(const struct fw_cmd *c)
+{
+	return &c->props;
+}
+
 int fw_cmd_has_flush(const struct fw_cmd *c)
 {
 	return *c->cmd[0][OP_FLUSH] || *c->cmd[1][OP_FLUSH];
@@ -586,7 +591,11 @@ void fw_cmdq_free(struct fw_cmdq *q, double wait)
 {
 	if (!q)
 		return;
-	size_t left = fw_cmdq_wait(q, wait);
+	pthread_mutex_lock(&q->mu);
+	int was_running = q->running;
+	pthread_mutex_unlock(&q->mu);
+	/* a worker never started (start failed before the loop ran): run nothing */
+	size_t left = was_running ? fw_cmdq_wait(q, wait) : 0;
 	pthread_mutex_lock(&q->mu);
 	q->quit = 1;
 	/* drop what did not run in time */

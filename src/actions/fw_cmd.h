@@ -48,7 +48,8 @@ size_t fw_cmdq_wait(struct fw_cmdq *q, double wait);
 /* Jobs waiting or running now. */
 size_t fw_cmdq_pending(struct fw_cmdq *q);
 /* Waits up to `wait` seconds for the queue, then stops the worker (a command
- * still running after that is left to its own timeout) and frees q. */
+ * still running after that is left to its own timeout) and frees q. When the
+ * worker was never started, queued jobs are dropped without running. */
 void fw_cmdq_free(struct fw_cmdq *q, double wait);
 
 struct fw_cmd;
@@ -63,6 +64,7 @@ void fw_cmd_release(struct fw_cmd *c);
 const char *fw_cmd_name(const struct fw_cmd *c);  /* actname */
 /* 1 when props are the options c was made from (reload keeps c then). */
 int fw_cmd_same(const struct fw_cmd *c, const struct kvlist *props);
+const struct kvlist *fw_cmd_props(const struct fw_cmd *c); /* as given to fw_cmd_new */
 int fw_cmd_has_flush(const struct fw_cmd *c);     /* actionflush is not empty */
 /* The fully substituted command for op ("actionban"...) and family
  * ("inet4"/"inet6"), tags of the ban left in; NULL when unknown op. */

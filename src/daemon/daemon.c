@@ -28,6 +28,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "actions/fw_cmd.h"
 #include "core/diag.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -154,6 +155,8 @@ static void on_turn_end(struct loop *l, void *arg)
 		else if (r < 0)
 			log_warnx("firewall: commit: %s", err);
 	}
+	if (dm->cmdq)
+		fw_cmdq_start(dm->cmdq); /* here, not earlier: after daemon() forked */
 	daemon_save_positions(dm);
 	if (store_flush(dm->store) < 0)
 		log_warnx("state: %s", store_error(dm->store));
@@ -286,6 +289,7 @@ int daemon_reload(struct daemon *dm, struct strbuf *msg)
 	store_flush(dm->store);
 	declare_jails(dm, s);
 	daemon_bans_rebind(dm, s);
+	daemon_actions_start(dm, s, old);
 	dm->set = s;
 	daemon_set_free(old);
 	daemon_fw_rebuild(dm, "reload");
@@ -343,10 +347,14 @@ static void daemon_free(struct daemon *dm)
 {
 	if (dm->set)
 		daemon_set_stop_sources(dm, dm->set);
+	if (dm->stopping || dm->started_loop)
+		daemon_actions_shutdown(dm);
 	if (dm->store)
 		store_flush(dm->store);
 	dm->set = daemon_set_free(dm->set);
 	daemon_bans_free(dm);
+	fw_cmdq_free(dm->cmdq, 5);
+	dm->cmdq = NULL;
 	if (dm->ctl)
 		ctl_server_free(dm->ctl);
 	if (dm->fw_open) {
@@ -422,6 +430,7 @@ int daemon_run(const struct daemon_opts *o)
 	if (open_store(dm) < 0 || open_fw(dm, &cfg) < 0)
 		goto out;
 	declare_jails(dm, dm->set);
+	daemon_actions_start(dm, dm->set, NULL);
 	daemon_bans_restore(dm);
 	daemon_fw_rebuild(dm, "start");
 
@@ -451,6 +460,7 @@ int daemon_run(const struct daemon_opts *o)
 	loop_timer_add(dm->loop, CHECK_INTERVAL_MS, on_check, dm);
 	loop_timer_add(dm->loop, 1000, on_purge, dm);
 	daemon_set_start(dm, dm->set);
+	dm->started_loop = 1;
 	if (sd_watchdog_enabled(0, &dm->watchdog_usec) > 0 && dm->watchdog_usec >= 2000)
 		loop_timer_add(dm->loop, dm->watchdog_usec / 2000, on_watchdog, dm);
 	size_t nj = dm->set->njails;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "actions/fw_cmd.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/xmalloc.h"
@@ -160,6 +161,106 @@ static void fw_remove(struct daemon *dm, struct daemon_ban *b)
 		log_warnx("[%s] firewall: unban %s: %s", b->jailname, b->id, err);
 }
 
+/* ---------- command actions (action.d) ---------- */
+
+/* The ban's tags for command actions, named as fail2ban's action info. */
+static void ticket_values(const struct daemon_ban *b, unsigned failures, char **lines,
+			  size_t nlines, const struct kvlist *groups, int restored, struct kvlist *v)
+{
+	char n[64];
+	kvlist_set(v, "ip", b->id);
+	kvlist_set(v, "fid", b->id);
+	kvlist_set(v, "family", b->a.family == 6 ? "inet6" : "inet4");
+	snprintf(n, sizeof n, "%u", failures);
+	kvlist_set(v, "failures", n);
+	kvlist_set(v, "ipfailures", n);
+	kvlist_set(v, "ipjailfailures", n);
+	snprintf(n, sizeof n, "%.0f", b->timeofban);
+	kvlist_set(v, "time", n);
+	snprintf(n, sizeof n, "%.0f", b->bantime < 0 ? -1.0 : b->bantime);
+	kvlist_set(v, "bantime", n);
+	snprintf(n, sizeof n, "%u", b->bancount);
+	kvlist_set(v, "bancount", n);
+	kvlist_set(v, "restored", restored ? "1" : "0");
+	struct strbuf m = STRBUF_INIT;
+	for (size_t i = 0; i < nlines; i++) {
+		if (i)
+			strbuf_addc(&m, '\n');
+		strbuf_adds(&m, lines[i]);
+	}
+	kvlist_set(v, "matches", strbuf_str(&m));
+	kvlist_set(v, "ipmatches", strbuf_str(&m));
+	kvlist_set(v, "ipjailmatches", strbuf_str(&m));
+	strbuf_free(&m);
+	for (size_t i = 0; groups && i < groups->n; i++) {
+		char *k = xasprintf("F-%s", groups->v[i].key);
+		for (char *p = k + 2; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+		kvlist_set(v, k, groups->v[i].value);
+		free(k);
+	}
+}
+
+enum cmd_op { CMD_BAN, CMD_PROLONG, CMD_UNBAN };
+
+static void cmd_apply(struct daemon_ban *b, enum cmd_op op, unsigned failures, char **lines,
+		      size_t nlines, const struct kvlist *groups, int restored)
+{
+	if (!b->jail || !b->jail->ncmds)
+		return;
+	struct kvlist v = KVLIST_INIT;
+	ticket_values(b, failures, lines, nlines, groups, restored, &v);
+	for (size_t i = 0; i < b->jail->ncmds; i++) {
+		struct fw_cmd *c = b->jail->cmds[i];
+		if (op == CMD_BAN)
+			fw_cmd_ban(c, &v, restored);
+		else if (op == CMD_PROLONG)
+			fw_cmd_prolong(c, &v);
+		else
+			fw_cmd_unban(c, &v);
+	}
+	kvlist_free(&v);
+}
+
+struct shutdown_walk {
+	struct daemon_jail *j;
+	struct fw_cmd *c;
+};
+
+static void shutdown_unban(struct daemon_ban *b, void *arg)
+{
+	struct shutdown_walk *w = arg;
+	if (b->jail != w->j)
+		return;
+	struct kvlist v = KVLIST_INIT;
+	ticket_values(b, 0, NULL, 0, NULL, 0, &v);
+	fw_cmd_unban(w->c, &v);
+	kvlist_free(&v);
+}
+
+void daemon_actions_shutdown(struct daemon *dm)
+{
+	if (!dm->cmdq)
+		return;
+	for (size_t i = 0; dm->set && i < dm->set->njails; i++) {
+		struct daemon_jail *j = dm->set->jails[i];
+		for (size_t k = 0; k < j->ncmds; k++) {
+			/* fail2ban: actionflush when the action has one, else unban each */
+			if (!fw_cmd_has_flush(j->cmds[k])) {
+				struct shutdown_walk w = {j, j->cmds[k]};
+				daemon_bans_foreach(dm, shutdown_unban, &w);
+			}
+			fw_cmd_flush(j->cmds[k]);
+			fw_cmd_stop(j->cmds[k]);
+		}
+	}
+	size_t left = fw_cmdq_wait(dm->cmdq, 30);
+	if (left)
+		log_warnx("command actions: %zu job%s still running at shutdown", left,
+			  left == 1 ? "" : "s");
+}
+
 void daemon_fw_rebuild(struct daemon *dm, const char *why)
 {
 	if (!dm->fw_open)
@@ -209,6 +310,7 @@ static void lift(struct daemon *dm, struct daemon_ban *b, double now)
 	if (store_unban(dm->store, b->jailname, b->id, now) < 0)
 		log_warnx("state: recording the unban of %s: %s", b->id, store_error(dm->store));
 	fw_remove(dm, b);
+	cmd_apply(b, CMD_UNBAN, 0, NULL, 0, NULL, 0);
 	log_notice("[%s] Unban %s", b->jailname, b->id);
 	tab_del(dm, b);
 }
@@ -295,11 +397,13 @@ static void prolong(struct daemon *dm, struct daemon_ban *b, double t)
 	fmt_time(new_end, ts, sizeof ts);
 	log_notice("[%s] Prolong %s until %s", b->jailname, b->id, ts);
 	fw_apply(dm, b, now);
+	cmd_apply(b, CMD_PROLONG, 0, NULL, 0, NULL, 0);
 	expiry_consider(dm, new_end);
 }
 
-int daemon_ban_addr(struct daemon_jail *j, const struct addr *a, double t, unsigned failures,
-		    char **lines, size_t nlines, int manual, char *err, size_t errlen)
+static int ban_addr(struct daemon_jail *j, const struct addr *a, double t, unsigned failures,
+		    char **lines, size_t nlines, int manual, const struct kvlist *groups, char *err,
+		    size_t errlen)
 {
 	struct daemon *dm = j->d;
 	struct addr target = ban_target(j, a);
@@ -348,6 +452,7 @@ int daemon_ban_addr(struct daemon_jail *j, const struct addr *a, double t, unsig
 	b->bancount = h.count + 1;
 	j->banned_total++;
 	fw_apply(dm, b, now);
+	cmd_apply(b, CMD_BAN, failures, lines, nlines, groups, 0);
 	expiry_consider(dm, end);
 	if (manual) {
 		char host[ADDR_STRLEN];
@@ -355,6 +460,12 @@ int daemon_ban_addr(struct daemon_jail *j, const struct addr *a, double t, unsig
 		jail_forget(j->j, host);
 	}
 	return 1;
+}
+
+int daemon_ban_addr(struct daemon_jail *j, const struct addr *a, double t, unsigned failures,
+		    char **lines, size_t nlines, int manual, char *err, size_t errlen)
+{
+	return ban_addr(j, a, t, failures, lines, nlines, manual, NULL, err, errlen);
 }
 
 void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **lines,
@@ -394,7 +505,7 @@ void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **l
 	if (jail_add_failure(j->j, id, t, (const char *const *)lines, nlines, &jb) != 1)
 		return;
 	char err[256];
-	daemon_ban_addr(j, &a, t, jb.failures, jb.lines, jb.nlines, 0, err, sizeof err);
+	ban_addr(j, &a, t, jb.failures, jb.lines, jb.nlines, 0, groups, err, sizeof err);
 	jail_ban_clear(&jb);
 }
 
@@ -462,6 +573,8 @@ void daemon_bans_restore(struct daemon *dm)
 		b->bantime = sb->bantime;
 		b->end = sb->end;
 		b->bancount = sb->bancount;
+		/* command actions see the ban again, marked restored (norestored skips) */
+		cmd_apply(b, CMD_BAN, sb->failures, NULL, 0, NULL, 1);
 		n++;
 	}
 	store_banlist_free(&l);

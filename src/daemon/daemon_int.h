@@ -61,6 +61,8 @@ struct daemon_jail {
 	struct fw_jail fwj;
 	char *fw_port, *fw_protocol;
 	char *actions;                 /* action names for status ("nftables-multiport") */
+	struct fw_cmd **cmds;          /* action.d command actions (actions/fw_cmd.h) */
+	size_t ncmds;
 	int banprefix6;                /* 0 = ban the host; else ban the /N of IPv6 addresses */
 	double findtime_readback;      /* first start reads back this many seconds */
 	struct ignorelist *ign;        /* jails/ignore.h */
@@ -124,6 +126,7 @@ struct daemon {
 	struct store *store;
 	struct fw fw;
 	int fw_open;
+	struct fw_cmdq *cmdq;          /* worker for command actions; NULL when none */
 	int dry_run;
 	struct ctl_server *ctl;
 	struct filesrc_set *fset;
@@ -142,6 +145,7 @@ struct daemon {
 	uint64_t rnd;                  /* xorshift state for bantime.rndtime */
 	uint64_t watchdog_usec;
 	int stopping;
+	int started_loop;              /* the loop ran: command actions get stopped */
 	struct filter_result res;      /* scratch for line dispatch */
 };
 
@@ -158,6 +162,14 @@ void daemon_save_positions(struct daemon *dm);
 /* Parses the jail's numeric options into p (defaults applied). */
 int daemon_jail_params(struct daemon *dm, const struct kvlist *opts, struct jail_params *p,
 		       int *banprefix6, char *err, size_t errlen);
+
+/* Command actions: queues actionstart for the set's actions; with old (a
+ * reload) an unchanged action of a jail of the same name is carried over
+ * with its started state, and old actions not carried are flushed and stopped. */
+void daemon_actions_start(struct daemon *dm, struct daemon_set *s, struct daemon_set *old);
+/* Stop: lifts the bans through actionflush (or actionunban each), then
+ * actionstop; waits a bounded time for the worker. */
+void daemon_actions_shutdown(struct daemon *dm);
 
 /* daemon_ban.c */
 void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **lines,

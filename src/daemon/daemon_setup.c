@@ -21,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "actions/fw_cmd.h"
+#include "config/actionload.h"
 #include "core/diag.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -268,13 +270,91 @@ static void jail_free_one(struct daemon_jail *j)
 	free(j->fw_port);
 	free(j->fw_protocol);
 	free(j->actions);
+	for (size_t i = 0; i < j->ncmds; i++)
+		fw_cmd_release(j->cmds[i]);
+	free(j->cmds);
 	ignore_free(j->ign);
 	kvlist_free(&j->opts);
 	free(j);
 }
 
-/* Picks the jail's firewall action. Only native nftables actions ban for
- * now; any other action is reported once and the jail still counts. */
+static void cmd_report(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	/* from the worker thread; the logger writes each line with one call */
+	if (level == 0)
+		log_msg(LOG_LVL_ERROR, "%s", msg);
+	else if (level == 1)
+		log_warnx("%s", msg);
+	else if (level == 2)
+		log_info("%s", msg);
+	else
+		log_debug("%s", msg);
+}
+
+/* A name that is not a native banaction: action.d/NAME's shell commands. */
+static int jail_cmd_action(struct daemon *dm, const struct jail_conf *jc, struct daemon_jail *j,
+			   const char *name, const struct kvlist *aopts, struct diag *d)
+{
+	struct kvlist props = KVLIST_INIT;
+	struct diag ad = DIAG_INIT;
+	struct actionload_req rq = {dm->confdir, name, jc->name, aopts, &jc->opts};
+	int rc = actionload(&rq, &props, &ad);
+	for (size_t i = 0; i < ad.n; i++)
+		diag_error(d, jc->file, jc->line, "jail [%s]: action '%s': %s", jc->name, name,
+			   ad.items[i].text);
+	diag_clear(&ad);
+	if (rc < 0) {
+		kvlist_free(&props);
+		return -1;
+	}
+	if (!dm->cmdq)
+		dm->cmdq = fw_cmdq_new(0, cmd_report, dm);
+	char err[512];
+	struct fw_cmd *c = fw_cmd_new(dm->cmdq, jc->name, name, &props, err, sizeof err);
+	kvlist_free(&props);
+	if (!c) {
+		diag_error(d, jc->file, jc->line, "jail [%s]: action '%s': %s", jc->name, name, err);
+		return -1;
+	}
+	j->cmds = xrealloc(j->cmds, (j->ncmds + 1) * sizeof *j->cmds);
+	j->cmds[j->ncmds++] = c;
+	return 0;
+}
+
+void daemon_actions_start(struct daemon *dm, struct daemon_set *s, struct daemon_set *old)
+{
+	for (size_t i = 0; old && i < old->njails; i++) {
+		struct daemon_jail *oj = old->jails[i];
+		struct daemon_jail *nj = daemon_jail_find(s, oj->name);
+		for (size_t k = 0; k < oj->ncmds; k++) {
+			struct fw_cmd *oc = oj->cmds[k];
+			int carried = 0;
+			for (size_t m = 0; nj && m < nj->ncmds && !carried; m++) {
+				struct fw_cmd *nc = nj->cmds[m];
+				if (strcmp(fw_cmd_name(nc), fw_cmd_name(oc)) != 0)
+					continue;
+				/* same options: keep the running one (started state, bans) */
+				if (!fw_cmd_same(oc, fw_cmd_props(nc)))
+					continue;
+				nj->cmds[m] = oc;
+				oj->cmds[k] = nc;
+				carried = 1;
+			}
+			if (!carried) {
+				fw_cmd_flush(oj->cmds[k]);
+				fw_cmd_stop(oj->cmds[k]);
+			}
+		}
+	}
+	(void)dm;
+	for (size_t i = 0; i < s->njails; i++)
+		for (size_t k = 0; k < s->jails[i]->ncmds; k++)
+			fw_cmd_start(s->jails[i]->cmds[k]);
+}
+
+/* Picks the jail's actions: one native firewall action (the first), and any
+ * number of action.d command actions. */
 static int jail_actions(struct daemon *dm, const struct jail_conf *jc, struct daemon_jail *j,
 			struct diag *d)
 {
@@ -336,9 +416,8 @@ static int jail_actions(struct daemon *dm, const struct jail_conf *jc, struct da
 				  "block them",
 				  jc->name, err);
 		} else if (r == -ENOENT) {
-			log_warnx("jail [%s]: action '%s' is an action.d command action, which mxjail "
-				  "does not run yet; ignored",
-				  jc->name, name);
+			if (jail_cmd_action(dm, jc, j, name, &aopts, d) < 0)
+				rc = -1;
 		} else {
 			diag_error(d, jc->file, jc->line, "jail [%s]: action '%s': %s", jc->name, name,
 				   err);

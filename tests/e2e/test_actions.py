@@ -1,0 +1,138 @@
+"""test_actions - action.d command actions in `mxjail run`.
+
+A jail's `action = NAME[k=v]` whose NAME is not a native banaction runs the
+shell commands of action.d/NAME.conf: actionstart when the jail starts,
+actionban/actionunban per ban with fail2ban's tags, actionflush + actionstop on
+stop, and actionban again (restored=1) for live bans after a restart. Values
+taken from log lines never reach the shell as code ($f2bV_ variables).
+With the fail2ban tree (MXJAIL_F2B_ROOT) Debian's own dummy.conf and
+action_mwl (sendmail-whois-lines) run against a fake sendmail that records the
+mail; sendmail-common.local points mailcmd at it, as an admin would.
+
+The daemon runs with the null firewall backend; nothing outside the temp dir
+is touched. Each daemon is stopped by its PID.
+"""
+import os
+import shutil
+import signal
+import stat
+
+import pytest
+
+from test_daemon import ATTACKER, OTHER, Daemon, poll, syslog_line  # noqa: F401
+
+BIN = os.environ.get("MXJAIL_BIN")
+F2B_ROOT = os.environ.get("MXJAIL_F2B_ROOT", "")
+F2B_ACTIONS = os.path.join(F2B_ROOT, "etc", "fail2ban", "action.d")
+
+pytestmark = pytest.mark.skipif(not BIN or not os.path.exists(BIN), reason="MXJAIL_BIN not set")
+
+RECORD = """[Definition]
+actionstart = echo "start <name> <actname>" >> <out>
+actionban = echo "ban <ip> f=<failures> t=<bantime> r=<restored> fam=<family>" >> <out>
+            printf '%%s\\n' "<matches>" >> <out>.matches
+actionunban = echo "unban <ip>" >> <out>
+actionflush = echo flush >> <out>
+actionstop = echo stop >> <out>
+[Init]
+out = /nonexistent/out
+"""
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.fixture
+def made():
+    ds = []
+    yield ds
+    for d in ds:
+        d.kill()
+
+
+def stop(d):
+    d.proc.send_signal(signal.SIGTERM)
+    d.proc.wait(timeout=40)
+
+
+def test_command_action_lifecycle(tmp_path, made):
+    out = str(tmp_path / "record.out")
+    pwned = str(tmp_path / "PWNED")
+    d = Daemon(tmp_path, extra="action = record[out=\"%s\"]\n" % out)
+    with open(os.path.join(d.conf, "action.d", "record.conf"), "w") as f:
+        f.write(RECORD)
+    made.append(d)
+    d.start()
+    poll(lambda: "start sshd record" in read(out), what="actionstart")
+    hostile = "x$(touch %s)`touch %s`';touch %s;'" % (pwned, pwned, pwned)
+    d.append(*[syslog_line(ATTACKER, user="invalid user " + hostile)] * 3)
+    poll(lambda: "ban %s f=3 t=3600 r=0 fam=inet4" % ATTACKER in read(out), what="actionban")
+    poll(lambda: read(out + ".matches").count(hostile) == 3, what="matches, literally")
+    assert not os.path.exists(pwned)
+    assert d.cli("unban", ATTACKER).stdout.strip() == "1"
+    poll(lambda: "unban %s" % ATTACKER in read(out), what="actionunban")
+    assert d.cli("ban", "sshd", "2001:db8::5").stdout.strip() == "1"
+    poll(lambda: "ban 2001:db8::5 f=0 t=3600 r=0 fam=inet6" in read(out), what="manual ban")
+    stop(d)
+    lines = read(out).splitlines()
+    assert lines[-2:] == ["flush", "stop"], lines
+    # restart: the live ban goes through actionban again, marked restored
+    d.start()
+    poll(lambda: "ban 2001:db8::5 f=0 t=3600 r=1 fam=inet6" in read(out), what="restored ban")
+    lines = read(out).splitlines()
+    assert lines[-2] == "start sshd record", lines
+    assert not os.path.exists(pwned)
+
+
+def test_missing_action_is_a_config_error(tmp_path, made):
+    d = Daemon(tmp_path, extra="action = no-such-action[x=1]\n")
+    made.append(d)
+    d.start(wait=False)
+    d.proc.wait(timeout=20)
+    err = d.proc.stderr.read()
+    assert d.proc.returncode != 0
+    assert "no-such-action" in err and "not found" in err
+
+
+@pytest.mark.skipif(not os.path.isdir(F2B_ACTIONS),
+                    reason="MXJAIL_F2B_ROOT not set (Debian's action.d is needed)")
+def test_debian_dummy_and_action_mwl(tmp_path, made):
+    target = str(tmp_path / "dummy.target")
+    mailbox = str(tmp_path / "mailbox")
+    fake = str(tmp_path / "sendmail")
+    with open(fake, "w") as f:
+        f.write("#!/bin/sh\n{ echo \"ARGS: $*\"; cat; echo '--END--'; } >> '%s'\n" % mailbox)
+    os.chmod(fake, stat.S_IRWXU)
+    d = Daemon(tmp_path, extra=(
+        "destemail = admin@example.org\nsender = mx@example.org\n"
+        "action = %%(action_mwl)s\n         dummy[target=\"%s\"]\n" % target))
+    for name in os.listdir(F2B_ACTIONS):
+        src = os.path.join(F2B_ACTIONS, name)
+        if os.path.isfile(src):
+            shutil.copy(src, os.path.join(d.conf, "action.d", name))
+    with open(os.path.join(d.conf, "action.d", "sendmail-common.local"), "w") as f:
+        f.write('[Init]\nmailcmd = %s -f "<sender>" "<dest>"\n' % fake)
+    made.append(d)
+    d.start()
+    poll(lambda: read(target).startswith("123\n"), what="dummy actionstart")
+    poll(lambda: "sshd: started on" in read(mailbox), what="start mail")
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(lambda: "+%s\n" % ATTACKER in read(target), what="dummy actionban")
+    mail = poll(lambda: "banned %s" % ATTACKER in read(mailbox) and "--END--" in
+                read(mailbox).split("banned %s" % ATTACKER)[1] and read(mailbox),
+                timeout=30, what="ban mail")
+    assert "ARGS: -f mx@example.org admin@example.org" in mail
+    assert "3 attempts against sshd" in mail
+    assert "From: Fail2Ban <mx@example.org>" in mail
+    # sendmail-whois-lines greps the jail's log for the address
+    assert mail.count("Failed password for root from %s" % ATTACKER) == 3
+    assert d.cli("unban", ATTACKER).stdout.strip() == "1"
+    poll(lambda: "-%s\n" % ATTACKER in read(target), what="dummy actionunban")
+    stop(d)
+    assert not os.path.exists(target)  # dummy's actionstop removes it
+    assert "sshd: stopped on" in read(mailbox)
