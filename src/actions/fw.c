@@ -509,7 +509,7 @@ void fw_map_free(struct fw_map *m)
 
 /* ---- banaction registry ---- */
 
-enum reg_kind { REG_NFT, REG_NFT_ALLPORTS, REG_LATER };
+enum reg_kind { REG_NFT, REG_NFT_ALLPORTS, REG_HOSTSDENY, REG_LATER };
 
 static const struct {
 	const char *name;
@@ -529,7 +529,7 @@ static const struct {
 	{"iptables-ipset-proto4", REG_LATER},
 	{"iptables-ipset-proto6", REG_LATER},
 	{"iptables-ipset-proto6-allports", REG_LATER},
-	{"hostsdeny", REG_LATER},
+	{"hostsdeny", REG_HOSTSDENY},
 	{"route", REG_LATER},
 };
 
@@ -556,6 +556,20 @@ int fw_action_resolve(const char *name, const struct kvlist *opts, const struct 
 				"banaction '%s' is recognised but its native backend is not built yet; "
 				"use nftables, nftables-multiport or nftables-allports", name);
 
+	if (registry[k].kind == REG_HOSTSDENY) {
+		/* tcp_wrappers know no ports: the whole host is refused */
+		out->backend = &fw_hostsdeny_backend;
+		out->allports = 1;
+		out->opts.path = opt(opts, "file");
+		out->opts.daemon_list = opt(opts, "daemon_list");
+		out->jail.name = jail ? jail->name : NULL;
+		if (out->opts.daemon_list && strpbrk(out->opts.daemon_list, "\n\r#"))
+			return fw_errf(err, errlen, "hostsdeny: daemon_list must be one line without '#'");
+		if (out->opts.path && out->opts.path[0] != '/')
+			return fw_errf(err, errlen, "hostsdeny: file=%s is not an absolute path",
+				       out->opts.path);
+		return 0;
+	}
 	out->backend = &fw_nft_backend;
 	out->allports = registry[k].kind == REG_NFT_ALLPORTS;
 	const char *type = opt(opts, "type");

@@ -45,6 +45,8 @@ struct fw_options {
 	const char *table_family; /* NULL = "inet"; set-only mode also takes ip, ip6, bridge, netdev */
 	int set_only;             /* maintain sets only; the admin's ruleset references them */
 	unsigned families;        /* FW_FAMILY_4 | FW_FAMILY_6; 0 = both */
+	const char *path;         /* hostsdeny: the file (NULL = /etc/hosts.deny) */
+	const char *daemon_list;  /* hostsdeny: the daemon list of each line (NULL = "ALL") */
 };
 
 /* What a jail bans: the jail's name and its fail2ban `port` / `protocol`. */
@@ -87,6 +89,13 @@ struct fw_backend {
 
 extern const struct fw_backend fw_nft_backend;
 extern const struct fw_backend fw_null_backend;
+/* fail2ban's hostsdeny: "ALL: <ip>" lines in a block mxjail owns inside the
+ * file ("# BEGIN mxjail" .. "# END mxjail"), rewritten atomically at commit;
+ * the admin's own lines are kept as they are. */
+extern const struct fw_backend fw_hostsdeny_backend;
+/* A note when hosts.deny cannot protect the service a jail (or filter) name
+ * suggests (not linked with libwrap), else NULL. */
+const char *fw_hostsdeny_libwrap_note(const char *service);
 
 struct fw {
 	const struct fw_backend *be;
@@ -124,12 +133,14 @@ size_t fw_set_base(const char *jail, char *out, size_t outlen);
  * jail, valid while they are). Returns 0; -ENOSYS for a known name whose
  * backend is not built yet (out->name set, message says so); -ENOENT for a
  * name that is not a firewall banaction (run its action.d commands
- * instead); -EINVAL for bad options. */
+ * instead); -EINVAL for bad options. Backends other than nftables need their
+ * own fw opened with out->opts (one per distinct options). */
 struct fw_action {
 	const struct fw_backend *backend;
 	const char *name;     /* canonical name ("nftables", "iptables-ipset"...) */
 	int allports;         /* the action ignores ports */
 	struct fw_jail jail;
+	struct fw_options opts; /* backend options from the action's [k=v] (hostsdeny file...) */
 };
 int fw_action_resolve(const char *name, const struct kvlist *opts, const struct fw_jail *jail,
 		      struct fw_action *out, char *err, size_t errlen);

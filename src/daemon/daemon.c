@@ -136,9 +136,11 @@ static void declare_jails(struct daemon *dm, struct daemon_set *s)
 	if (!dm->fw_open)
 		return;
 	char err[512];
-	for (size_t i = 0; i < s->njails; i++)
-		if (s->jails[i]->has_fw && fw_declare(&dm->fw, &s->jails[i]->fwj, err, sizeof err) < 0)
+	for (size_t i = 0; i < s->njails; i++) {
+		daemon_fw_bind(dm, s->jails[i]);
+		if (s->jails[i]->fw && fw_declare(s->jails[i]->fw, &s->jails[i]->fwj, err, sizeof err) < 0)
 			log_warnx("[%s] firewall: %s", s->jails[i]->name, err);
+	}
 }
 
 /* ---------- loop hooks ---------- */
@@ -148,8 +150,10 @@ static void on_turn_end(struct loop *l, void *arg)
 	(void)l;
 	struct daemon *dm = arg;
 	char err[512];
-	if (dm->fw_open) {
-		int r = fw_commit(&dm->fw, err, sizeof err);
+	struct fw *fws[16];
+	size_t nfw = daemon_fw_all(dm, fws, 16);
+	for (size_t i = 0; i < nfw; i++) {
+		int r = fw_commit(fws[i], err, sizeof err);
 		if (r == -ENOENT)
 			daemon_fw_rebuild(dm, "firewall objects missing at commit");
 		else if (r < 0)
@@ -166,11 +170,14 @@ static void on_check(struct loop *l, void *arg)
 {
 	struct daemon *dm = arg;
 	char err[512];
-	if (dm->fw_open) {
-		int r = fw_check(&dm->fw, err, sizeof err);
+	struct fw *fws[16];
+	size_t nfw = daemon_fw_all(dm, fws, 16);
+	for (size_t i = 0; i < nfw; i++) {
+		int r = fw_check(fws[i], err, sizeof err);
 		if (r == -ENOENT) {
 			log_warnx("firewall: %s; rebuilding from state", err);
 			daemon_fw_rebuild(dm, "ruleset repaired");
+			break;
 		} else if (r < 0) {
 			log_warnx("firewall: check: %s", err);
 		}
@@ -362,6 +369,14 @@ static void daemon_free(struct daemon *dm)
 		fw_commit(&dm->fw, err, sizeof err);
 		fw_close(&dm->fw);
 	}
+	for (size_t i = 0; i < dm->nxfw; i++) {
+		char err[512];
+		fw_commit(&dm->xfw[i]->fw, err, sizeof err);
+		fw_close(&dm->xfw[i]->fw);
+		free(dm->xfw[i]->key);
+		free(dm->xfw[i]);
+	}
+	free(dm->xfw);
 	dm->fset = filesrc_set_free(dm->fset);
 	dm->store = store_close(dm->store);
 	filter_result_free(&dm->res);

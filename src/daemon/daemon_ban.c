@@ -145,19 +145,21 @@ static unsigned long fw_timeout(double end, double now)
 
 static void fw_apply(struct daemon *dm, struct daemon_ban *b, double now)
 {
-	if (!dm->fw_open || !b->jail || !b->jail->has_fw)
+	(void)dm;
+	if (!b->jail || !b->jail->fw)
 		return;
 	char err[512];
-	if (fw_ban(&dm->fw, &b->jail->fwj, &b->a, fw_timeout(b->end, now), err, sizeof err) < 0)
+	if (fw_ban(b->jail->fw, &b->jail->fwj, &b->a, fw_timeout(b->end, now), err, sizeof err) < 0)
 		log_warnx("[%s] firewall: ban %s: %s", b->jailname, b->id, err);
 }
 
 static void fw_remove(struct daemon *dm, struct daemon_ban *b)
 {
-	if (!dm->fw_open || !b->jail || !b->jail->has_fw)
+	(void)dm;
+	if (!b->jail || !b->jail->fw)
 		return;
 	char err[512];
-	if (fw_unban(&dm->fw, &b->jail->fwj, &b->a, err, sizeof err) < 0)
+	if (fw_unban(b->jail->fw, &b->jail->fwj, &b->a, err, sizeof err) < 0)
 		log_warnx("[%s] firewall: unban %s: %s", b->jailname, b->id, err);
 }
 
@@ -263,26 +265,30 @@ void daemon_actions_shutdown(struct daemon *dm)
 
 void daemon_fw_rebuild(struct daemon *dm, const char *why)
 {
-	if (!dm->fw_open)
-		return;
+	struct fw *fws[16];
+	size_t nfw = daemon_fw_all(dm, fws, 16);
 	double now = daemon_now();
 	struct fw_ban *v = xcalloc(dm->bans.n + 1, sizeof *v);
-	size_t n = 0;
-	struct daemon_bantab *t = &dm->bans;
-	for (size_t i = 0; i < t->nb; i++)
-		for (struct daemon_ban *e = t->b[i]; e; e = e->next) {
-			if (!e->jail || !e->jail->has_fw)
-				continue;
-			v[n].jail = &e->jail->fwj;
-			v[n].addr = e->a;
-			v[n].timeout = fw_timeout(e->end, now);
-			n++;
-		}
-	char err[512];
-	if (fw_rebuild(&dm->fw, v, n, err, sizeof err) < 0)
-		log_warnx("firewall: rebuild (%s): %s", why, err);
-	else
-		log_info("firewall: %s: %zu ban%s applied", why, n, n == 1 ? "" : "s");
+	for (size_t f = 0; f < nfw; f++) {
+		size_t n = 0;
+		struct daemon_bantab *t = &dm->bans;
+		for (size_t i = 0; i < t->nb; i++)
+			for (struct daemon_ban *e = t->b[i]; e; e = e->next) {
+				if (!e->jail || e->jail->fw != fws[f])
+					continue;
+				v[n].jail = &e->jail->fwj;
+				v[n].addr = e->a;
+				v[n].timeout = fw_timeout(e->end, now);
+				n++;
+			}
+		char err[512];
+		const char *be = fws[f]->be->name;
+		if (fw_rebuild(fws[f], v, n, err, sizeof err) < 0)
+			log_warnx("firewall: rebuild (%s): %s", why, err);
+		else if (f == 0 || n)
+			log_info("firewall%s%s: %s: %zu ban%s applied", f ? " " : "", f ? be : "", why, n,
+				 n == 1 ? "" : "s");
+	}
 	free(v);
 }
 

@@ -60,6 +60,9 @@ struct daemon_jail {
 	int has_fw;
 	struct fw_jail fwj;
 	char *fw_port, *fw_protocol;
+	const struct fw_backend *fw_be; /* the action's native backend (nftables, hostsdeny) */
+	char *fw_path, *fw_dlist;      /* hostsdeny file and daemon_list (NULL = defaults) */
+	struct fw *fw;                 /* bound by daemon_fw_bind(); NULL = not blocking */
 	char *actions;                 /* action names for status ("nftables-multiport") */
 	struct fw_cmd **cmds;          /* action.d command actions (actions/fw_cmd.h) */
 	size_t ncmds;
@@ -103,6 +106,12 @@ struct daemon_set {
 	size_t nsources;
 };
 
+/* An extra native backend, one per distinct options, open for the daemon's life. */
+struct daemon_xfw {
+	char *key;
+	struct fw fw;
+};
+
 /* A live ban. end < 0 = forever. */
 struct daemon_ban {
 	struct daemon_jail *jail;
@@ -126,6 +135,8 @@ struct daemon {
 	struct store *store;
 	struct fw fw;
 	int fw_open;
+	struct daemon_xfw **xfw;       /* native backends besides nftables (hostsdeny...) */
+	size_t nxfw;
 	struct fw_cmdq *cmdq;          /* worker for command actions; NULL when none */
 	int dry_run;
 	struct ctl_server *ctl;
@@ -170,6 +181,12 @@ void daemon_actions_start(struct daemon *dm, struct daemon_set *s, struct daemon
 /* Stop: lifts the bans through actionflush (or actionunban each), then
  * actionstop; waits a bounded time for the worker. */
 void daemon_actions_shutdown(struct daemon *dm);
+
+/* Points j->fw at the backend its action needs (opening extra backends once;
+ * the main one in a dry run); call after the main firewall is open. */
+void daemon_fw_bind(struct daemon *dm, struct daemon_jail *j);
+/* Every open backend: the main one (if open) and the extras. Returns n. */
+size_t daemon_fw_all(struct daemon *dm, struct fw **out, size_t max);
 
 /* daemon_ban.c */
 void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **lines,

@@ -269,6 +269,8 @@ static void jail_free_one(struct daemon_jail *j)
 	free(j->files);
 	free(j->fw_port);
 	free(j->fw_protocol);
+	free(j->fw_path);
+	free(j->fw_dlist);
 	free(j->actions);
 	for (size_t i = 0; i < j->ncmds; i++)
 		fw_cmd_release(j->cmds[i]);
@@ -320,6 +322,53 @@ static int jail_cmd_action(struct daemon *dm, const struct jail_conf *jc, struct
 	j->cmds = xrealloc(j->cmds, (j->ncmds + 1) * sizeof *j->cmds);
 	j->cmds[j->ncmds++] = c;
 	return 0;
+}
+
+size_t daemon_fw_all(struct daemon *dm, struct fw **out, size_t max)
+{
+	size_t n = 0;
+	if (dm->fw_open && n < max)
+		out[n++] = &dm->fw;
+	for (size_t i = 0; i < dm->nxfw && n < max; i++)
+		out[n++] = &dm->xfw[i]->fw;
+	return n;
+}
+
+void daemon_fw_bind(struct daemon *dm, struct daemon_jail *j)
+{
+	j->fw = NULL;
+	if (!j->has_fw || !dm->fw_open)
+		return;
+	if (dm->dry_run || !j->fw_be || j->fw_be == &fw_nft_backend) {
+		j->fw = &dm->fw;
+		return;
+	}
+	char *key = xasprintf("%s|%s|%s", j->fw_be->name, j->fw_path ? j->fw_path : "",
+			      j->fw_dlist ? j->fw_dlist : "");
+	for (size_t i = 0; i < dm->nxfw; i++)
+		if (strcmp(dm->xfw[i]->key, key) == 0) {
+			j->fw = &dm->xfw[i]->fw;
+			free(key);
+			return;
+		}
+	struct fw_options o = dm->fwo;
+	o.path = j->fw_path;
+	o.daemon_list = j->fw_dlist;
+	struct daemon_xfw *x = xcalloc(1, sizeof *x);
+	char err[512];
+	if (fw_open(&x->fw, j->fw_be, &o, err, sizeof err) < 0) {
+		log_warnx("jail [%s]: firewall backend %s: %s; this jail does not block", j->name,
+			  j->fw_be->name, err);
+		free(x);
+		free(key);
+		return;
+	}
+	x->key = key;
+	dm->xfw = xrealloc(dm->xfw, (dm->nxfw + 1) * sizeof *dm->xfw);
+	dm->xfw[dm->nxfw++] = x;
+	log_info("firewall backend %s opened for jail [%s]%s%s", j->fw_be->name, j->name,
+		 j->fw_path ? ": " : "", j->fw_path ? j->fw_path : "");
+	j->fw = &x->fw;
 }
 
 void daemon_actions_start(struct daemon *dm, struct daemon_set *s, struct daemon_set *old)
@@ -407,6 +456,18 @@ static int jail_actions(struct daemon *dm, const struct jail_conf *jc, struct da
 					  jc->name, name);
 			} else {
 				j->has_fw = 1;
+				j->fw_be = fa.backend;
+				j->fw_path = fa.opts.path ? xstrdup(fa.opts.path) : NULL;
+				j->fw_dlist = fa.opts.daemon_list ? xstrdup(fa.opts.daemon_list) : NULL;
+				if (fa.backend == &fw_hostsdeny_backend) {
+					const char *flt = jc->filter && *jc->filter ? jc->filter : "";
+					const char *note = fw_hostsdeny_libwrap_note(jc->name);
+					if (!note)
+						note = fw_hostsdeny_libwrap_note(flt);
+					if (note)
+						log_warnx("jail [%s]: action hostsdeny: %s; consider nftables",
+							  jc->name, note);
+				}
 				j->fw_port = fa.jail.port ? xstrdup(fa.jail.port) : NULL;
 				j->fw_protocol = fa.jail.protocol ? xstrdup(fa.jail.protocol) : NULL;
 				j->fwj.reject = fa.jail.reject;

@@ -136,3 +136,50 @@ def test_debian_dummy_and_action_mwl(tmp_path, made):
     stop(d)
     assert not os.path.exists(target)  # dummy's actionstop removes it
     assert "sshd: stopped on" in read(mailbox)
+
+
+NS_OK = os.geteuid() == 0 and shutil.which("nft") and shutil.which("ip")
+
+
+@pytest.fixture
+def netns():
+    import subprocess
+    name = "mxja%d" % os.getpid()
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot create a network namespace: %s" % r.stderr.strip())
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@pytest.mark.skipif(not NS_OK, reason="needs root, nft and ip (network namespace)")
+def test_hostsdeny_native(tmp_path, made, netns):
+    hd = str(tmp_path / "hosts.deny")
+    with open(hd, "w") as f:
+        f.write("# the admin's own\nsshd: 203.0.113.99\n")
+    d = Daemon(tmp_path, netns=netns, extra=(
+        "action = hostsdeny[file=\"%s\"]\n\n"
+        "[postfix]\nenabled = true\nlogpath = %s\nbackend = polling\n"
+        "action = hostsdeny[file=\"%s\"]\n" % (hd, str(tmp_path / "auth.log"), hd)))
+    made.append(d)
+    d.start(backend="nftables")
+    assert "jail [postfix]: action hostsdeny: Postfix on Debian 12 is not linked with libwrap" \
+        in d.logtext()
+    assert "jail [sshd]: action hostsdeny" not in d.logtext()
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(lambda: "ALL: %s\n" % ATTACKER in read(hd), what="the hosts.deny line")
+    assert read(hd).startswith("# the admin's own\nsshd: 203.0.113.99\n# BEGIN mxjail")
+    assert d.cli("ban", "sshd", "2001:db8::5").stdout.strip() == "1"
+    poll(lambda: "ALL: [2001:db8::5]\n" in read(hd), what="the IPv6 line")
+    assert d.cli("unban", ATTACKER).stdout.strip() == "1"
+    poll(lambda: ATTACKER not in read(hd), what="the line removed")
+    # kill -9 and restart: the live ban is still written, once
+    d.kill()
+    d.start(backend="nftables")
+    assert read(hd).count("ALL: [2001:db8::5]\n") == 1
+    # an editor drops the block: the periodic check writes it again
+    with open(hd, "w") as f:
+        f.write("# the admin's own\n")
+    poll(lambda: "ALL: [2001:db8::5]\n" in read(hd), timeout=15, what="the block restored")
+    assert read(hd).startswith("# the admin's own\n# BEGIN mxjail")
