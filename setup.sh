@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 
 BUILD_DEPS="build-essential cmake pkg-config libpcre2-dev libsqlite3-dev libnftables-dev libsystemd-dev"
-TEST_DEPS="libcmocka-dev python3 python3-pytest python3-systemd clang nftables iproute2 systemd-journal-remote dovecot-imapd"
+TEST_DEPS="libcmocka-dev python3 python3-pytest python3-systemd clang nftables iproute2 systemd-journal-remote dovecot-imapd iptables"
 
 apt_install() {
 	missing=""

@@ -377,6 +377,31 @@ int fw_jspec_same(const struct fw_jspec *s, const struct fw_jail *j)
 	       (s->reject != 0) == (j->reject != 0);
 }
 
+int fw_jail_ports(const struct fw_jail *j, char **ports, unsigned *protos, int *all, char *err,
+		  size_t errlen)
+{
+	*ports = NULL;
+	int r = parse_protocol(j->protocol, protos, err, errlen);
+	if (r < 0)
+		return r;
+	struct strbuf b = STRBUF_INIT;
+	r = compile_ports(j->port && *j->port ? j->port : NULL, *protos, &b, all, err, errlen);
+	if (r < 0) {
+		strbuf_free(&b);
+		return r;
+	}
+	/* nft's "25, 1000-2000" into multiport's "25,1000:2000" */
+	struct strbuf o = STRBUF_INIT;
+	for (const char *p = strbuf_str(&b); *p; p++) {
+		if (*p == ' ')
+			continue;
+		strbuf_addc(&o, *p == '-' ? ':' : *p);
+	}
+	strbuf_free(&b);
+	*ports = strbuf_detach(&o);
+	return 0;
+}
+
 int fw_jail_check(const struct fw_jail *j, char *err, size_t errlen)
 {
 	struct fw_jspec s;
@@ -509,7 +534,7 @@ void fw_map_free(struct fw_map *m)
 
 /* ---- banaction registry ---- */
 
-enum reg_kind { REG_NFT, REG_NFT_ALLPORTS, REG_HOSTSDENY, REG_LATER };
+enum reg_kind { REG_NFT, REG_NFT_ALLPORTS, REG_HOSTSDENY, REG_IPT, REG_IPT_ALLPORTS, REG_IPT_NEW, REG_LATER };
 
 static const struct {
 	const char *name;
@@ -519,11 +544,11 @@ static const struct {
 	{"nftables-multiport", REG_NFT},
 	{"nftables-common", REG_NFT},
 	{"nftables-allports", REG_NFT_ALLPORTS},
-	{"iptables", REG_LATER},
-	{"iptables-multiport", REG_LATER},
+	{"iptables", REG_IPT},
+	{"iptables-multiport", REG_IPT},
 	{"iptables-multiport-log", REG_LATER},
-	{"iptables-allports", REG_LATER},
-	{"iptables-new", REG_LATER},
+	{"iptables-allports", REG_IPT_ALLPORTS},
+	{"iptables-new", REG_IPT_NEW},
 	{"iptables-xt_recent-echo", REG_LATER},
 	{"iptables-ipset", REG_LATER},
 	{"iptables-ipset-proto4", REG_LATER},
@@ -570,8 +595,17 @@ int fw_action_resolve(const char *name, const struct kvlist *opts, const struct 
 				       out->opts.path);
 		return 0;
 	}
-	out->backend = &fw_nft_backend;
-	out->allports = registry[k].kind == REG_NFT_ALLPORTS;
+	int ipt = registry[k].kind == REG_IPT || registry[k].kind == REG_IPT_ALLPORTS ||
+		  registry[k].kind == REG_IPT_NEW;
+	out->backend = ipt ? &fw_iptables_backend : &fw_nft_backend;
+	out->allports = registry[k].kind == REG_NFT_ALLPORTS || registry[k].kind == REG_IPT_ALLPORTS;
+	if (ipt) {
+		out->opts.chain = opt(opts, "chain");
+		out->opts.newonly = registry[k].kind == REG_IPT_NEW;
+		const char *c = out->opts.chain;
+		if (c && (!*c || strlen(c) > 28 || strpbrk(c, " \t\n\r")))
+			return fw_errf(err, errlen, "%s: chain=%s is not an iptables chain name", name, c);
+	}
 	const char *type = opt(opts, "type");
 	if (type) {
 		if (strcmp(type, "allports") == 0)

@@ -47,6 +47,9 @@ struct fw_options {
 	unsigned families;        /* FW_FAMILY_4 | FW_FAMILY_6; 0 = both */
 	const char *path;         /* hostsdeny: the file (NULL = /etc/hosts.deny) */
 	const char *daemon_list;  /* hostsdeny: the daemon list of each line (NULL = "ALL") */
+	const char *chain;        /* iptables: the chain jumping to f2b-<jail> (NULL = "INPUT") */
+	int newonly;              /* iptables-new: match only new connections */
+	const char *bindir;       /* iptables: where iptables-restore etc. are (NULL = PATH) */
 };
 
 /* What a jail bans: the jail's name and its fail2ban `port` / `protocol`. */
@@ -96,6 +99,11 @@ extern const struct fw_backend fw_hostsdeny_backend;
 /* A note when hosts.deny cannot protect the service a jail (or filter) name
  * suggests (not linked with libwrap), else NULL. */
 const char *fw_hostsdeny_libwrap_note(const char *service);
+/* fail2ban's iptables, iptables-multiport, -allports, -new: own chains
+ * f2b-<jail> with one rule per banned address, a jump from INPUT (or the
+ * `chain` option) per protocol and port list; each commit is one
+ * `iptables-restore --noflush` (and one ip6tables-restore) batch. */
+extern const struct fw_backend fw_iptables_backend;
 
 struct fw {
 	const struct fw_backend *be;

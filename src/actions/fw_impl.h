@@ -57,6 +57,18 @@ void fw_map_clear(struct fw_map *m);
 void fw_map_free(struct fw_map *m);
 void fw_map_key(const struct fw_map_ent *e, struct addr *out);
 
+/* A jail's port list in iptables multiport form ("25,465,1000:2000"; names
+ * resolved) and its protocols (FW_PROTO_* bits; FW_PROTO_ALL = every
+ * protocol); *all = 1 when no port match is needed. 0 or -EINVAL with err. */
+#define FW_PROTO_TCP 1u
+#define FW_PROTO_UDP 2u
+#define FW_PROTO_SCTP 4u
+#define FW_PROTO_DCCP 8u
+#define FW_PROTO_UDPLITE 16u
+#define FW_PROTO_ALL 0x100u
+int fw_jail_ports(const struct fw_jail *j, char **ports, unsigned *protos, int *all, char *err,
+		  size_t errlen);
+
 /* Clamps a timeout to FW_MAX_TIMEOUT (0 stays forever). */
 unsigned long fw_clamp_timeout(unsigned long t);
 

@@ -62,6 +62,8 @@ struct daemon_jail {
 	char *fw_port, *fw_protocol;
 	const struct fw_backend *fw_be; /* the action's native backend (nftables, hostsdeny) */
 	char *fw_path, *fw_dlist;      /* hostsdeny file and daemon_list (NULL = defaults) */
+	char *fw_chain;                /* iptables: the hook chain (NULL = INPUT) */
+	int fw_newonly;                /* iptables-new */
 	struct fw *fw;                 /* bound by daemon_fw_bind(); NULL = not blocking */
 	char *actions;                 /* action names for status ("nftables-multiport") */
 	struct fw_cmd **cmds;          /* action.d command actions (actions/fw_cmd.h) */

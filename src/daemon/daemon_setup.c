@@ -271,6 +271,7 @@ static void jail_free_one(struct daemon_jail *j)
 	free(j->fw_protocol);
 	free(j->fw_path);
 	free(j->fw_dlist);
+	free(j->fw_chain);
 	free(j->actions);
 	for (size_t i = 0; i < j->ncmds; i++)
 		fw_cmd_release(j->cmds[i]);
@@ -343,8 +344,9 @@ void daemon_fw_bind(struct daemon *dm, struct daemon_jail *j)
 		j->fw = &dm->fw;
 		return;
 	}
-	char *key = xasprintf("%s|%s|%s", j->fw_be->name, j->fw_path ? j->fw_path : "",
-			      j->fw_dlist ? j->fw_dlist : "");
+	char *key = xasprintf("%s|%s|%s|%s|%d", j->fw_be->name, j->fw_path ? j->fw_path : "",
+			      j->fw_dlist ? j->fw_dlist : "", j->fw_chain ? j->fw_chain : "",
+			      j->fw_newonly);
 	for (size_t i = 0; i < dm->nxfw; i++)
 		if (strcmp(dm->xfw[i]->key, key) == 0) {
 			j->fw = &dm->xfw[i]->fw;
@@ -354,6 +356,8 @@ void daemon_fw_bind(struct daemon *dm, struct daemon_jail *j)
 	struct fw_options o = dm->fwo;
 	o.path = j->fw_path;
 	o.daemon_list = j->fw_dlist;
+	o.chain = j->fw_chain;
+	o.newonly = j->fw_newonly;
 	struct daemon_xfw *x = xcalloc(1, sizeof *x);
 	char err[512];
 	if (fw_open(&x->fw, j->fw_be, &o, err, sizeof err) < 0) {
@@ -459,6 +463,8 @@ static int jail_actions(struct daemon *dm, const struct jail_conf *jc, struct da
 				j->fw_be = fa.backend;
 				j->fw_path = fa.opts.path ? xstrdup(fa.opts.path) : NULL;
 				j->fw_dlist = fa.opts.daemon_list ? xstrdup(fa.opts.daemon_list) : NULL;
+				j->fw_chain = fa.opts.chain ? xstrdup(fa.opts.chain) : NULL;
+				j->fw_newonly = fa.opts.newonly;
 				if (fa.backend == &fw_hostsdeny_backend) {
 					const char *flt = jc->filter && *jc->filter ? jc->filter : "";
 					const char *note = fw_hostsdeny_libwrap_note(jc->name);

@@ -183,3 +183,43 @@ def test_hostsdeny_native(tmp_path, made, netns):
         f.write("# the admin's own\n")
     poll(lambda: "ALL: [2001:db8::5]\n" in read(hd), timeout=15, what="the block restored")
     assert read(hd).startswith("# the admin's own\n# BEGIN mxjail")
+
+
+IPT_OK = NS_OK and shutil.which("iptables-restore") and shutil.which("ip6tables-restore")
+
+
+def ipt_save(ns, six=False):
+    import subprocess
+    r = subprocess.run(["ip", "netns", "exec", ns, "ip6tables-save" if six else "iptables-save",
+                        "-t", "filter"], capture_output=True, text=True)
+    return r.stdout
+
+
+@pytest.mark.skipif(not IPT_OK, reason="needs root, ip, nft and iptables (network namespace)")
+def test_iptables_multiport_native(tmp_path, made, netns):
+    import subprocess
+    d = Daemon(tmp_path, netns=netns, extra=(
+        "action = iptables-multiport[name=sshd, port=\"ssh,smtp,1000:1002\", protocol=tcp]\n"))
+    made.append(d)
+    d.start(backend="nftables")
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(lambda: "-A f2b-sshd -s %s/32 -j DROP" % ATTACKER in ipt_save(netns), what="the rule")
+    save = ipt_save(netns)
+    assert ":f2b-sshd - " in save
+    assert "-A INPUT -p tcp -m multiport --dports 22,25,1000:1002 -j f2b-sshd" in save
+    assert save.count("-j f2b-sshd") == 1 and "-A f2b-sshd -j RETURN" in save
+    assert "f2b-sshd" not in ipt_save(netns, six=True)  # IPv6 chain made on demand
+    assert d.cli("ban", "sshd", "2001:db8::5").stdout.strip() == "1"
+    poll(lambda: "-A f2b-sshd -s 2001:db8::5/128 -j DROP" in ipt_save(netns, True), what="v6 rule")
+    assert d.cli("unban", ATTACKER).stdout.strip() == "1"
+    poll(lambda: ATTACKER not in ipt_save(netns), what="the rule removed")
+    # someone flushes INPUT: the periodic check puts the jump back, once
+    subprocess.run(["ip", "netns", "exec", netns, "iptables", "-F", "INPUT"], check=True)
+    poll(lambda: "-j f2b-sshd" in ipt_save(netns), timeout=15, what="the jump restored")
+    assert ipt_save(netns).count("-A INPUT -p tcp -m multiport") == 1
+    # kill -9 and restart: rules rebuilt from state, nothing doubled
+    d.kill()
+    d.start(backend="nftables")
+    save6 = ipt_save(netns, True)
+    assert save6.count("-s 2001:db8::5/128") == 1 and save6.count("-j f2b-sshd") == 1
+    assert ipt_save(netns).count("-j f2b-sshd") == 1

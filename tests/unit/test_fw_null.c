@@ -291,7 +291,7 @@ static void test_registry(void **state)
 	assert_int_equal(fw_action_resolve("nftables", &opts, &j, &act, err, sizeof err), -EINVAL);
 	kvlist_free(&opts);
 
-	static const char *later[] = {"iptables", "iptables-multiport", "iptables-allports",
+	static const char *later[] = {"iptables-multiport-log",
 				      "iptables-ipset", "iptables-ipset-proto6", "route"};
 	for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
 		assert_int_equal(fw_action_resolve(later[i], NULL, &j, &act, err, sizeof err), -ENOSYS);
