@@ -87,6 +87,29 @@ static int is_file(const char *p)
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Filter names from old tutorials that fail2ban has since renamed or merged:
+ * mxjail ships aliases for them in etc/filter.d, and a tree without those
+ * (a stock fail2ban one) gets the replacement named in the error instead of a
+ * jail that silently watches nothing. */
+static const char *renamed_filter(const char *name)
+{
+	static const struct {
+		const char *old, *now;
+	} renamed[] = {
+		{"pureftpd", "pure-ftpd"},
+		{"dovecot-pop3imap", "dovecot"},
+		{"sasl", "postfix[mode=auth]"},
+		{"ssh", "sshd"},
+		{"ssh-ddos", "sshd[mode=ddos]"},
+		{"postfix-sasl", "postfix[mode=auth]"},
+		{"postfix-rbl", "postfix[mode=rbl]"},
+	};
+	for (size_t i = 0; i < sizeof renamed / sizeof renamed[0]; i++)
+		if (strcmp(name, renamed[i].old) == 0)
+			return renamed[i].now;
+	return NULL;
+}
+
 static int read_filter(struct fl *f, const char *confdir, const char *name, char **file)
 {
 	size_t nl = strlen(name);
@@ -104,11 +127,15 @@ static int read_filter(struct fl *f, const char *confdir, const char *name, char
 		char *conf = xasprintf("%s.conf", base);
 		char *local = xasprintf("%s.local", base);
 		*file = xstrdup(is_file(conf) ? conf : local);
-		if (rc == 0)
+		if (rc == 0) {
+			const char *now = renamed_filter(name);
 			diag_error(f->d, NULL, 0,
 				   "filter '%s' not found: searched %s/filter.d for %s.conf, %s.local "
-				   "and %s.d/",
-				   name, confdir, name, name, name);
+				   "and %s.d/%s%s%s",
+				   name, confdir, name, name, name,
+				   now ? "; that is an old filter name, use 'filter = " : "",
+				   now ? now : "", now ? "' instead" : "");
+		}
 		free(conf);
 		free(local);
 		free(base);
