@@ -339,7 +339,6 @@ def test_10k_bans_in_one_commit(ns, fw):
           "10,000 unbans: %.1f ms; rebuild with 100,000 bans: %.1f ms"
           % (t_new, t_reban, t_unban, t_rebuild))
     # Timings are reported, not asserted: the figure of record comes from bench/.
-    assert len(elements(ns, "sshd_v4")) == 50000 and len(elements(ns, "sshd_v6")) == 50000
 
 
 def _netns_pair():
