@@ -158,69 +158,6 @@ static void smap_free(struct smap *m)
 
 /* ---------- set-up ---------- */
 
-/* Jail parameters from the section's options.
- * NOTE: this repeats the option table of daemon_jail_params() in
- * src/daemon/daemon_setup.c (that function needs a struct daemon only for the
- * maxtracked default); it should move to jails/ so both use one parser. */
-static int parse_params(const struct kvlist *opts, size_t maxtracked, struct jail_params *p,
-			int *banprefix6, char *err, size_t errlen)
-{
-	static const struct {
-		const char *name;
-		int time;
-		double min, max, dflt;
-	} tab[] = {
-		{"maxretry", 0, 1, 1e6, 5},    {"findtime", 1, 1, 1e10, 600},
-		{"bantime", 1, -1, 1e10, 600}, {"maxmatches", 0, 0, 1e4, -1},
-		{"maxtracked", 0, 16, 1e8, -1}, {"banprefix6", 0, 0, 128, 0},
-	};
-	double val[6];
-	for (size_t i = 0; i < 6; i++) {
-		val[i] = tab[i].dflt;
-		const char *v = kvlist_get(opts, tab[i].name);
-		if (!v || !*v)
-			continue;
-		double x;
-		char *end = NULL;
-		if (tab[i].time) {
-			if (jail_parse_time(v, &x) < 0) {
-				snprintf(err, errlen, "%s: expected a time (600, 10m, 1h30m, -1), got '%s'",
-					 tab[i].name, v);
-				return -1;
-			}
-			if (x < 0)
-				x = -1;
-		} else {
-			errno = 0;
-			x = strtod(v, &end);
-			while (*end == ' ' || *end == '\t')
-				end++;
-			if (end == v || *end || errno || x != (double)(long long)x) {
-				snprintf(err, errlen, "%s: expected a whole number, got '%s'", tab[i].name, v);
-				return -1;
-			}
-		}
-		if (x < tab[i].min || x > tab[i].max) {
-			snprintf(err, errlen, "%s: %s is out of range (%.0f to %.0f)", tab[i].name, v,
-				 tab[i].min, tab[i].max);
-			return -1;
-		}
-		val[i] = x;
-	}
-	memset(p, 0, sizeof *p);
-	p->maxretry = (unsigned)val[0];
-	p->findtime = val[1];
-	p->bantime = val[2];
-	p->maxmatches = val[3] >= 0 ? (unsigned)val[3] : p->maxretry;
-	p->maxtracked = val[4] >= 0 ? (size_t)val[4] : maxtracked;
-	*banprefix6 = (int)val[5] == 128 ? 0 : (int)val[5];
-	return jail_incr_parse(&p->incr, kvlist_get(opts, "bantime.increment"),
-			       kvlist_get(opts, "bantime.factor"), kvlist_get(opts, "bantime.formula"),
-			       kvlist_get(opts, "bantime.multipliers"),
-			       kvlist_get(opts, "bantime.maxtime"), kvlist_get(opts, "bantime.rndtime"),
-			       kvlist_get(opts, "bantime.overalljails"), err, errlen);
-}
-
 static int parse_bool(const char *v, int dflt)
 {
 	if (!v || !*v)
@@ -232,24 +169,6 @@ static int parse_bool(const char *v, int dflt)
 	    !strcmp(v, "0"))
 		return 0;
 	return dflt;
-}
-
-/* Equal definitions behave equally: one compiled filter serves them all.
- * NOTE: the same idea as filter_key() in src/daemon/daemon_setup.c; a shared
- * filter_def_key() in filters/ would serve both. */
-static char *def_key(const struct filter_def *def)
-{
-	struct strbuf b = STRBUF_INIT;
-	strbuf_addf(&b, "P%s\n", def->prefregex ? def->prefregex : "");
-	for (size_t i = 0; i < def->nfailregex; i++)
-		strbuf_addf(&b, "F%s\n", def->failregex[i].text);
-	for (size_t i = 0; i < def->nignoreregex; i++)
-		strbuf_addf(&b, "I%s\n", def->ignoreregex[i].text);
-	for (size_t i = 0; i < def->ndatepattern; i++)
-		strbuf_addf(&b, "D%s\n", def->datepattern[i]);
-	strbuf_addf(&b, "M%u\nU%s\nL%s\nZ%s\n", def->maxlines, def->usedns ? def->usedns : "",
-		    def->logtype ? def->logtype : "", def->logtimezone ? def->logtimezone : "");
-	return strbuf_detach(&b);
 }
 
 static int add_filter(struct replay *rp, const struct jail_conf *jc, const char *dir, double now,
@@ -265,7 +184,7 @@ static int add_filter(struct replay *rp, const struct jail_conf *jc, const char 
 	struct diag fd = DIAG_INIT;
 	int rc = -1;
 	if (config_load_filter(dir, jc->filter, &fopts, &def, &fd) == 0 && fd.nerrors == 0) {
-		char *key = def_key(&def);
+		char *key = filter_def_key(&def);
 		for (size_t i = 0; i < rp->nfilters; i++)
 			if (strcmp(rp->filters[i].key, key) == 0) {
 				*idx = i;
@@ -318,7 +237,7 @@ static int add_jail(struct replay *rp, const struct config *cfg, const struct ja
 	const char *mt = kvlist_get(&cfg->mxjail, "mxjail.maxtracked");
 	if (mt && *mt)
 		maxtracked = strtoul(mt, NULL, 10);
-	if (parse_params(&jc->opts, maxtracked, &rj.p, &rj.banprefix6, err, sizeof err) < 0) {
+	if (jail_params_from_opts(&jc->opts, maxtracked, &rj.p, &rj.banprefix6, err, sizeof err) < 0) {
 		diag_error(d, jc->file, jc->line, "jail [%s]: %s", jc->name, err);
 		jail_incr_free(&rj.p.incr);
 		return -1;

@@ -35,108 +35,18 @@
 
 #define JOURNAL_CURSOR_NAME "journal"
 
-/* ---------- jail parameters (one table, like the rest of the config) ---------- */
-
-enum ptype { P_COUNT, P_TIME, P_SIZE };
-
-struct popt {
-	const char *name;
-	enum ptype type;
-	double min, max;
-};
-
-static const struct popt param_table[] = {
-	{"maxretry", P_COUNT, 1, 1e6},
-	{"findtime", P_TIME, 1, 1e10},
-	{"bantime", P_TIME, -1, 1e10},
-	{"maxmatches", P_COUNT, 0, 1e4},
-	{"maxtracked", P_SIZE, 16, 1e8},
-	{"banprefix6", P_COUNT, 0, 128},
-};
-
-static int param_value(const struct popt *o, const char *v, double *out, char *err, size_t errlen)
-{
-	double x;
-	if (o->type == P_TIME) {
-		if (jail_parse_time(v, &x) < 0) {
-			snprintf(err, errlen, "%s: expected a time (600, 10m, 1h30m, -1), got '%s'",
-				 o->name, v);
-			return -1;
-		}
-		if (x < 0)
-			x = -1;
-	} else {
-		char *end;
-		errno = 0;
-		x = strtod(v, &end);
-		while (*end == ' ' || *end == '\t')
-			end++;
-		if (end == v || *end || errno || x != floor(x)) {
-			snprintf(err, errlen, "%s: expected a whole number, got '%s'", o->name, v);
-			return -1;
-		}
-	}
-	if (x < o->min || x > o->max) {
-		snprintf(err, errlen, "%s: %s is out of range (%.0f to %.0f)", o->name, v, o->min, o->max);
-		return -1;
-	}
-	*out = x;
-	return 0;
-}
-
 int daemon_jail_params(struct daemon *dm, const struct kvlist *opts, struct jail_params *p,
 		       int *banprefix6, char *err, size_t errlen)
 {
-	double val[sizeof param_table / sizeof param_table[0]] = {5, 600, 600, 0, 0, 0};
-	int given[sizeof param_table / sizeof param_table[0]] = {0};
-	val[4] = (double)dm->maxtracked_default;
-	for (size_t i = 0; i < sizeof param_table / sizeof param_table[0]; i++) {
-		const char *v = kvlist_get(opts, param_table[i].name);
-		if (!v || !*v)
-			continue;
-		if (param_value(&param_table[i], v, &val[i], err, errlen) < 0)
-			return -1;
-		given[i] = 1;
-	}
-	memset(p, 0, sizeof *p);
-	p->maxretry = (unsigned)val[0];
-	p->findtime = val[1];
-	p->bantime = val[2];
-	p->maxmatches = given[3] ? (unsigned)val[3] : p->maxretry;
-	p->maxtracked = (size_t)val[4];
-	*banprefix6 = (int)val[5] == 128 ? 0 : (int)val[5];
-	return jail_incr_parse(&p->incr, kvlist_get(opts, "bantime.increment"),
-			       kvlist_get(opts, "bantime.factor"), kvlist_get(opts, "bantime.formula"),
-			       kvlist_get(opts, "bantime.multipliers"), kvlist_get(opts, "bantime.maxtime"),
-			       kvlist_get(opts, "bantime.rndtime"),
-			       kvlist_get(opts, "bantime.overalljails"), err, errlen);
+	return jail_params_from_opts(opts, dm->maxtracked_default, p, banprefix6, err, errlen);
 }
 
 /* ---------- filters ---------- */
 
-/* The definition as text: equal text = equal behaviour, so one compiled
- * filter serves every jail with this text. */
-static char *filter_key(const struct filter_def *def)
-{
-	struct strbuf b = STRBUF_INIT;
-	strbuf_addf(&b, "P%s\n", def->prefregex ? def->prefregex : "");
-	for (size_t i = 0; i < def->nfailregex; i++)
-		strbuf_addf(&b, "F%s\n", def->failregex[i].text);
-	for (size_t i = 0; i < def->nignoreregex; i++)
-		strbuf_addf(&b, "I%s\n", def->ignoreregex[i].text);
-	for (size_t i = 0; i < def->ndatepattern; i++)
-		strbuf_addf(&b, "D%s\n", def->datepattern[i]);
-	for (size_t i = 0; i < def->njournalmatch; i++)
-		strbuf_addf(&b, "J%s\n", def->journalmatch[i]);
-	strbuf_addf(&b, "M%u\nU%s\nL%s\nZ%s\n", def->maxlines, def->usedns ? def->usedns : "",
-		    def->logtype ? def->logtype : "", def->logtimezone ? def->logtimezone : "");
-	return strbuf_detach(&b);
-}
-
 static struct daemon_filter *filter_get(struct daemon_set *s, const struct filter_def *def,
 					const char *spec, struct diag *d)
 {
-	char *key = filter_key(def);
+	char *key = filter_def_key(def);
 	for (size_t i = 0; i < s->nfilters; i++)
 		if (strcmp(s->filters[i]->key, key) == 0) {
 			free(key);

@@ -3,6 +3,8 @@
  */
 #include "filters/filterdef.h"
 
+#include "core/strbuf.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,4 +40,21 @@ void filter_def_free(struct filter_def *d)
 	free(d->logtimezone);
 	free(d->logencoding);
 	memset(d, 0, sizeof *d);
+}
+
+char *filter_def_key(const struct filter_def *def)
+{
+	struct strbuf b = STRBUF_INIT;
+	strbuf_addf(&b, "P%s\n", def->prefregex ? def->prefregex : "");
+	for (size_t i = 0; i < def->nfailregex; i++)
+		strbuf_addf(&b, "F%s\n", def->failregex[i].text);
+	for (size_t i = 0; i < def->nignoreregex; i++)
+		strbuf_addf(&b, "I%s\n", def->ignoreregex[i].text);
+	for (size_t i = 0; i < def->ndatepattern; i++)
+		strbuf_addf(&b, "D%s\n", def->datepattern[i]);
+	for (size_t i = 0; i < def->njournalmatch; i++)
+		strbuf_addf(&b, "J%s\n", def->journalmatch[i]);
+	strbuf_addf(&b, "M%u\nU%s\nL%s\nZ%s\n", def->maxlines, def->usedns ? def->usedns : "",
+		    def->logtype ? def->logtype : "", def->logtimezone ? def->logtimezone : "");
+	return strbuf_detach(&b);
 }

@@ -40,4 +40,8 @@ struct filter_def {
 
 void filter_def_free(struct filter_def *d);
 
+/* The definition as text (caller frees): equal text means equal behaviour, so
+ * one compiled filter can serve every jail whose definition has this key. */
+char *filter_def_key(const struct filter_def *def);
+
 #endif

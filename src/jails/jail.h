@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "core/kvlist.h"
+
 struct diag;
 
 struct bantime_incr {
@@ -84,5 +86,13 @@ int jail_incr_parse(struct bantime_incr *incr, const char *increment, const char
 		    const char *formula, const char *multipliers, const char *maxtime,
 		    const char *rndtime, const char *overalljails, char *err, size_t errlen);
 void jail_incr_free(struct bantime_incr *incr);
+
+/* Fills p from a jail's options (maxretry, findtime, bantime, maxmatches,
+ * maxtracked, banprefix6, bantime.*); absent ones take fail2ban's defaults
+ * (maxtracked: maxtracked_default). *banprefix6 is 0 when not set. Returns 0,
+ * or -1 with "option: expected ..." in err. The caller frees with
+ * jail_incr_free(&p->incr). */
+int jail_params_from_opts(const struct kvlist *opts, size_t maxtracked_default,
+			  struct jail_params *p, int *banprefix6, char *err, size_t errlen);
 
 #endif
