@@ -146,7 +146,7 @@ struct filter {
 	struct tlist lbuf;            /* fail2ban's __lineBuffer */
 	struct tline **pool;          /* free tlines for reuse */
 	size_t npool, cappool;
-	struct strbuf buf, cbuf, clean, lasttext;
+	struct strbuf buf, cbuf, ibuf, clean, lasttext;
 	int has_last;
 	double last_date;
 
@@ -936,6 +936,7 @@ void filter_free(struct filter *f)
 	free(f->pool);
 	strbuf_free(&f->buf);
 	strbuf_free(&f->cbuf);
+	strbuf_free(&f->ibuf);
 	tlist_free(f, &f->org);
 	free(f->pref_ov);
 	strbuf_free(&f->clean);
@@ -1200,19 +1201,17 @@ static void push_lines(struct strv *dst, const struct tlist *l)
 static int ignore_line(struct filter *f, struct tline **org, size_t norg,
 		       const struct search *fs, struct search *tmp)
 {
-	struct strbuf *b = &f->clean;
 	struct tline **lines = org;
 	size_t nlines = norg;
-	struct strbuf local = STRBUF_INIT;
+	struct strbuf *local = &f->ibuf;
 	if (fs && f->maxlines > 1) {
 		lines = fs->matched_lines.v;
 		nlines = fs->matched_lines.n;
 	}
-	build_buf(&local, lines, nlines);
-	(void)b;
+	build_buf(local, lines, nlines);
 	int found = -1;
 	for (size_t i = 0; i < f->nign; i++) {
-		if (!rx_search(f, &f->ign[i], local.s, local.len, lines, nlines, tmp))
+		if (!rx_search(f, &f->ign[i], local->s, local->len, lines, nlines, tmp))
 			continue;
 		found = (int)i;
 		f->ign_flag = 1;
@@ -1226,7 +1225,6 @@ static int ignore_line(struct filter *f, struct tline **org, size_t norg,
 		if (!f->opts.check_all)
 			break;
 	}
-	strbuf_free(&local);
 	return found;
 }
 
