@@ -36,6 +36,7 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "core/timefmt.h"
 #include "core/diag.h"
 #include "core/kvlist.h"
 #include "core/linereader.h"
@@ -541,18 +542,6 @@ static int replay_logs(struct replay *rp, char **names, size_t n)
 
 /* ---------- output ---------- */
 
-static void fmt_time(double t, char *buf, size_t len)
-{
-	if (t < 0) {
-		snprintf(buf, len, "never");
-		return;
-	}
-	time_t s = (time_t)t;
-	struct tm tm;
-	localtime_r(&s, &tm);
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 static void fmt_span(double s, char *buf, size_t len)
 {
 	if (s < 0)
@@ -572,8 +561,8 @@ static void print_json(const struct replay *rp)
 	for (size_t i = 0; i < rp->nbans; i++) {
 		const struct rban *b = &rp->bans[i];
 		char ts[32], te[32];
-		fmt_time(b->time, ts, sizeof ts);
-		fmt_time(b->end, te, sizeof te);
+		timefmt_local(b->time, ts, sizeof ts);
+		timefmt_local(b->end, te, sizeof te);
 		strbuf_reset(&o);
 		strbuf_adds(&o, "{\"jail\":");
 		strbuf_add_json(&o, rp->jails[b->jail].name, strlen(rp->jails[b->jail].name));
@@ -596,8 +585,8 @@ static void print_json(const struct replay *rp)
 static void print_text(const struct replay *rp, char **logs, size_t nlogs)
 {
 	char a[32], b[32];
-	fmt_time(rp->first, a, sizeof a);
-	fmt_time(rp->now, b, sizeof b);
+	timefmt_local(rp->first, a, sizeof a);
+	timefmt_local(rp->now, b, sizeof b);
 	printf("Replayed %lu lines", rp->lines);
 	if (rp->first >= 0)
 		printf(" from %s to %s (log time)", a, b);
@@ -647,8 +636,8 @@ static void print_text(const struct replay *rp, char **logs, size_t nlogs)
 	for (size_t i = 0; i < rp->nbans; i++) {
 		const struct rban *bn = &rp->bans[i];
 		char ts[32], te[32], sp[32];
-		fmt_time(bn->time, ts, sizeof ts);
-		fmt_time(bn->end, te, sizeof te);
+		timefmt_local(bn->time, ts, sizeof ts);
+		timefmt_local(bn->end, te, sizeof te);
 		fmt_span(bn->bantime, sp, sizeof sp);
 		printf("%-19s  %-*s  %-*s  %8u  %5u  %9s  %s%s\n", ts, (int)wj,
 		       rp->jails[bn->jail].name, (int)wa, bn->id, bn->failures, bn->bancount, sp, te,

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "actions/fw_cmd.h"
+#include "core/timefmt.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/xmalloc.h"
@@ -374,18 +375,6 @@ static struct addr ban_target(const struct daemon_jail *j, const struct addr *a)
 	return t;
 }
 
-static void fmt_time(double t, char *buf, size_t len)
-{
-	if (t < 0) {
-		snprintf(buf, len, "never");
-		return;
-	}
-	time_t s = (time_t)t;
-	struct tm tm;
-	localtime_r(&s, &tm);
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 static void prolong(struct daemon *dm, struct daemon_ban *b, double t)
 {
 	if (b->end < 0)
@@ -400,7 +389,7 @@ static void prolong(struct daemon *dm, struct daemon_ban *b, double t)
 		log_warnx("state: prolonging the ban of %s: %s", b->id, store_error(dm->store));
 	b->end = new_end;
 	char ts[32];
-	fmt_time(new_end, ts, sizeof ts);
+	timefmt_local(new_end, ts, sizeof ts);
 	log_notice("[%s] Prolong %s until %s", b->jailname, b->id, ts);
 	fw_apply(dm, b, now);
 	cmd_apply(b, CMD_PROLONG, 0, NULL, 0, NULL, 0);
@@ -496,7 +485,7 @@ void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **l
 		return;
 	}
 	char ts[32];
-	fmt_time(t, ts, sizeof ts);
+	timefmt_local(t, ts, sizeof ts);
 	log_info("[%s] Found %s - %s", j->name, id, ts);
 	j->failed_total++;
 	struct addr target = ban_target(j, &a);

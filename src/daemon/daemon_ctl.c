@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/timefmt.h"
 #include "core/log.h"
 #include "ctl/ctl.h"
 #include "core/xmalloc.h"
@@ -24,18 +25,6 @@
 static void jstr(struct strbuf *o, const char *s)
 {
 	strbuf_add_json(o, s ? s : "", s ? strlen(s) : 0);
-}
-
-static void fmt_time(double t, char *buf, size_t len)
-{
-	if (t < 0) {
-		snprintf(buf, len, "never");
-		return;
-	}
-	time_t s = (time_t)t;
-	struct tm tm;
-	localtime_r(&s, &tm);
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
 static int err_out(struct strbuf *out, const char *fmt, const char *a)
@@ -149,8 +138,8 @@ static void ban_json(struct strbuf *o, const struct store_ban *b)
 static void ban_text(struct strbuf *o, const struct store_ban *b)
 {
 	char t1[32], t2[32];
-	fmt_time(b->timeofban, t1, sizeof t1);
-	fmt_time(b->end, t2, sizeof t2);
+	timefmt_local(b->timeofban, t1, sizeof t1);
+	timefmt_local(b->end, t2, sizeof t2);
 	if (b->end < 0)
 		strbuf_addf(o, "%-16s %-39s %s  forever\n", b->jail, b->id, t1);
 	else
@@ -386,8 +375,8 @@ static int cmd_why(struct daemon *dm, int argc, char **argv, int json, struct st
 	for (size_t i = 0; i < l.n; i++) {
 		const struct store_ban *b = &l.v[i];
 		char t1[32], t2[32];
-		fmt_time(b->timeofban, t1, sizeof t1);
-		fmt_time(b->end, t2, sizeof t2);
+		timefmt_local(b->timeofban, t1, sizeof t1);
+		timefmt_local(b->end, t2, sizeof t2);
 		strbuf_addf(o, "%s %s in jail %s since %s", b->live ? "Banned" : "Was banned", b->id,
 			    b->jail, t1);
 		if (b->end < 0)
