@@ -108,19 +108,6 @@ static int is_blank(const char *s)
 	return 1;
 }
 
-static int parse_bool(const char *v, int def)
-{
-	if (!v || !*v)
-		return def;
-	if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
-	    !strcasecmp(v, "on"))
-		return 1;
-	if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") ||
-	    !strcasecmp(v, "off"))
-		return 0;
-	return def;
-}
-
 static int cond_family(const char *key, const char **fam)
 {
 	const char *q = strstr(key, "?family=");
@@ -179,9 +166,9 @@ struct fw_cmd *fw_cmd_new(struct fw_cmdq *q, const char *jail, const char *actio
 		if (cond_family(props->v[i].key, &f))
 			c->conditional = 1;
 	}
-	c->on_demand = parse_bool(kvlist_get(props, "actionstart_on_demand"), c->conditional);
-	c->norestored = parse_bool(kvlist_get(props, "norestored"), 0);
-	c->repair_on_unban = parse_bool(kvlist_get(props, "actionrepair_on_unban"), 0);
+	c->on_demand = kvlist_get_bool(props, "actionstart_on_demand", c->conditional);
+	c->norestored = kvlist_get_bool(props, "norestored", 0);
+	c->repair_on_unban = kvlist_get_bool(props, "actionrepair_on_unban", 0);
 	c->timeout = DEFAULT_TIMEOUT;
 	const char *t = kvlist_get(props, "timeout");
 	if (t && *t) {

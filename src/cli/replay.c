@@ -159,19 +159,6 @@ static void smap_free(struct smap *m)
 
 /* ---------- set-up ---------- */
 
-static int parse_bool(const char *v, int dflt)
-{
-	if (!v || !*v)
-		return dflt;
-	if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") ||
-	    !strcmp(v, "1"))
-		return 1;
-	if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") ||
-	    !strcmp(v, "0"))
-		return 0;
-	return dflt;
-}
-
 static int add_filter(struct replay *rp, const struct jail_conf *jc, const char *dir, double now,
 		      size_t *idx, struct diag *d)
 {
@@ -252,15 +239,8 @@ static int add_jail(struct replay *rp, const struct config *cfg, const struct ja
 		jail_incr_free(&rj.p.incr);
 		return -1;
 	}
-	struct ignore_opts io;
-	ignore_opts_init(&io);
-	io.ignoreself = parse_bool(kvlist_get(&jc->opts, "ignoreself"), 1);
-	io.ignorecommand = kvlist_get(&jc->opts, "ignorecommand");
-	io.ignorecache = kvlist_get(&jc->opts, "ignorecache");
-	io.cfgfile = jc->file;
-	io.cfgline = jc->line;
 	struct diag igd = DIAG_INIT;
-	rj.ign = ignore_new(kvlist_get(&jc->opts, "ignoreip"), &io, now, &igd);
+	rj.ign = ignore_new_from_opts(&jc->opts, NULL, jc->file, jc->line, now, &igd);
 	for (size_t i = 0; i < igd.n; i++) {
 		if (igd.items[i].level == DIAG_ERROR)
 			diag_error(d, NULL, 0, "jail [%s]: %s", jc->name, igd.items[i].text);

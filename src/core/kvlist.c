@@ -37,6 +37,20 @@ const char *kvlist_get(const struct kvlist *l, const char *key)
 	return e ? e->value : NULL;
 }
 
+int kvlist_get_bool(const struct kvlist *l, const char *key, int dflt)
+{
+	const char *v = kvlist_get(l, key);
+	if (!v || !*v)
+		return dflt;
+	if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") ||
+	    !strcmp(v, "1"))
+		return 1;
+	if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") ||
+	    !strcmp(v, "0"))
+		return 0;
+	return dflt;
+}
+
 int kvlist_del(struct kvlist *l, const char *key)
 {
 	struct kv *e = find(l, key);

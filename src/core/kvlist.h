@@ -27,6 +27,9 @@ void kvlist_set(struct kvlist *l, const char *key, const char *value);
 /* Returns the value or NULL; valid until the list changes. */
 const char *kvlist_get(const struct kvlist *l, const char *key);
 int kvlist_del(struct kvlist *l, const char *key);
+/* fail2ban's booleans: true/yes/on/1 and false/no/off/0 (any case); dflt when
+ * the key is absent, empty or says something else. */
+int kvlist_get_bool(const struct kvlist *l, const char *key, int dflt);
 void kvlist_copy(struct kvlist *dst, const struct kvlist *src); /* set every pair of src into dst */
 void kvlist_free(struct kvlist *l);
 

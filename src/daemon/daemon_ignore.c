@@ -18,32 +18,10 @@
 #include "daemon/daemon_int.h"
 #include "jails/ignore.h"
 
-static int parse_bool(const char *v, int dflt)
-{
-	if (!v || !*v)
-		return dflt;
-	if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") ||
-	    !strcmp(v, "1"))
-		return 1;
-	if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") ||
-	    !strcmp(v, "0"))
-		return 0;
-	return dflt;
-}
-
 struct ignorelist *daemon_ignore_new(const struct kvlist *opts, const char *ignoreip,
 				     const char *file, unsigned line, struct diag *d)
 {
-	struct ignore_opts o;
-	ignore_opts_init(&o);
-	o.ignoreself = parse_bool(kvlist_get(opts, "ignoreself"), 1);
-	o.ignorecommand = kvlist_get(opts, "ignorecommand");
-	o.ignorecache = kvlist_get(opts, "ignorecache");
-	o.cfgfile = file;
-	o.cfgline = line;
-	if (!ignoreip)
-		ignoreip = kvlist_get(opts, "ignoreip");
-	return ignore_new(ignoreip, &o, daemon_now(), d);
+	return ignore_new_from_opts(opts, ignoreip, file, line, daemon_now(), d);
 }
 
 int daemon_ignored(struct daemon_jail *j, const char *id, const struct kvlist *groups,

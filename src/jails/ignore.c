@@ -1644,3 +1644,18 @@ enum ignore_reason ignore_check(struct ignorelist *l, const char *id, const stru
 	kvlist_free(&vals);
 	return verdict ? IGNORE_COMMAND : IGNORE_NONE;
 }
+
+struct ignorelist *ignore_new_from_opts(const struct kvlist *opts, const char *ignoreip,
+					const char *file, unsigned line, double now, struct diag *d)
+{
+	struct ignore_opts o;
+	ignore_opts_init(&o);
+	o.ignoreself = kvlist_get_bool(opts, "ignoreself", 1);
+	o.ignorecommand = kvlist_get(opts, "ignorecommand");
+	o.ignorecache = kvlist_get(opts, "ignorecache");
+	o.cfgfile = file;
+	o.cfgline = line;
+	if (!ignoreip)
+		ignoreip = kvlist_get(opts, "ignoreip");
+	return ignore_new(ignoreip, &o, now, d);
+}

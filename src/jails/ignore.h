@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 
+#include "core/kvlist.h"
 #include "net/addr.h"
 
 struct diag;
@@ -72,6 +73,11 @@ struct ignorelist;
  * when it appears). `now` starts the file check clock. The caller frees. */
 struct ignorelist *ignore_new(const char *ignoreip, const struct ignore_opts *o, double now,
 			      struct diag *d);
+/* The same, from a jail's options (ignoreself, ignorecommand, ignorecache and,
+ * unless ignoreip is given, ignoreip); file/line name the jail section. */
+struct ignorelist *ignore_new_from_opts(const struct kvlist *opts, const char *ignoreip,
+					const char *file, unsigned line, double now,
+					struct diag *d);
 struct ignorelist *ignore_free(struct ignorelist *l); /* returns NULL */
 
 /* Adds entries (same syntax) / removes one entry as written. add returns 0 or
