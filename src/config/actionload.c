@@ -46,33 +46,6 @@ struct al {
 	const char *file;
 };
 
-static char *comb_option(void *ctx, const char *tag, int *failed, struct interp_err *err)
-{
-	struct al *a = ctx;
-	const struct ini_opt *c = ini_opt_find(&a->cache, tag);
-	if (c)
-		return c->value ? xstrdup(c->value) : NULL;
-	char *v = NULL;
-	int rc = interp_get_ex(&a->ini, "Definition", tag, &a->popts, &v, NULL, err);
-	if (rc == INTERP_ERROR) {
-		*failed = 1;
-		return NULL;
-	}
-	ini_opt_set(&a->cache, tag, rc == INTERP_OK ? v : NULL, NULL, 0);
-	return v;
-}
-
-static char *conditional_base(const char *k)
-{
-	size_t i = 0;
-	while (k[i] && (k[i] == '_' || (k[i] >= '0' && k[i] <= '9') ||
-			((k[i] | 0x20) >= 'a' && (k[i] | 0x20) <= 'z') || (unsigned char)k[i] >= 0x80))
-		i++;
-	if (i == 0 || k[i] != '?' || !k[i + 1])
-		return NULL;
-	return xstrndup(k, i);
-}
-
 static int valid_name(const char *n)
 {
 	if (!*n || strlen(n) > 200 || n[0] == '.')
@@ -197,7 +170,7 @@ int actionload(const struct actionload_req *rq, struct kvlist *out, struct diag 
 		ignore[nign++] = xstrdup(*k);
 	}
 	for (size_t i = 0; i < comb.n; i++) {
-		char *b = conditional_base(comb.opts[i].key);
+		char *b = interp_conditional_base(comb.opts[i].key);
 		if (!b)
 			continue;
 		ignore = xgrow(ignore, &capign, nign + 1, sizeof *ignore);
@@ -206,7 +179,8 @@ int actionload(const struct actionload_req *rq, struct kvlist *out, struct diag 
 	ignore = xgrow(ignore, &capign, nign + 1, sizeof *ignore);
 	ignore[nign] = NULL;
 	struct interp_err err;
-	if (interp_tags(&comb, (const char *const *)ignore, comb_option, &a, &err) != 0) {
+	struct interp_defsrc src = {&a.ini, &a.popts, &a.cache};
+	if (interp_tags(&comb, (const char *const *)ignore, interp_definition_tag, &src, &err) != 0) {
 		diag_error(d, err.file ? err.file : base, err.line, "%s", err.msg);
 		goto out;
 	}

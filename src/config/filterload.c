@@ -64,23 +64,6 @@ static void report(struct fl *f, const struct interp_err *e)
 	f->failed = 1;
 }
 
-/* getCombOption: a tag the combined map lacks, from [Definition] via get_ex. */
-static char *comb_option(void *ctx, const char *tag, int *failed, struct interp_err *err)
-{
-	struct fl *f = ctx;
-	const struct ini_opt *c = ini_opt_find(&f->cache, tag);
-	if (c)
-		return c->value ? xstrdup(c->value) : NULL;
-	char *v = NULL;
-	int rc = interp_get_ex(&f->ini, "Definition", tag, &f->popts, &v, NULL, err);
-	if (rc == INTERP_ERROR) {
-		*failed = 1;
-		return NULL;
-	}
-	ini_opt_set(&f->cache, tag, rc == INTERP_OK ? v : NULL, NULL, 0);
-	return v;
-}
-
 static int is_file(const char *p)
 {
 	struct stat st;
@@ -239,18 +222,6 @@ static int read_definition(struct fl *f, struct ini_sect *opts, int all)
 	return 0;
 }
 
-/* ^(\w+)(\?.+)$ : the base name of a conditional option. */
-static char *conditional_base(const char *k)
-{
-	size_t i = 0;
-	while (k[i] && (k[i] == '_' || (k[i] >= '0' && k[i] <= '9') ||
-			((k[i] | 0x20) >= 'a' && (k[i] | 0x20) <= 'z') || (unsigned char)k[i] >= 0x80))
-		i++;
-	if (i == 0 || k[i] != '?' || !k[i + 1])
-		return NULL;
-	return xstrndup(k, i);
-}
-
 int filterload_combined(const struct filterload_req *rq, struct ini_sect *combined, char **file,
 			struct ini *keep, struct diag *d)
 {
@@ -294,7 +265,7 @@ int filterload_combined(const struct filterload_req *rq, struct ini_sect *combin
 	for (size_t i = 0; i < f.init.n; i++)
 		ini_opt_copy(combined, f.init.opts[i].key, &f.init.opts[i]);
 	for (size_t i = 0; i < combined->n; i++) {
-		char *b = conditional_base(combined->opts[i].key);
+		char *b = interp_conditional_base(combined->opts[i].key);
 		if (!b)
 			continue;
 		ignore = xgrow(ignore, &capign, nign + 1, sizeof *ignore);
@@ -303,7 +274,9 @@ int filterload_combined(const struct filterload_req *rq, struct ini_sect *combin
 	ignore = xgrow(ignore, &capign, nign + 1, sizeof *ignore);
 	ignore[nign] = NULL;
 	struct interp_err err;
-	if (interp_tags(combined, (const char *const *)ignore, comb_option, &f, &err) != 0) {
+	struct interp_defsrc src = {&f.ini, &f.popts, &f.cache};
+	if (interp_tags(combined, (const char *const *)ignore, interp_definition_tag, &src, &err) !=
+	    0) {
 		if (!err.file)
 			err.file = *file;
 		report(&f, &err);

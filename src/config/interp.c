@@ -519,3 +519,30 @@ int interp_tags(struct ini_sect *tags, const char *const *ignore, interp_tag_fn 
 	free(done);
 	return rc;
 }
+
+char *interp_definition_tag(void *ctx, const char *tag, int *failed, struct interp_err *err)
+{
+	struct interp_defsrc *src = ctx;
+	const struct ini_opt *c = ini_opt_find(src->cache, tag);
+	if (c)
+		return c->value ? xstrdup(c->value) : NULL;
+	char *v = NULL;
+	int rc = interp_get_ex(src->ini, "Definition", tag, src->popts, &v, NULL, err);
+	if (rc == INTERP_ERROR) {
+		*failed = 1;
+		return NULL;
+	}
+	ini_opt_set(src->cache, tag, rc == INTERP_OK ? v : NULL, NULL, 0);
+	return v;
+}
+
+char *interp_conditional_base(const char *k)
+{
+	size_t i = 0;
+	while (k[i] && (k[i] == '_' || (k[i] >= '0' && k[i] <= '9') ||
+			((k[i] | 0x20) >= 'a' && (k[i] | 0x20) <= 'z') || (unsigned char)k[i] >= 0x80))
+		i++;
+	if (i == 0 || k[i] != '?' || !k[i + 1])
+		return NULL;
+	return xstrndup(k, i);
+}

@@ -59,6 +59,20 @@ int interp_get_ex(const struct ini *ini, const char *section, const char *option
 		  const struct kvlist *vars, char **out, const struct ini_opt **where,
 		  struct interp_err *err);
 
+/* fail2ban's getCombOption, as an interp_tags() callback for filter and action
+ * files: a tag the combined map lacks is read from [Definition] (with popts as
+ * vars) and remembered in cache (a NULL value remembers "absent"). */
+struct interp_defsrc {
+	const struct ini *ini;
+	const struct kvlist *popts;
+	struct ini_sect *cache;
+};
+char *interp_definition_tag(void *ctx, const char *tag, int *failed, struct interp_err *err);
+
+/* ^(\w+)(\?.+)$ : the base name of a conditional option ("name?family=inet6"),
+ * or NULL (caller frees). */
+char *interp_conditional_base(const char *k);
+
 /* Resolver for tags that are not in the map: returns a new string, NULL when
  * unknown, or sets *failed (with err filled) on a hard error. */
 typedef char *(*interp_tag_fn)(void *ctx, const char *tag, int *failed, struct interp_err *err);
