@@ -8,8 +8,10 @@
 set -eu
 cd "$(dirname "$0")"
 
-BUILD_DEPS="build-essential cmake pkg-config libpcre2-dev libsqlite3-dev libnftables-dev libsystemd-dev"
-TEST_DEPS="libcmocka-dev python3 python3-pytest python3-systemd clang nftables iproute2 systemd-journal-remote dovecot-imapd iptables"
+BUILD_DEPS="build-essential cmake pkg-config libpcre2-dev libsqlite3-dev libnftables-dev libsystemd-dev
+	libssl-dev libhiredis-dev libmaxminddb-dev libipset-dev libmnl-dev"
+TEST_DEPS="libcmocka-dev python3 python3-pytest python3-systemd clang nftables iproute2 systemd-journal-remote
+	dovecot-imapd dovecot-pop3d iptables ipset postfix swaks openssl dnsmasq-base redis-server chromium curl"
 
 apt_install() {
 	missing=""
@@ -18,9 +20,21 @@ apt_install() {
 	done
 	[ -z "$missing" ] && return 0
 	export DEBIAN_FRONTEND=noninteractive
+	# Postfix, Dovecot and Redis are test components started by hand on loopback:
+	# keep their packaged services from starting (policy-rc.d) and Postfix unconfigured.
+	made_policy=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 	apt-get update -qq
 	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	rc=0
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null || rc=$?
+	[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+	return $rc
 }
 
 # Debian's fail2ban package, unpacked (never installed): its filter.d and its
