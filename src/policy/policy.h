@@ -1,0 +1,120 @@
+/*
+ * policy - the Postfix SMTPD access policy engine: request parsing and the
+ * checks behind `check_policy_service` (banned clients, spoofed local senders,
+ * greylisting with postgrey's semantics, sliding-window rate limits).
+ *
+ * INTERFACE: pure logic and in-memory state. No sockets, no event loop, no
+ * printing; single-threaded; the caller passes `now` (epoch seconds). The
+ * socket service (policysrv.c), the daemon and the cluster code call it.
+ * policy_eval() never does I/O: state changes are queued and written to the
+ * store by policy_flush() in one transaction.
+ *
+ * Ownership: a struct policy_req owns its bytes (buf); the name/value
+ * pointers stay valid until the next policy_parser_feed() into the same req
+ * or policy_req_free(). Every *_list/_status call appends to the caller's
+ * strbuf.
+ */
+#ifndef MXJAIL_POLICY_POLICY_H
+#define MXJAIL_POLICY_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvlist;           /* core/kvlist.h */
+struct store;            /* store/store.h */
+struct addr;             /* net/addr.h */
+struct strbuf;           /* core/strbuf.h */
+
+/* ---- request parsing (policyreq.c) ---- */
+
+/* A Postfix policy request: the attributes as received (values unmodified,
+ * not truncated). Duplicate names: the last one wins for lookups. */
+struct policy_attr { const char *name, *value; };
+struct policy_req {
+	struct policy_attr *v;
+	size_t n, cap;
+	char *buf;                     /* owns the bytes */
+	size_t buflen, bufcap;
+};
+#define POLICY_REQ_MAX_BYTES (256 * 1024)   /* hard cap on one request */
+#define POLICY_REQ_MAX_ATTRS 256           /* hard cap on attribute count */
+
+/* Incremental framing: feed bytes as they arrive on a connection.
+ * Returns: >0 = a complete request is in *req and that many bytes of `data`
+ *               were consumed (pipelined bytes after it are NOT consumed);
+ *           0 = need more bytes (all of `len` consumed, kept in the parser);
+ *          <0 = malformed (line without '=', empty name, NUL byte, over a cap):
+ *               err says what; the caller logs it with the peer and closes
+ *               the connection without replying.
+ * CRLF and LF are both accepted. After a complete request the parser is
+ * ready for the next one; after an error it must be freed (or reset). */
+struct policy_parser;
+struct policy_parser *policy_parser_new(void);
+void policy_parser_free(struct policy_parser *pp);
+/* Forgets any partial request (e.g. to reuse a parser for a new connection). */
+void policy_parser_reset(struct policy_parser *pp);
+long policy_parser_feed(struct policy_parser *pp, const char *data, size_t len,
+			struct policy_req *req, char *err, size_t errlen);
+void policy_req_init(struct policy_req *r);
+void policy_req_free(struct policy_req *r);
+const char *policy_req_get(const struct policy_req *r, const char *name); /* NULL if absent */
+
+/* ---- the engine ---- */
+struct policy;
+
+/* What the engine needs from its host (daemon or `mxjail policy`). */
+struct policy_host {
+	void *arg;
+	/* 1 if the address is banned by any jail (daemon's ban table); NULL = never */
+	int (*is_banned)(void *arg, const struct addr *a);
+	/* Every reject/defer verdict (not DUNNO/PREPEND) is reported here, so a
+	 * jail can count it (`backend = policy`, `policyevents = spoof ...`).
+	 * check = "banned"|"greylist"|"ratelimit"|"spoof"; id = client address text;
+	 * key = the rate-limit key / sender / triplet; line = one log-style text line. */
+	void (*on_event)(void *arg, const char *check, const char *id, const char *key,
+			 const char *line, double now);
+	/* Optional (cluster): called on each local state change so it can be shared. */
+	void (*on_greylist_update)(void *arg, const char *triplet, double first, double last,
+				   unsigned count);
+	void (*on_ratelimit_add)(void *arg, const char *limit, const char *key, double t,
+				 double amount);
+};
+
+/* Builds the engine from mxjail.conf sections (kvlists of [policy],
+ * [greylist], [ratelimit], [spoof]; any may be NULL = defaults); reads
+ * whitelist files; loads persisted state from the store (may be NULL: memory
+ * only). Returns NULL with err filled ("mxjail.conf [ratelimit] sasl:
+ * expected 'N UNIT / WINDOW'"). host may be NULL. */
+struct policy *policy_new(const struct kvlist *policy, const struct kvlist *greylist,
+			  const struct kvlist *ratelimit, const struct kvlist *spoof,
+			  struct store *st, const struct policy_host *host, double now,
+			  char *err, size_t errlen);
+void policy_free(struct policy *p);
+
+/* One request -> the reply action text, e.g. "DUNNO", "DEFER_IF_PERMIT 4.2.0
+ * Greylisted, see ..., 297 seconds left", "554 5.7.1 ...", "PREPEND X-Greylist: ...".
+ * Never blocks, never touches disk (state changes are queued for policy_flush).
+ * Writes the action (without "action=") into out (appended; reset it first). */
+void policy_eval(struct policy *p, const struct policy_req *r, double now, struct strbuf *out);
+
+/* Write-behind: commits queued state changes to the store in ONE transaction
+ * (call about once per second from a timer, and at shutdown). Returns 0 or
+ * a negative errno from the store (the changes stay queued). */
+int policy_flush(struct policy *p, double now);
+/* Incremental expiry: examines at most `budget` entries; call from a timer. */
+void policy_expire_step(struct policy *p, double now, size_t budget);
+
+/* Control / CLI, each appends human text or JSON to out; return 0 or -errno. */
+int policy_status(struct policy *p, int json, struct strbuf *out);           /* per check counters + top keys */
+int policy_greylist_list(struct policy *p, int json, double now, struct strbuf *out);
+int policy_greylist_del(struct policy *p, const char *what, double now);    /* triplet or client/sender match; returns count */
+int policy_ratelimit_list(struct policy *p, int json, double now, struct strbuf *out);
+int policy_ratelimit_reset(struct policy *p, const char *key);             /* returns count */
+
+/* Cluster import (remote nodes' updates, idempotent). */
+void policy_greylist_import(struct policy *p, const char *triplet, double first, double last,
+			    unsigned count);
+void policy_ratelimit_import(struct policy *p, const char *limit, const char *key, double t,
+			     double amount);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * policyreq - framing and parsing of Postfix SMTPD policy delegation requests.
+ *
+ * A request is a sequence of "name=value" lines ended by an empty line
+ * (Postfix sends LF; CRLF is tolerated). policy_parser_feed() takes bytes as
+ * they arrive, keeps partial lines between calls and hands back a complete
+ * request with the number of bytes it used, so pipelined bytes stay with the
+ * caller. Values are kept unmodified and untruncated (a sender may be long);
+ * only the request as a whole is capped (POLICY_REQ_MAX_BYTES,
+ * POLICY_REQ_MAX_ATTRS).
+ *
+ * Hand-written because the format is four rules and the cost per request
+ * matters (the service must answer in microseconds); no library frames it.
+ *
+ * SECURITY: the input is untrusted. NUL bytes, lines without '=', empty
+ * names, an empty request and anything over a cap are errors; the caller
+ * closes the connection without replying. Memory per parser is bounded by
+ * the byte cap.
+ */
+#include "policy/policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+
+struct policy_parser {
+	char *buf;          /* "name\0value\0" pairs, then the partial line */
+	size_t len, cap;
+	size_t done;        /* end of the processed pairs; partial line after it */
+	size_t raw;         /* bytes of the current request seen so far */
+	size_t *off;        /* offsets of names in buf; value follows its NUL */
+	size_t noff, offcap;
+	int broken;         /* an error was reported; only reset clears it */
+};
+
+struct policy_parser *policy_parser_new(void)
+{
+	return xcalloc(1, sizeof(struct policy_parser));
+}
+
+void policy_parser_free(struct policy_parser *pp)
+{
+	if (!pp)
+		return;
+	free(pp->buf);
+	free(pp->off);
+	free(pp);
+}
+
+void policy_parser_reset(struct policy_parser *pp)
+{
+	pp->len = pp->done = pp->raw = pp->noff = 0;
+	pp->broken = 0;
+}
+
+void policy_req_init(struct policy_req *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+void policy_req_free(struct policy_req *r)
+{
+	free(r->v);
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+}
+
+const char *policy_req_get(const struct policy_req *r, const char *name)
+{
+	for (size_t i = r->n; i-- > 0;)
+		if (strcmp(r->v[i].name, name) == 0)
+			return r->v[i].value;
+	return NULL;
+}
+
+static void append(struct policy_parser *pp, const char *s, size_t n)
+{
+	if (pp->len + n + 1 > pp->cap) {
+		size_t c = pp->cap ? pp->cap : 512;
+		while (c < pp->len + n + 1)
+			c *= 2;
+		pp->buf = xrealloc(pp->buf, c);
+		pp->cap = c;
+	}
+	memcpy(pp->buf + pp->len, s, n);
+	pp->len += n;
+}
+
+static long fail(struct policy_parser *pp, char *err, size_t errlen, const char *what)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "policy request: %s", what);
+	pp->broken = 1;
+	return -1;
+}
+
+/* Moves the finished pairs into req and readies the parser for the next request. */
+static void hand_over(struct policy_parser *pp, struct policy_req *req)
+{
+	if (req->bufcap < pp->done + 1) {
+		free(req->buf);
+		req->bufcap = pp->done + 1 > 512 ? pp->done + 1 : 512;
+		req->buf = xmalloc(req->bufcap);
+	}
+	memcpy(req->buf, pp->buf, pp->done);
+	req->buf[pp->done] = '\0';
+	req->buflen = pp->done;
+	if (req->cap < pp->noff) {
+		free(req->v);
+		req->cap = pp->noff < 32 ? 32 : pp->noff;
+		req->v = xmalloc(req->cap * sizeof(*req->v));
+	}
+	for (size_t i = 0; i < pp->noff; i++) {
+		const char *name = req->buf + pp->off[i];
+		req->v[i].name = name;
+		req->v[i].value = name + strlen(name) + 1;
+	}
+	req->n = pp->noff;
+	pp->len = pp->done = pp->raw = pp->noff = 0;
+}
+
+/* Processes the complete line buf[done..len) (newline already dropped).
+ * Returns 1 at the empty line that ends a request, 0 for an attribute, -1 bad. */
+static int take_line(struct policy_parser *pp, const char **why)
+{
+	char *line = pp->buf + pp->done;
+	size_t n = pp->len - pp->done;
+
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	if (n == 0) {
+		pp->len = pp->done;
+		if (pp->noff == 0) {
+			*why = "empty request";
+			return -1;
+		}
+		return 1;
+	}
+	char *eq = memchr(line, '=', n);
+	if (!eq) {
+		*why = "line without '='";
+		return -1;
+	}
+	if (eq == line) {
+		*why = "attribute with an empty name";
+		return -1;
+	}
+	if (pp->noff >= POLICY_REQ_MAX_ATTRS) {
+		*why = "too many attributes";
+		return -1;
+	}
+	*eq = '\0';
+	line[n] = '\0';
+	pp->off = xgrow(pp->off, &pp->offcap, pp->noff, sizeof(*pp->off));
+	pp->off[pp->noff++] = pp->done;
+	pp->len = pp->done + n + 1;
+	pp->done = pp->len;
+	return 0;
+}
+
+long policy_parser_feed(struct policy_parser *pp, const char *data, size_t len,
+			struct policy_req *req, char *err, size_t errlen)
+{
+	size_t pos = 0;
+
+	if (pp->broken)
+		return fail(pp, err, errlen, "parser used after an error");
+	while (pos < len) {
+		const char *nl = memchr(data + pos, '\n', len - pos);
+		size_t seg = nl ? (size_t)(nl - (data + pos)) : len - pos;
+
+		if (pp->raw + seg + (nl ? 1 : 0) > POLICY_REQ_MAX_BYTES)
+			return fail(pp, err, errlen, "request larger than the size cap");
+		if (memchr(data + pos, '\0', seg))
+			return fail(pp, err, errlen, "NUL byte");
+		append(pp, data + pos, seg);
+		pp->raw += seg;
+		pos += seg;
+		if (!nl)
+			break;
+		pos++;               /* the newline */
+		pp->raw++;
+		const char *why = NULL;
+		int r = take_line(pp, &why);
+		if (r < 0)
+			return fail(pp, err, errlen, why);
+		if (r == 1) {
+			hand_over(pp, req);
+			return (long)pos;
+		}
+	}
+	return 0;
+}
