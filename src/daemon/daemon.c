@@ -150,10 +150,13 @@ static void on_turn_end(struct loop *l, void *arg)
 	(void)l;
 	struct daemon *dm = arg;
 	char err[512];
+	daemon_lines_batch_end(dm);
 	struct fw *fws[16];
 	size_t nfw = daemon_fw_all(dm, fws, 16);
 	for (size_t i = 0; i < nfw; i++) {
 		int r = fw_commit(fws[i], err, sizeof err);
+		if (r < 0)
+			dm->fw_errs[DFW_COMMIT]++;
 		if (r == -ENOENT)
 			daemon_fw_rebuild(dm, "firewall objects missing at commit");
 		else if (r < 0)
@@ -174,6 +177,9 @@ static void on_check(struct loop *l, void *arg)
 	size_t nfw = daemon_fw_all(dm, fws, 16);
 	for (size_t i = 0; i < nfw; i++) {
 		int r = fw_check(fws[i], err, sizeof err);
+		dm->fw_ops[DFW_CHECK]++;
+		if (r < 0)
+			dm->fw_errs[DFW_CHECK]++;
 		if (r == -ENOENT) {
 			log_warnx("firewall: %s; rebuilding from state", err);
 			daemon_fw_rebuild(dm, "ruleset repaired");
@@ -264,6 +270,8 @@ int daemon_reload(struct daemon *dm, struct strbuf *msg)
 		apply_general(dm, &cfg);
 		s = daemon_set_build(dm, &cfg, &d);
 	}
+	if (d.nerrors == 0)
+		daemon_http_start(dm, &cfg);
 	config_free(&cfg);
 	report_diag(&d);
 	if (d.nerrors) {
@@ -292,6 +300,13 @@ int daemon_reload(struct daemon *dm, struct strbuf *msg)
 		nj->failed_total = oj->failed_total;
 		nj->banned_total = oj->banned_total;
 	}
+	for (size_t i = 0; old && i < s->nsources; i++)
+		for (size_t k = 0; k < old->nsources; k++)
+			if (strcmp(s->sources[i]->path, old->sources[k]->path) == 0) {
+				s->sources[i]->lines_read = old->sources[k]->lines_read;
+				s->sources[i]->lines_matched = old->sources[k]->lines_matched;
+				break;
+			}
 	daemon_set_stop_sources(dm, old);
 	store_flush(dm->store);
 	declare_jails(dm, s);
@@ -301,6 +316,7 @@ int daemon_reload(struct daemon *dm, struct strbuf *msg)
 	daemon_set_free(old);
 	daemon_fw_rebuild(dm, "reload");
 	daemon_set_start(dm, s);
+	daemon_lines_batch_end(dm);
 	log_notice("reloaded: %zu jail%s", s->njails, s->njails == 1 ? "" : "s");
 	strbuf_addf(msg, "reloaded %zu jail%s\n", s->njails, s->njails == 1 ? "" : "s");
 	return 0;
@@ -364,6 +380,7 @@ static void daemon_free(struct daemon *dm)
 	dm->cmdq = NULL;
 	if (dm->ctl)
 		ctl_server_free(dm->ctl);
+	daemon_http_stop(dm);
 	if (dm->fw_open) {
 		char err[512];
 		fw_commit(&dm->fw, err, sizeof err);
@@ -475,6 +492,8 @@ int daemon_run(const struct daemon_opts *o)
 	loop_timer_add(dm->loop, CHECK_INTERVAL_MS, on_check, dm);
 	loop_timer_add(dm->loop, 1000, on_purge, dm);
 	daemon_set_start(dm, dm->set);
+	daemon_lines_batch_end(dm);
+	daemon_http_start(dm, &cfg);
 	dm->started_loop = 1;
 	if (sd_watchdog_enabled(0, &dm->watchdog_usec) > 0 && dm->watchdog_usec >= 2000)
 		loop_timer_add(dm->loop, dm->watchdog_usec / 2000, on_watchdog, dm);

@@ -150,8 +150,11 @@ static void fw_apply(struct daemon *dm, struct daemon_ban *b, double now)
 	if (!b->jail || !b->jail->fw)
 		return;
 	char err[512];
-	if (fw_ban(b->jail->fw, &b->jail->fwj, &b->a, fw_timeout(b->end, now), err, sizeof err) < 0)
+	dm->fw_ops[DFW_BAN]++;
+	if (fw_ban(b->jail->fw, &b->jail->fwj, &b->a, fw_timeout(b->end, now), err, sizeof err) < 0) {
+		dm->fw_errs[DFW_BAN]++;
 		log_warnx("[%s] firewall: ban %s: %s", b->jailname, b->id, err);
+	}
 }
 
 static void fw_remove(struct daemon *dm, struct daemon_ban *b)
@@ -160,8 +163,11 @@ static void fw_remove(struct daemon *dm, struct daemon_ban *b)
 	if (!b->jail || !b->jail->fw)
 		return;
 	char err[512];
-	if (fw_unban(b->jail->fw, &b->jail->fwj, &b->a, err, sizeof err) < 0)
+	dm->fw_ops[DFW_UNBAN]++;
+	if (fw_unban(b->jail->fw, &b->jail->fwj, &b->a, err, sizeof err) < 0) {
+		dm->fw_errs[DFW_UNBAN]++;
 		log_warnx("[%s] firewall: unban %s: %s", b->jailname, b->id, err);
+	}
 }
 
 /* ---------- command actions (action.d) ---------- */
@@ -284,9 +290,11 @@ void daemon_fw_rebuild(struct daemon *dm, const char *why)
 			}
 		char err[512];
 		const char *be = fws[f]->be->name;
-		if (fw_rebuild(fws[f], v, n, err, sizeof err) < 0)
+		dm->fw_ops[DFW_REBUILD]++;
+		if (fw_rebuild(fws[f], v, n, err, sizeof err) < 0) {
+			dm->fw_errs[DFW_REBUILD]++;
 			log_warnx("firewall: rebuild (%s): %s", why, err);
-		else if (f == 0 || n)
+		} else if (f == 0 || n)
 			log_info("firewall%s%s: %s: %zu ban%s applied", f ? " " : "", f ? be : "", why, n,
 				 n == 1 ? "" : "s");
 	}

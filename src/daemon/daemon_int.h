@@ -97,6 +97,7 @@ struct daemon_source {
 	size_t ntaps;
 	struct filesrc_pos saved;      /* what the store holds (avoid rewrites) */
 	int have_saved;
+	unsigned long lines_read, lines_matched; /* metrics; carried across reloads */
 };
 
 struct daemon_set {
@@ -130,6 +131,12 @@ struct daemon_bantab {
 	size_t nb, n;
 };
 
+/* Firewall calls counted for metrics (daemon.fw_ops / fw_errs index). */
+enum daemon_fw_op { DFW_BAN, DFW_UNBAN, DFW_COMMIT, DFW_CHECK, DFW_REBUILD, DFW_NOPS };
+
+struct daemon_http;
+struct metrics;
+
 struct daemon {
 	struct daemon_opts o;
 	char *confdir, *statedir, *socket, *dbpath;
@@ -160,6 +167,13 @@ struct daemon {
 	int stopping;
 	int started_loop;              /* the loop ran: command actions get stopped */
 	struct filter_result res;      /* scratch for line dispatch */
+	/* metrics (daemon_http.c) */
+	struct metrics *metrics;       /* collectors; daemon_metrics() creates it */
+	struct daemon_http *http;      /* listener for /metrics and the status page */
+	unsigned long fw_ops[DFW_NOPS], fw_errs[DFW_NOPS];
+	int line_busy;                 /* lines were handled since line_t0 */
+	double line_t0;                /* monotonic seconds when this batch began */
+	double line_seconds;           /* total time spent handling log lines */
 };
 
 /* daemon_setup.c: builds a set from the configuration; errors go to d. */
@@ -231,6 +245,17 @@ void daemon_ignore_format(const struct daemon_jail *j, struct strbuf *out);
 int daemon_ctl_handle(void *arg, int argc, char **argv, int json, struct strbuf *out);
 /* daemon.c: reload (SIGHUP or `reload`); returns 0 or -1 with a message in out. */
 int daemon_reload(struct daemon *dm, struct strbuf *msg);
+
+/* daemon_http.c: Prometheus metrics and the status page. start (re)reads
+ * [mxjail] metrics / metrics_token (restarting the listener when they
+ * changed; problems are logged, the daemon runs on without it); stop closes
+ * it. daemon_metrics() is the registry other modules add collectors to. */
+void daemon_http_start(struct daemon *dm, const struct config *cfg);
+void daemon_http_stop(struct daemon *dm);
+struct metrics *daemon_metrics(struct daemon *dm);
+/* Ends the current line-handling batch and adds its time (turn end, after a
+ * synchronous read-back). */
+void daemon_lines_batch_end(struct daemon *dm);
 
 double daemon_now(void);
 double daemon_random(struct daemon *dm);

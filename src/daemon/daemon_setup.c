@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "actions/fw_cmd.h"
 #include "config/actionload.h"
@@ -556,6 +557,15 @@ static void dispatch(struct daemon_source *src, const char *line, size_t len, do
 {
 	struct daemon *dm = src->d;
 	double now = daemon_now();
+	int matched = 0;
+	if (!dm->line_busy) {
+		/* timed per batch (until the loop turn ends), not per line: cheap */
+		dm->line_busy = 1;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		dm->line_t0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	}
+	src->lines_read++;
 	for (size_t i = 0; i < src->ntaps; i++) {
 		struct daemon_tap *t = &src->taps[i];
 		struct daemon_filter *df = t->flt;
@@ -575,11 +585,13 @@ static void dispatch(struct daemon_source *src, const char *line, size_t len, do
 			struct filter_hit *hit = &dm->res.hits[h];
 			if (!hit->id || hit->nofail)
 				continue;
+			matched = 1;
 			for (size_t k = 0; k < t->njails; k++)
 				daemon_on_failure(t->jails[k], hit->id, hit->time, hit->lines,
 						  hit->nlines, &hit->groups);
 		}
 	}
+	src->lines_matched += (unsigned long)matched;
 }
 
 static void on_file_line(const char *line, size_t len, double time, void *arg)
