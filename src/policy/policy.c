@@ -1,0 +1,464 @@
+/*
+ * policy - the policy engine: runs the configured checks on one Postfix
+ * policy request and answers with an action; holds the counters, the
+ * write-behind to the store and the control views.
+ *
+ * Checks run in the order of `[policy] checks` (default: banned spoof
+ * greylist ratelimit). The first DUNNO-or-PREPEND-free verdict (a defer or
+ * reject) is the answer; a PREPEND from greylisting (the X-Greylist header)
+ * is kept and returned only if no later check refuses the request. Every
+ * defer/reject goes to the host's on_event() so jails can count them.
+ *
+ * policy_eval() does no I/O: state changes are remembered as keys in queues
+ * and written by policy_flush() in one store transaction; expiry walks a
+ * bounded number of entries per policy_expire_step().
+ *
+ * Counters per check (requests, passes, defers, rejects) and a bounded
+ * top-keys table (space-saving counts of the keys that were refused) feed
+ * `mxjail policy status`.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/kvlist.h"
+#include "core/xmalloc.h"
+#include "jails/jail.h"
+#include "policy/policy_int.h"
+#include "store/store.h"
+
+#define TOPK 32
+#define TOP_SHOWN 10
+
+static const char *const chkname[CHK_N] = { "banned", "spoof", "greylist", "ratelimit" };
+
+struct topk {
+	char *key[TOPK];
+	unsigned long n[TOPK];
+	size_t used;
+};
+
+struct policy {
+	int order[CHK_N];
+	size_t norder;
+	char *banned_action;   /* "%a" = client address */
+	struct policy_host host;
+	struct store *st;
+	struct greylist *gl;
+	struct ratelimit *rl;
+	struct spoof *sp;
+	struct pcount cnt[CHK_N];
+	struct topk top[CHK_N];
+	unsigned long total;
+	double now;            /* of the latest request: the clock of status views */
+	struct strbuf act, key, prepend, line;
+};
+
+/* ---- helpers shared by the checks ---- */
+
+void policy_queue_push(struct pqueue *q, const char *key, size_t keylen)
+{
+	q->v = xgrow(q->v, &q->cap, q->n, sizeof(*q->v));
+	q->v[q->n++] = xstrndup(key, keylen);
+}
+
+void policy_queue_clear(struct pqueue *q)
+{
+	for (size_t i = 0; i < q->n; i++)
+		free(q->v[i]);
+	q->n = 0;
+}
+
+void policy_lower(struct strbuf *out, const char *s, size_t n)
+{
+	strbuf_reset(out);
+	strbuf_add(out, s, n);
+	for (size_t i = 0; i < out->len; i++)
+		if (out->s[i] >= 'A' && out->s[i] <= 'Z')
+			out->s[i] = (char)(out->s[i] + 32);
+}
+
+int policy_opt_time(const struct kvlist *l, const char *section, const char *name,
+		    double dflt, double *out, char *err, size_t errlen)
+{
+	const char *v = l ? kvlist_get(l, name) : NULL;
+	*out = dflt;
+	if (!v || !*v)
+		return 0;
+	if (jail_parse_time(v, out) < 0 || *out < 0) {
+		snprintf(err, errlen, "mxjail.conf [%s] %s: expected a duration like 300, 5m or 35d, got '%s'",
+			 section, name, v);
+		return -1;
+	}
+	return 0;
+}
+
+int policy_opt_uint(const struct kvlist *l, const char *section, const char *name,
+		    unsigned long dflt, unsigned long max, unsigned long *out, char *err,
+		    size_t errlen)
+{
+	const char *v = l ? kvlist_get(l, name) : NULL;
+	char *end;
+	*out = dflt;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	unsigned long x = strtoul(v, &end, 10);
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (errno || end == v || *end || v[0] == '-' || x > max) {
+		snprintf(err, errlen, "mxjail.conf [%s] %s: expected a number from 0 to %lu, got '%s'",
+			 section, name, max, v);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+/* Space-saving top-k: a key not in a full table replaces the smallest count
+ * and inherits it, so memory is fixed whatever the attacker sends. */
+static void top_add(struct topk *t, const char *key)
+{
+	size_t min = 0;
+	for (size_t i = 0; i < t->used; i++) {
+		if (strcmp(t->key[i], key) == 0) {
+			t->n[i]++;
+			return;
+		}
+		if (t->n[i] < t->n[min])
+			min = i;
+	}
+	if (t->used < TOPK) {
+		t->key[t->used] = xstrdup(key);
+		t->n[t->used++] = 1;
+		return;
+	}
+	free(t->key[min]);
+	t->key[min] = xstrdup(key);
+	t->n[min]++;
+}
+
+static void top_free(struct topk *t)
+{
+	for (size_t i = 0; i < t->used; i++)
+		free(t->key[i]);
+	t->used = 0;
+}
+
+/* ---- construction ---- */
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	policy_gl_free(p->gl);
+	policy_rl_free(p->rl);
+	policy_sp_free(p->sp);
+	for (int i = 0; i < CHK_N; i++)
+		top_free(&p->top[i]);
+	free(p->banned_action);
+	strbuf_free(&p->act);
+	strbuf_free(&p->key);
+	strbuf_free(&p->prepend);
+	strbuf_free(&p->line);
+	free(p);
+}
+
+struct policy *policy_new(const struct kvlist *policy, const struct kvlist *greylist,
+			  const struct kvlist *ratelimit, const struct kvlist *spoof,
+			  struct store *st, const struct policy_host *host, double now,
+			  char *err, size_t errlen)
+{
+	struct policy *p = xcalloc(1, sizeof(*p));
+	const char *v = policy ? kvlist_get(policy, "checks") : NULL;
+	char *list = xstrdup(v && *v ? v : "banned spoof greylist ratelimit"), *save = NULL;
+	int rc;
+
+	if (host)
+		p->host = *host;
+	p->now = now;
+	p->st = st;
+	/* the header date is local time: read the zone now, not per request */
+	tzset();
+	for (char *t = strtok_r(list, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
+		int c;
+		for (c = 0; c < CHK_N; c++)
+			if (strcmp(t, chkname[c]) == 0)
+				break;
+		if (c == CHK_N) {
+			snprintf(err, errlen,
+				 "mxjail.conf [policy] checks: expected banned, spoof, greylist or ratelimit, got '%s'",
+				 t);
+			free(list);
+			goto fail;
+		}
+		for (size_t i = 0; i < p->norder; i++)
+			if (p->order[i] == c) {
+				snprintf(err, errlen, "mxjail.conf [policy] checks: '%s' listed twice", t);
+				free(list);
+				goto fail;
+			}
+		p->order[p->norder++] = c;
+	}
+	free(list);
+	v = policy ? kvlist_get(policy, "banned_action") : NULL;
+	p->banned_action = xstrdup(v && *v ? v : "554 5.7.1 Service unavailable; client [%a] is banned");
+
+	for (size_t i = 0; i < p->norder; i++) {
+		switch (p->order[i]) {
+		case CHK_GREYLIST:
+			if (!(p->gl = policy_gl_new(greylist, err, errlen)))
+				goto fail;
+			break;
+		case CHK_RATELIMIT:
+			if (!(p->rl = policy_rl_new(ratelimit, err, errlen)))
+				goto fail;
+			break;
+		case CHK_SPOOF:
+			if (!(p->sp = policy_sp_new(spoof, err, errlen)))
+				goto fail;
+			break;
+		default:
+			break;
+		}
+	}
+	if (st) {
+		rc = p->gl ? policy_gl_load(p->gl, st, now) : 0;
+		if (rc >= 0 && p->rl)
+			rc = policy_rl_load(p->rl, st, now);
+		if (rc < 0) {
+			snprintf(err, errlen, "policy state: %s", store_error(st));
+			goto fail;
+		}
+	}
+	return p;
+fail:
+	policy_free(p);
+	return NULL;
+}
+
+/* ---- evaluation ---- */
+
+static enum pverdict banned_eval(struct policy *p, const struct policy_req *r,
+				 struct strbuf *out, struct strbuf *key)
+{
+	const char *ca = policy_req_get(r, "client_address");
+	struct addr a;
+	if (!p->host.is_banned || !ca || addr_parse(ca, strlen(ca), &a) < 0)
+		return PV_DUNNO;
+	if (!p->host.is_banned(p->host.arg, &a))
+		return PV_DUNNO;
+	strbuf_adds(key, ca);
+	for (const char *s = p->banned_action; *s; s++) {
+		if (s[0] == '%' && s[1] == 'a') {
+			strbuf_adds(out, ca);
+			s++;
+		} else {
+			strbuf_addc(out, *s);
+		}
+	}
+	return PV_REJECT;
+}
+
+void policy_eval(struct policy *p, const struct policy_req *r, double now, struct strbuf *out)
+{
+	const struct policy_host *h = &p->host;
+	int have_prepend = 0;
+
+	p->total++;
+	if (now > p->now)
+		p->now = now;
+	for (size_t i = 0; i < p->norder; i++) {
+		int c = p->order[i];
+		enum pverdict v = PV_DUNNO;
+		strbuf_reset(&p->act);
+		strbuf_reset(&p->key);
+		switch (c) {
+		case CHK_BANNED:
+			v = banned_eval(p, r, &p->act, &p->key);
+			break;
+		case CHK_SPOOF:
+			v = policy_sp_eval(p->sp, r, &p->act, &p->key);
+			break;
+		case CHK_GREYLIST:
+			v = policy_gl_eval(p->gl, r, now, &p->act, &p->key, h);
+			break;
+		case CHK_RATELIMIT:
+			v = policy_rl_eval(p->rl, r, now, &p->act, &p->key, h);
+			break;
+		}
+		p->cnt[c].requests++;
+		if (v == PV_DUNNO || v == PV_PREPEND) {
+			p->cnt[c].passes++;
+			if (v == PV_PREPEND && !have_prepend) {
+				strbuf_reset(&p->prepend);
+				strbuf_add(&p->prepend, p->act.s, p->act.len);
+				have_prepend = 1;
+			}
+			continue;
+		}
+		if (v == PV_DEFER)
+			p->cnt[c].defers++;
+		else
+			p->cnt[c].rejects++;
+		const char *ca = policy_req_get(r, "client_address");
+		const char *k = strbuf_str(&p->key);
+		top_add(&p->top[c], k);
+		if (h->on_event) {
+			strbuf_reset(&p->line);
+			strbuf_addf(&p->line, "policy %s %s client=%s key=%s", chkname[c],
+				    v == PV_DEFER ? "defer" : "reject", ca ? ca : "unknown", k);
+			if (c == CHK_RATELIMIT)
+				strbuf_addf(&p->line, " limit=%s", policy_rl_why(p->rl));
+			strbuf_addf(&p->line, ": %s", strbuf_str(&p->act));
+			h->on_event(h->arg, chkname[c], ca ? ca : "unknown", k, p->line.s, now);
+		}
+		strbuf_add(out, p->act.s, p->act.len);
+		return;
+	}
+	if (have_prepend)
+		strbuf_add(out, p->prepend.s, p->prepend.len);
+	else
+		strbuf_adds(out, "DUNNO");
+}
+
+/* ---- state ---- */
+
+int policy_flush(struct policy *p, double now)
+{
+	int rc;
+	if (!p->st)
+		return 0;
+	if ((rc = store_begin(p->st)) < 0)
+		return rc;
+	rc = p->gl ? policy_gl_flush(p->gl, p->st, now) : 0;
+	if (rc >= 0 && p->rl)
+		rc = policy_rl_flush(p->rl, p->st, now);
+	int frc = store_flush(p->st);
+	return rc < 0 ? rc : frc < 0 ? frc : 0;
+}
+
+void policy_expire_step(struct policy *p, double now, size_t budget)
+{
+	size_t used = p->gl ? policy_gl_expire(p->gl, now, budget) : 0;
+	if (p->rl && used < budget)
+		policy_rl_expire(p->rl, now, budget - used);
+}
+
+/* ---- control ---- */
+
+static void top_print(const struct topk *t, int json, struct strbuf *out)
+{
+	size_t idx[TOPK];
+	size_t n = t->used;
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && t->n[idx[j]] > t->n[idx[j - 1]]; j--) {
+			size_t x = idx[j];
+			idx[j] = idx[j - 1];
+			idx[j - 1] = x;
+		}
+	if (n > TOP_SHOWN)
+		n = TOP_SHOWN;
+	for (size_t i = 0; i < n; i++) {
+		if (json) {
+			strbuf_adds(out, i ? ",{\"key\":" : "{\"key\":");
+			strbuf_add_json(out, t->key[idx[i]], strlen(t->key[idx[i]]));
+			strbuf_addf(out, ",\"count\":%lu}", t->n[idx[i]]);
+		} else {
+			strbuf_addf(out, "    top: %s (%lu)\n", t->key[idx[i]], t->n[idx[i]]);
+		}
+	}
+}
+
+int policy_status(struct policy *p, int json, struct strbuf *out)
+{
+	double now = p->now > 0 ? p->now : (double)time(NULL);
+	if (json)
+		strbuf_addf(out, "{\"requests\":%lu,\"checks\":[", p->total);
+	else
+		strbuf_addf(out, "policy: %lu requests\n", p->total);
+	for (size_t i = 0; i < p->norder; i++) {
+		int c = p->order[i];
+		const struct pcount *k = &p->cnt[c];
+		if (json) {
+			strbuf_addf(out, "%s{\"name\":\"%s\",\"requests\":%lu,\"passes\":%lu,"
+				    "\"defers\":%lu,\"rejects\":%lu,\"top\":[",
+				    i ? "," : "", chkname[c], k->requests, k->passes, k->defers,
+				    k->rejects);
+			top_print(&p->top[c], 1, out);
+			strbuf_adds(out, "]");
+			if (c == CHK_GREYLIST) {
+				strbuf_addc(out, ',');
+				policy_gl_status(p->gl, 1, out);
+			} else if (c == CHK_RATELIMIT) {
+				strbuf_adds(out, ",\"limits\":");
+				policy_rl_status(p->rl, 1, now, out);
+			} else if (c == CHK_SPOOF) {
+				strbuf_addf(out, ",\"domains\":%zu", policy_sp_domains(p->sp));
+			}
+			strbuf_adds(out, "}");
+		} else {
+			strbuf_addf(out, "%s: requests %lu, passes %lu, defers %lu, rejects %lu\n",
+				    chkname[c], k->requests, k->passes, k->defers, k->rejects);
+			if (c == CHK_GREYLIST)
+				policy_gl_status(p->gl, 0, out);
+			else if (c == CHK_RATELIMIT)
+				policy_rl_status(p->rl, 0, now, out);
+			else if (c == CHK_SPOOF)
+				strbuf_addf(out, "  served domains %zu\n", policy_sp_domains(p->sp));
+			top_print(&p->top[c], 0, out);
+		}
+	}
+	if (json)
+		strbuf_adds(out, "]}");
+	return 0;
+}
+
+int policy_greylist_list(struct policy *p, int json, double now, struct strbuf *out)
+{
+	if (!p->gl)
+		return -ENOENT;
+	policy_gl_list(p->gl, json, now, out);
+	return 0;
+}
+
+int policy_greylist_del(struct policy *p, const char *what, double now)
+{
+	(void)now;
+	if (!p->gl)
+		return -ENOENT;
+	return policy_gl_del(p->gl, what);
+}
+
+int policy_ratelimit_list(struct policy *p, int json, double now, struct strbuf *out)
+{
+	if (!p->rl)
+		return -ENOENT;
+	policy_rl_list(p->rl, json, now, out);
+	return 0;
+}
+
+int policy_ratelimit_reset(struct policy *p, const char *key)
+{
+	if (!p->rl)
+		return -ENOENT;
+	return policy_rl_reset(p->rl, key);
+}
+
+void policy_greylist_import(struct policy *p, const char *triplet, double first, double last,
+			    unsigned count)
+{
+	if (p->gl && triplet && *triplet)
+		policy_gl_import(p->gl, triplet, first, last, count);
+}
+
+void policy_ratelimit_import(struct policy *p, const char *limit, const char *key, double t,
+			     double amount)
+{
+	if (p->rl && limit && key)
+		policy_rl_import(p->rl, limit, key, t, amount);
+}

@@ -1,0 +1,131 @@
+/*
+ * policy_int - what the files of the policy engine share: the keyed table
+ * (ptable.c), the per-check state (greylist.c, ratelimit.c, spoof.c) and the
+ * engine itself (policy.c). Not for use outside src/policy/.
+ */
+#ifndef MXJAIL_POLICY_INT_H
+#define MXJAIL_POLICY_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/strbuf.h"
+#include "net/addr.h"
+#include "policy/policy.h"
+
+struct kvlist;
+
+/* ---- ptable: string-keyed hash table with an LRU list (ptable.c) ----
+ * Entries are structs of the caller that start with a struct pent; the
+ * table owns the key copy. The LRU list runs from the most recently touched
+ * (head) to the least (tail), so a full table evicts its idlest entry, and a
+ * cursor lets expiry walk the table a few entries at a time. */
+struct pent {
+	struct pent *hnext;
+	struct pent *prev, *next;   /* LRU */
+	uint64_t hash;
+	char *key;
+	size_t keylen;
+	unsigned queued : 1;        /* in the write-behind queue */
+};
+
+struct ptable {
+	struct pent **b;
+	size_t nb, n;
+	size_t max;                 /* 0 = no cap */
+	struct pent *head, *tail;
+	size_t cursor;              /* bucket for policy_ptable_walk */
+	struct pent *cur;           /* entry within that bucket */
+};
+
+void policy_ptable_init(struct ptable *t, size_t max);
+/* Frees every entry with freefn (which frees the struct; the key is freed here). */
+void policy_ptable_free(struct ptable *t, void (*freefn)(struct pent *));
+struct pent *policy_ptable_get(struct ptable *t, const char *key, size_t keylen);
+/* Inserts a zeroed entry of `size` bytes (>= sizeof struct pent) for a key
+ * that is not in the table; when the table is full the tail is evicted first
+ * and handed to evictfn (which frees the struct; the key is freed after). */
+struct pent *policy_ptable_add(struct ptable *t, const char *key, size_t keylen, size_t size,
+			       void (*evictfn)(struct pent *, void *), void *arg);
+/* Unlinks e (the caller then frees it with policy_ptable_drop). */
+void policy_ptable_unlink(struct ptable *t, struct pent *e);
+void policy_ptable_drop(struct pent *e);   /* frees key and struct */
+void policy_ptable_touch(struct ptable *t, struct pent *e);   /* move to LRU head */
+/* Returns the next entry of a slow walk over the whole table (NULL at the end
+ * of a round, after which the walk starts again). Examined entries may be
+ * unlinked by the caller before the next call. */
+struct pent *policy_ptable_walk(struct ptable *t);
+uint64_t policy_hash(const char *s, size_t n);
+
+/* ---- write-behind queue of touched keys (policy.c) ---- */
+struct pqueue {
+	char **v;
+	size_t n, cap;
+};
+void policy_queue_push(struct pqueue *q, const char *key, size_t keylen);
+void policy_queue_clear(struct pqueue *q);
+
+/* ---- per-check counters ---- */
+enum { CHK_BANNED, CHK_SPOOF, CHK_GREYLIST, CHK_RATELIMIT, CHK_N };
+struct pcount {
+	unsigned long requests, passes, defers, rejects;
+};
+
+/* Verdict of one check. */
+enum pverdict { PV_DUNNO, PV_PREPEND, PV_DEFER, PV_REJECT };
+
+/* ---- greylist (greylist.c) ---- */
+struct greylist;
+struct greylist *policy_gl_new(const struct kvlist *conf, char *err, size_t errlen);
+void policy_gl_free(struct greylist *g);
+/* The request's verdict; action text appended to out. key (the triplet or
+ * whitelist reason) for events. */
+enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, double now,
+			    struct strbuf *out, struct strbuf *key, const struct policy_host *h);
+int policy_gl_load(struct greylist *g, struct store *st, double now);
+int policy_gl_flush(struct greylist *g, struct store *st, double now);
+size_t policy_gl_expire(struct greylist *g, double now, size_t budget);
+void policy_gl_list(struct greylist *g, int json, double now, struct strbuf *out);
+int policy_gl_del(struct greylist *g, const char *what);
+void policy_gl_import(struct greylist *g, const char *triplet, double first, double last,
+		     unsigned count);
+void policy_gl_status(struct greylist *g, int json, struct strbuf *out);
+/* Normalises a sender as postgrey does (BATV, +ext, VERP digits); exposed for tests. */
+void policy_gl_norm_sender(const char *sender, struct strbuf *out);
+
+/* ---- rate limits (ratelimit.c) ---- */
+struct ratelimit;
+struct ratelimit *policy_rl_new(const struct kvlist *conf, char *err, size_t errlen);
+void policy_rl_free(struct ratelimit *rl);
+enum pverdict policy_rl_eval(struct ratelimit *rl, const struct policy_req *r, double now,
+			     struct strbuf *out, struct strbuf *key, const struct policy_host *h);
+/* "NAME RULE" of the last refusal, for the event line. */
+const char *policy_rl_why(const struct ratelimit *rl);
+int policy_rl_load(struct ratelimit *rl, struct store *st, double now);
+int policy_rl_flush(struct ratelimit *rl, struct store *st, double now);
+size_t policy_rl_expire(struct ratelimit *rl, double now, size_t budget);
+void policy_rl_list(struct ratelimit *rl, int json, double now, struct strbuf *out);
+int policy_rl_reset(struct ratelimit *rl, const char *key);
+void policy_rl_import(struct ratelimit *rl, const char *limit, const char *key, double t,
+		      double amount);
+void policy_rl_status(struct ratelimit *rl, int json, double now, struct strbuf *out);
+
+/* ---- spoofed local senders (spoof.c) ---- */
+struct spoof;
+struct spoof *policy_sp_new(const struct kvlist *conf, char *err, size_t errlen);
+void policy_sp_free(struct spoof *s);
+size_t policy_sp_domains(const struct spoof *s);   /* served domains known */
+enum pverdict policy_sp_eval(struct spoof *s, const struct policy_req *r, struct strbuf *out,
+			 struct strbuf *key);
+
+/* ---- shared helpers (policy.c) ---- */
+/* Reads a duration option ("300", "5m", "35d"); 0 or -1 with err filled. */
+int policy_opt_time(const struct kvlist *l, const char *section, const char *name,
+		    double dflt, double *out, char *err, size_t errlen);
+int policy_opt_uint(const struct kvlist *l, const char *section, const char *name,
+		    unsigned long dflt, unsigned long max, unsigned long *out, char *err,
+		    size_t errlen);
+/* Lower-cases into out (reset first). */
+void policy_lower(struct strbuf *out, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * ptable - the string-keyed hash table behind greylist triplets, the
+ * auto-whitelist and rate-limit keys.
+ *
+ * Chained buckets that double when the load passes 1, an intrusive LRU list
+ * so that a table with a cap (keys come from the network: senders,
+ * recipients, SASL names) evicts its idlest entry instead of growing, and a
+ * resumable bucket cursor so expiry can examine a bounded number of entries
+ * per timer tick instead of scanning everything at once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+#include "policy/policy_int.h"
+
+/* FNV-1a, 64 bit: short keys, no adversarial seed needed beyond the cap. */
+uint64_t policy_hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+void policy_ptable_init(struct ptable *t, size_t max)
+{
+	memset(t, 0, sizeof(*t));
+	t->nb = 64;
+	t->b = xcalloc(t->nb, sizeof(*t->b));
+	t->max = max;
+}
+
+void policy_ptable_drop(struct pent *e)
+{
+	free(e->key);
+	free(e);
+}
+
+void policy_ptable_free(struct ptable *t, void (*freefn)(struct pent *))
+{
+	struct pent *e = t->head;
+	while (e) {
+		struct pent *nx = e->next;
+		free(e->key);
+		if (freefn)
+			freefn(e);
+		else
+			free(e);
+		e = nx;
+	}
+	free(t->b);
+	memset(t, 0, sizeof(*t));
+}
+
+struct pent *policy_ptable_get(struct ptable *t, const char *key, size_t keylen)
+{
+	uint64_t h = policy_hash(key, keylen);
+	for (struct pent *e = t->b[h & (t->nb - 1)]; e; e = e->hnext)
+		if (e->hash == h && e->keylen == keylen && memcmp(e->key, key, keylen) == 0)
+			return e;
+	return NULL;
+}
+
+static void lru_unlink(struct ptable *t, struct pent *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		t->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		t->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push(struct ptable *t, struct pent *e)
+{
+	e->prev = NULL;
+	e->next = t->head;
+	if (t->head)
+		t->head->prev = e;
+	t->head = e;
+	if (!t->tail)
+		t->tail = e;
+}
+
+void policy_ptable_touch(struct ptable *t, struct pent *e)
+{
+	if (t->head == e)
+		return;
+	lru_unlink(t, e);
+	lru_push(t, e);
+}
+
+static void grow(struct ptable *t)
+{
+	size_t nb = t->nb * 2;
+	struct pent **b = xcalloc(nb, sizeof(*b));
+	for (size_t i = 0; i < t->nb; i++) {
+		struct pent *e = t->b[i];
+		while (e) {
+			struct pent *nx = e->hnext;
+			e->hnext = b[e->hash & (nb - 1)];
+			b[e->hash & (nb - 1)] = e;
+			e = nx;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+	/* the walk restarts its round: at worst some entries are examined twice */
+	t->cursor = 0;
+	t->cur = NULL;
+}
+
+void policy_ptable_unlink(struct ptable *t, struct pent *e)
+{
+	struct pent **pp = &t->b[e->hash & (t->nb - 1)];
+	while (*pp && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = e->hnext;
+	if (t->cur == e)
+		t->cur = e->hnext;
+	lru_unlink(t, e);
+	e->hnext = NULL;
+	t->n--;
+}
+
+struct pent *policy_ptable_add(struct ptable *t, const char *key, size_t keylen, size_t size,
+			       void (*evictfn)(struct pent *, void *), void *arg)
+{
+	if (t->max && t->n >= t->max && t->tail) {
+		struct pent *old = t->tail;
+		char *k = old->key;
+		policy_ptable_unlink(t, old);
+		if (evictfn)
+			evictfn(old, arg);   /* may still read old->key */
+		else
+			free(old);
+		free(k);
+	}
+	if (t->n >= t->nb)
+		grow(t);
+	struct pent *e = xcalloc(1, size);
+	e->key = xstrndup(key, keylen);
+	e->keylen = keylen;
+	e->hash = policy_hash(key, keylen);
+	e->hnext = t->b[e->hash & (t->nb - 1)];
+	t->b[e->hash & (t->nb - 1)] = e;
+	lru_push(t, e);
+	t->n++;
+	return e;
+}
+
+struct pent *policy_ptable_walk(struct ptable *t)
+{
+	while (!t->cur) {
+		if (t->cursor >= t->nb) {
+			t->cursor = 0;
+			return NULL;
+		}
+		t->cur = t->b[t->cursor++];
+	}
+	struct pent *e = t->cur;
+	t->cur = e->hnext;
+	return e;
+}
