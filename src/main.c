@@ -48,6 +48,13 @@ static const struct subcommand commands[] = {
 	 "change a jail setting until the next reload"},
 	{"ping", cmd_ping, "ping", "check that the daemon answers"},
 	{"version", cmd_version, "version [--json]", "print the version (and the daemon's)"},
+	{"policy", cmd_policy,
+	 "policy [-c DIR] [--state DIR] [--listen SPEC] [--socket PATH] [-f] | policy status [--json]",
+	 "run the Postfix policy service alone, or show its counters"},
+	{"greylist", cmd_greylist, "greylist list|del TRIPLET|CLIENT|SENDER [--json]",
+	 "greylist entries of the policy service"},
+	{"ratelimit", cmd_ratelimit, "ratelimit list|reset KEY [--json]",
+	 "rate-limit windows of the policy service"},
 	{"help", cmd_help, "help", "list the subcommands"},
 };
 

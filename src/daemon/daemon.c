@@ -380,6 +380,7 @@ static void daemon_free(struct daemon *dm)
 	dm->cmdq = NULL;
 	if (dm->ctl)
 		ctl_server_free(dm->ctl);
+	daemon_policy_stop(dm);
 	daemon_http_stop(dm);
 	if (dm->fw_open) {
 		char err[512];
@@ -480,6 +481,8 @@ int daemon_run(const struct daemon_opts *o)
 		fprintf(stderr, "mxjail run: control socket %s: %s\n", dm->socket, errbuf);
 		goto out;
 	}
+	if (daemon_policy_start(dm, &cfg) < 0)
+		goto out;
 	if (!o->foreground && daemon(0, 0) < 0) {
 		log_warn("detaching");
 		goto out;

@@ -20,6 +20,7 @@
 #include "ctl/ctl.h"
 #include "core/xmalloc.h"
 #include "daemon/daemon_int.h"
+#include "daemon/daemon_policy.h"
 #include "store/store.h"
 
 static void jstr(struct strbuf *o, const char *s)
@@ -505,6 +506,8 @@ int daemon_ctl_handle(void *arg, int argc, char **argv, int json, struct strbuf 
 			strbuf_adds(out, MXJAIL_VERSION "\n");
 		return 0;
 	}
+	if (daemon_policy_is_verb(verb))
+		return daemon_policy_ctl(dm->policy, argc, argv, json, out);
 	if (!strcmp(verb, "status"))
 		return cmd_status(dm, argc, argv, json, out);
 	if (!strcmp(verb, "banned"))

@@ -135,6 +135,7 @@ struct daemon_bantab {
 enum daemon_fw_op { DFW_BAN, DFW_UNBAN, DFW_COMMIT, DFW_CHECK, DFW_REBUILD, DFW_NOPS };
 
 struct daemon_http;
+struct daemon_policy;
 struct metrics;
 
 struct daemon {
@@ -174,6 +175,7 @@ struct daemon {
 	int line_busy;                 /* lines were handled since line_t0 */
 	double line_t0;                /* monotonic seconds when this batch began */
 	double line_seconds;           /* total time spent handling log lines */
+	struct daemon_policy *policy;  /* [policy] enabled: the Postfix policy service */
 };
 
 /* daemon_setup.c: builds a set from the configuration; errors go to d. */
@@ -256,6 +258,11 @@ struct metrics *daemon_metrics(struct daemon *dm);
 /* Ends the current line-handling batch and adds its time (turn end, after a
  * synchronous read-back). */
 void daemon_lines_batch_end(struct daemon *dm);
+
+/* daemon_policy.c: the Postfix policy service inside `mxjail run` when
+ * [policy] enabled = yes (else start does nothing); -1 = cannot start (logged). */
+int daemon_policy_start(struct daemon *dm, const struct config *cfg);
+void daemon_policy_stop(struct daemon *dm);
 
 double daemon_now(void);
 double daemon_random(struct daemon *dm);

@@ -426,13 +426,18 @@ static struct daemon_jail *jail_build(struct daemon *dm, struct daemon_set *s,
 		diag_error(d, jc->file, jc->line, "jail [%s]: %s", jc->name, err);
 		goto fail;
 	}
-	if (!jc->filter || !*jc->filter) {
+	/* backend = policy: no log and no filter; the policy service feeds the
+	 * jail its reject/defer events (daemon_policy.c, policyevents = ...) */
+	int policy_jail = jc->backend && strcasecmp(jc->backend, "policy") == 0;
+	if (!policy_jail && (!jc->filter || !*jc->filter)) {
 		diag_error(d, jc->file, jc->line, "jail [%s]: no filter (set filter = NAME)", jc->name);
 		goto fail;
 	}
 	const char *be = jc->backend && *jc->backend ? jc->backend : "auto";
-	int journal = strncasecmp(be, "systemd", 7) == 0;
+	int journal = !policy_jail && strncasecmp(be, "systemd", 7) == 0;
 	int tail = 0, any = 0;
+	if (policy_jail)
+		goto checks;
 	if (!journal) {
 		if (expand_logpaths(jc, j, &tail, &any, d) < 0)
 			goto fail;
@@ -479,6 +484,7 @@ static struct daemon_jail *jail_build(struct daemon *dm, struct daemon_set *s,
 	if (journal && !*j->flt->journalmatch)
 		log_warnx("jail [%s]: no journalmatch: every journal entry goes through filter '%s'",
 			  jc->name, jc->filter);
+checks:;
 	struct diag igd = DIAG_INIT;
 	j->ign = daemon_ignore_new(&jc->opts, NULL, jc->file, jc->line, &igd);
 	for (size_t i = 0; i < igd.n; i++) {

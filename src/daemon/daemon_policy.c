@@ -1,0 +1,321 @@
+/*
+ * daemon_policy - the policy service unit (see daemon_policy.h) and its seam
+ * to `mxjail run`: the daemon's ban table answers the engine's "is this
+ * client banned" question, and every reject/defer the engine reports is a
+ * failure for the jails with `backend = policy` whose `policyevents` name
+ * that check (e.g. [policy-spoof] with policyevents = spoof bans after
+ * maxretry spoof attempts within findtime, like any jail).
+ *
+ * Timing: requests are answered from memory (policy_eval never does I/O);
+ * a 1 s timer commits the write-behind queue in one transaction and a short
+ * timer expires a bounded number of entries, so no maintenance ever sits
+ * between a request and its reply.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/xmalloc.h"
+#include "daemon/daemon_int.h"
+#include "daemon/daemon_policy.h"
+#include "policy/policy.h"
+#include "policy/policysrv.h"
+#include "store/store.h"
+
+#define FLUSH_MS 1000
+#define EXPIRE_MS 100
+#define EXPIRE_BUDGET 500
+
+struct daemon_policy {
+	struct loop *loop;
+	struct store *store;
+	struct policy_host host;      /* copied: the engine may keep the pointer */
+	struct policy *engine;
+	struct policysrv *srv;
+	uint64_t flush_timer, expire_timer;
+	int flush_failing;
+};
+
+int daemon_policy_enabled(const struct config *cfg)
+{
+	return kvlist_get_bool(&cfg->mxjail, "policy.enabled", 0);
+}
+
+/* mxjail.conf keys come as "section.key"; the engine wants one list per section. */
+static void section(const struct config *cfg, const char *name, struct kvlist *out)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < cfg->mxjail.n; i++) {
+		const struct kv *kv = &cfg->mxjail.v[i];
+		if (strncasecmp(kv->key, name, n) == 0 && kv->key[n] == '.')
+			kvlist_set(out, kv->key + n + 1, kv->value);
+	}
+}
+
+static void eval_cb(void *arg, const struct policy_req *r, struct strbuf *out)
+{
+	struct daemon_policy *p = arg;
+	policy_eval(p->engine, r, loop_realtime(), out);
+}
+
+void daemon_policy_flush(struct daemon_policy *p)
+{
+	int r = policy_flush(p->engine, loop_realtime());
+	if (r < 0 && !p->flush_failing)
+		log_warnx("policy: saving state: %s; kept in memory, retrying",
+			  p->store ? store_error(p->store) : strerror(-r));
+	p->flush_failing = r < 0;
+	if (p->store && store_flush(p->store) < 0)
+		log_warnx("policy: state: %s", store_error(p->store));
+}
+
+static void on_flush(struct loop *l, void *arg)
+{
+	struct daemon_policy *p = arg;
+	daemon_policy_flush(p);
+	p->flush_timer = loop_timer_add(l, FLUSH_MS, on_flush, p);
+}
+
+static void on_expire(struct loop *l, void *arg)
+{
+	struct daemon_policy *p = arg;
+	policy_expire_step(p->engine, loop_realtime(), EXPIRE_BUDGET);
+	p->expire_timer = loop_timer_add(l, EXPIRE_MS, on_expire, p);
+}
+
+struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg,
+					struct store *st, const struct policy_host *host,
+					const char *listen, char *err, size_t errlen)
+{
+	struct kvlist sp = KVLIST_INIT, sg = KVLIST_INIT, sr = KVLIST_INIT, ss = KVLIST_INIT;
+	section(cfg, "policy", &sp);
+	section(cfg, "greylist", &sg);
+	section(cfg, "ratelimit", &sr);
+	section(cfg, "spoof", &ss);
+	struct daemon_policy *p = xcalloc(1, sizeof *p);
+	p->loop = l;
+	p->store = st;
+	struct policysrv_opts so = {0};
+	const char *v = kvlist_get(&sp, "idle_timeout");
+	if (v && *v)
+		so.idle_timeout = strtod(v, NULL);
+	v = kvlist_get(&sp, "max_connections");
+	if (v && *v)
+		so.max_conns = strtoul(v, NULL, 10);
+	if (!listen) {
+		listen = kvlist_get(&sp, "listen");
+		if (!listen || !*listen)
+			listen = DAEMON_POLICY_LISTEN_DEFAULT;
+	}
+	if (host)
+		p->host = *host;
+	p->engine = policy_new(&sp, &sg, &sr, &ss, st, &p->host, loop_realtime(), err, errlen);
+	if (p->engine)
+		p->srv = policysrv_new(l, listen, &so, eval_cb, p, err, errlen);
+	kvlist_free(&sp);
+	kvlist_free(&sg);
+	kvlist_free(&sr);
+	kvlist_free(&ss);
+	if (!p->engine || !p->srv) {
+		daemon_policy_free(p);
+		return NULL;
+	}
+	p->flush_timer = loop_timer_add(l, FLUSH_MS, on_flush, p);
+	p->expire_timer = loop_timer_add(l, EXPIRE_MS, on_expire, p);
+	return p;
+}
+
+void daemon_policy_free(struct daemon_policy *p)
+{
+	if (!p)
+		return;
+	policysrv_free(p->srv);
+	if (p->engine) {
+		daemon_policy_flush(p);
+		policy_free(p->engine);
+	}
+	if (p->flush_timer)
+		loop_timer_del(p->loop, p->flush_timer);
+	if (p->expire_timer)
+		loop_timer_del(p->loop, p->expire_timer);
+	free(p);
+}
+
+int daemon_policy_is_verb(const char *verb)
+{
+	return !strcmp(verb, "policy") || !strcmp(verb, "greylist") || !strcmp(verb, "ratelimit");
+}
+
+static int fail(struct strbuf *out, const char *msg)
+{
+	strbuf_addf(out, "%s\n", msg);
+	return -1;
+}
+
+static int ctl_run(struct daemon_policy *p, int argc, char **argv, int json, struct strbuf *out);
+
+int daemon_policy_ctl(struct daemon_policy *p, int argc, char **argv, int json,
+		      struct strbuf *out)
+{
+	size_t mark = out->len;
+	int r = ctl_run(p, argc, argv, json, out);
+	if (out->len > mark && out->s[out->len - 1] != '\n')
+		strbuf_addc(out, '\n');
+	return r;
+}
+
+static int ctl_run(struct daemon_policy *p, int argc, char **argv, int json, struct strbuf *out)
+{
+	const char *verb = argv[0], *sub = argc > 1 ? argv[1] : "";
+	if (!p)
+		return fail(out, "the policy service is not running here ([policy] enabled = no)");
+	double now = loop_realtime();
+	int r;
+	if (!strcmp(verb, "policy")) {
+		if (strcmp(sub, "status") != 0 || argc != 2)
+			return fail(out, "usage: policy status");
+		if (json) {
+			strbuf_adds(out, "{\"service\":");
+			policysrv_format(p->srv, 1, out);
+			strbuf_adds(out, ",\"checks\":");
+			size_t mark = out->len;
+			r = policy_status(p->engine, 1, out);
+			while (out->len > mark && out->s[out->len - 1] == '\n')
+				out->s[--out->len] = '\0';
+			if (out->len == mark)
+				strbuf_adds(out, "null");
+			strbuf_adds(out, "}\n");
+		} else {
+			policysrv_format(p->srv, 0, out);
+			r = policy_status(p->engine, 0, out);
+		}
+		return r < 0 ? -1 : 0;
+	}
+	if (!strcmp(verb, "greylist")) {
+		if (!strcmp(sub, "list") && argc == 2)
+			return policy_greylist_list(p->engine, json, now, out) < 0 ? -1 : 0;
+		if (!strcmp(sub, "del") && argc == 3) {
+			r = policy_greylist_del(p->engine, argv[2], now);
+			if (r < 0)
+				return fail(out, strerror(-r));
+			if (json)
+				strbuf_addf(out, "{\"deleted\":%d}\n", r);
+			else
+				strbuf_addf(out, "%d greylist entr%s deleted\n", r, r == 1 ? "y" : "ies");
+			return 0;
+		}
+		return fail(out, "usage: greylist list | greylist del TRIPLET|CLIENT|SENDER");
+	}
+	if (!strcmp(verb, "ratelimit")) {
+		if (!strcmp(sub, "list") && argc == 2)
+			return policy_ratelimit_list(p->engine, json, now, out) < 0 ? -1 : 0;
+		if (!strcmp(sub, "reset") && argc == 3) {
+			r = policy_ratelimit_reset(p->engine, argv[2]);
+			if (r < 0)
+				return fail(out, strerror(-r));
+			if (json)
+				strbuf_addf(out, "{\"reset\":%d}\n", r);
+			else
+				strbuf_addf(out, "%d rate-limit window%s reset\n", r, r == 1 ? "" : "s");
+			return 0;
+		}
+		return fail(out, "usage: ratelimit list | ratelimit reset KEY");
+	}
+	return fail(out, "not a policy verb");
+}
+
+/* ---------- inside `mxjail run` ---------- */
+
+static int is_banned(void *arg, const struct addr *a)
+{
+	struct daemon *dm = arg;
+	if (!dm->bans.n || !dm->set)
+		return 0;
+	char id[ADDR_STRLEN];
+	addr_format(a, id, sizeof id);
+	for (size_t i = 0; i < dm->set->njails; i++) {
+		struct daemon_jail *j = dm->set->jails[i];
+		if (daemon_ban_find(dm, j->name, id))
+			return 1;
+		if (a->family == 6 && j->banprefix6 > 0 && j->banprefix6 < 128) {
+			/* the jail bans IPv6 networks: look the client's network up */
+			char cidr[ADDR_STRLEN + 8], net[ADDR_STRLEN];
+			struct addr n;
+			snprintf(cidr, sizeof cidr, "%s/%d", id, j->banprefix6);
+			if (addr_parse_cidr(cidr, strlen(cidr), &n) == 0) {
+				addr_format(&n, net, sizeof net);
+				if (daemon_ban_find(dm, j->name, net))
+					return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* policyevents: words (blank or comma separated) naming checks; "all" = every one. */
+static int wants(const char *list, const char *check)
+{
+	if (!list || !*list)
+		return 0;
+	size_t cl = strlen(check);
+	const char *p = list;
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n')
+			p++;
+		const char *e = p;
+		while (*e && *e != ' ' && *e != ',' && *e != '\t' && *e != '\n')
+			e++;
+		size_t n = (size_t)(e - p);
+		if (n && ((n == cl && strncasecmp(p, check, n) == 0) ||
+			  (n == 3 && strncasecmp(p, "all", 3) == 0)))
+			return 1;
+		p = e;
+	}
+	return 0;
+}
+
+static void on_event(void *arg, const char *check, const char *id, const char *key,
+		     const char *line, double now)
+{
+	struct daemon *dm = arg;
+	(void)key;
+	log_info("%s", line);
+	if (!dm->set)
+		return;
+	for (size_t i = 0; i < dm->set->njails; i++) {
+		struct daemon_jail *j = dm->set->jails[i];
+		const char *be = kvlist_get(&j->opts, "backend");
+		if (!be || strcasecmp(be, "policy") != 0)
+			continue;
+		if (!wants(kvlist_get(&j->opts, "policyevents"), check))
+			continue;
+		char *lines[] = {(char *)line};
+		daemon_on_failure(j, id, now, lines, 1, NULL);
+	}
+}
+
+int daemon_policy_start(struct daemon *dm, const struct config *cfg)
+{
+	if (!daemon_policy_enabled(cfg))
+		return 0;
+	struct policy_host host = {.arg = dm, .is_banned = is_banned, .on_event = on_event};
+	char err[512];
+	dm->policy = daemon_policy_new(dm->loop, cfg, dm->store, &host, NULL, err, sizeof err);
+	if (!dm->policy) {
+		log_msg(LOG_LVL_ERROR, "policy service: %s", err);
+		fprintf(stderr, "mxjail run: policy service: %s\n", err);
+		return -1;
+	}
+	log_info("policy service started");
+	return 0;
+}
+
+void daemon_policy_stop(struct daemon *dm)
+{
+	daemon_policy_free(dm->policy);
+	dm->policy = NULL;
+}

@@ -1,0 +1,43 @@
+/*
+ * daemon_policy - the Postfix policy service as a unit the daemon (`mxjail
+ * run` with [policy] enabled = yes) and the standalone `mxjail policy` both
+ * run: the engine (policy/policy.h) built from mxjail.conf, its listeners
+ * (policy/policysrv.h), the write-behind and expiry timers, and the control
+ * verbs `policy status`, `greylist list|del`, `ratelimit list|reset`.
+ *
+ * INTERFACE: daemon_policy_new() reads [policy] listen (default
+ * inet:127.0.0.1:10023; `listen` overrides it), [policy] idle_timeout and
+ * max_connections, and hands [policy], [greylist], [ratelimit] and [spoof]
+ * to the engine. The caller keeps the loop, store and host alive until
+ * daemon_policy_free(), which flushes queued state to the store.
+ */
+#ifndef MXJAIL_DAEMON_DAEMON_POLICY_H
+#define MXJAIL_DAEMON_DAEMON_POLICY_H
+
+#include <stddef.h>
+
+struct config;
+struct loop;
+struct store;
+struct strbuf;
+struct policy_host;
+struct daemon_policy;
+
+#define DAEMON_POLICY_LISTEN_DEFAULT "inet:127.0.0.1:10023"
+
+/* 1 when mxjail.conf [policy] enabled is true. */
+int daemon_policy_enabled(const struct config *cfg);
+struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg,
+					struct store *st, const struct policy_host *host,
+					const char *listen, char *err, size_t errlen);
+void daemon_policy_free(struct daemon_policy *p);
+/* Commits queued state now (also done every second by a timer). */
+void daemon_policy_flush(struct daemon_policy *p);
+/* 1 when verb is one of the policy service's control verbs. */
+int daemon_policy_is_verb(const char *verb);
+/* Runs a control verb; 0 = OK, -1 = ERR (message in out). p may be NULL
+ * (the service is not enabled: an ERR that says so). */
+int daemon_policy_ctl(struct daemon_policy *p, int argc, char **argv, int json,
+		      struct strbuf *out);
+
+#endif
