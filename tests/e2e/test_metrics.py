@@ -463,7 +463,30 @@ def test_hostile_clients(mdaemon):
             b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert r.count(b"HTTP/1.1 200 OK") == 4
 
-    # slowloris: one client trickles a header byte per second, many more sit idle
+    # slowloris alone: trickling a byte at a time does not extend the 10 s head limit
+    slow = socket.create_connection(("127.0.0.1", p))
+    slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    slow.settimeout(0.5)
+    t0 = time.time()
+    got = b""
+    while time.time() - t0 < 30:
+        try:
+            slow.sendall(b"x")
+            got += slow.recv(4096)
+            if got.endswith(b"\r\n\r\n") or not got:
+                break
+        except socket.timeout:
+            if int((time.time() - t0) * 2) % 6 == 0:
+                scrape(p)  # the listener serves others meanwhile
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            break
+    elapsed = time.time() - t0
+    slow.close()
+    assert 8 < elapsed < 15, "trickling client cut off after %.1f s" % elapsed
+    assert got.startswith(b"HTTP/1.1 408 "), got
+
+    # slowloris with a crowd: one client trickles, many more sit idle
     slow = socket.create_connection(("127.0.0.1", p))
     slow.sendall(b"GET / HTTP/1.1\r\n")
     idle = []
