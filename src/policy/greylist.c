@@ -541,7 +541,7 @@ static int new_instance(struct greylist *g, const char *inst)
 	if (!inst || !*inst)
 		return 1;
 	for (unsigned i = 0; i < GL_INSTANCES; i++)
-		if (strcmp(g->inst[i], inst) == 0)
+		if (strncmp(g->inst[i], inst, sizeof(g->inst[0]) - 1) == 0)
 			return 0;
 	snprintf(g->inst[g->ninst % GL_INSTANCES], sizeof(g->inst[0]), "%s", inst);
 	g->ninst++;
@@ -706,6 +706,9 @@ enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, dou
 
 /* ---- state: store, expiry, control ---- */
 
+static void set_entry(struct greylist *g, const char *triplet, double first, double last,
+		      unsigned count, int changed);
+
 static int load_trip(const char *key, const void *val, size_t len, double expires, void *arg)
 {
 	struct greylist *g = arg;
@@ -719,7 +722,7 @@ static int load_trip(const char *key, const void *val, size_t len, double expire
 	buf[len] = '\0';
 	if (sscanf(buf, "%lf %lf %u", &first, &last, &count) != 3)
 		return 0;
-	policy_gl_import(g, key, first, last, count);
+	set_entry(g, key, first, last, count, 0);   /* loading is not a change */
 	return 0;
 }
 
@@ -750,10 +753,6 @@ int policy_gl_load(struct greylist *g, struct store *st, double now)
 	int rc = store_kv_foreach(st, "greylist", now, load_trip, g);
 	if (rc >= 0)
 		rc = store_kv_foreach(st, "awl", now, load_awl, g);
-	/* loading is not a change: nothing to write back */
-	for (struct pent *e = g->trip.head; e; e = e->next)
-		e->queued = 0;
-	policy_queue_clear(&g->qtrip);
 	return rc < 0 ? rc : 0;
 }
 
@@ -837,8 +836,8 @@ size_t policy_gl_expire(struct greylist *g, double now, size_t budget)
 	return seen;
 }
 
-void policy_gl_import(struct greylist *g, const char *triplet, double first, double last,
-		      unsigned count)
+static void set_entry(struct greylist *g, const char *triplet, double first, double last,
+		      unsigned count, int changed)
 {
 	size_t n = strlen(triplet);
 	struct gtrip *t = (struct gtrip *)policy_ptable_get(&g->trip, triplet, n);
@@ -854,7 +853,14 @@ void policy_gl_import(struct greylist *g, const char *triplet, double first, dou
 	t->last = last;
 	if (count > t->count)
 		t->count = count;
-	queue(&g->qtrip, &t->e);
+	if (changed)
+		queue(&g->qtrip, &t->e);
+}
+
+void policy_gl_import(struct greylist *g, const char *triplet, double first, double last,
+		      unsigned count)
+{
+	set_entry(g, triplet, first, last, count, 1);
 }
 
 /* Splits a triplet key "net/sender/recipient" at its first and last '/'. */
