@@ -10,6 +10,7 @@ int cmd_test(int argc, char **argv);
 int cmd_dumpconf(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_banned(int argc, char **argv);
 int cmd_ban(int argc, char **argv);

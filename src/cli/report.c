@@ -1,0 +1,558 @@
+/*
+ * report - `mxjail report`: where attacks come from and what they try.
+ *
+ *   mxjail report [-c DIR] [--state DIR] [--since DUR] [--now EPOCH] [--jail J]...
+ *                 [--geoip FILE] [--top N] [--json | --html FILE] [LOG...|-]
+ *
+ * Two inputs, either or both. LOGs are read once and every line goes through
+ * the filters of the enabled jails (or the ones named with --jail), the way
+ * `mxjail replay` runs them, so a report works before mxjail ever ran; bans
+ * are estimated from each jail's maxretry/findtime/bantime, and mxjail's or
+ * fail2ban's own "NOTICE [jail] Ban ADDR" lines count as logged bans. The
+ * state database (--state DIR, or with no LOG the configured statedir) adds
+ * the bans mxjail made, their history and evidence, and the policy service's
+ * greylist and rate-limit rows. Nothing is written except the --html file.
+ *
+ * The aggregation and the three output formats live in src/report/; this
+ * file only wires configuration, filters, logs and the store to it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+#include "core/diag.h"
+#include "core/kvlist.h"
+#include "core/linereader.h"
+#include "core/strbuf.h"
+#include "core/xmalloc.h"
+#include "filters/filter.h"
+#include "jails/jail.h"
+#include "net/addr.h"
+#include "report/report.h"
+#include "store/store.h"
+
+#define DEFAULT_STATEDIR "/var/lib/mxjail"
+#define MAX_WHY 20000          /* addresses whose ban history is looked up */
+
+struct qfilter {
+	char *key;
+	struct filter *f;
+	struct date_clock clk;
+	size_t share;
+	struct filter_line fl;
+};
+
+struct qjail {
+	size_t rj;                 /* index in the report */
+	size_t flt;
+	struct jail_params p;
+	struct jail *j;
+};
+
+struct run {
+	struct report *r;
+	struct qfilter *filters;
+	size_t nfilters;
+	struct qjail *jails;
+	size_t njails;
+	struct filter_result res;
+	double now;
+	unsigned long lines;
+};
+
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: mxjail report [-c DIR] [--state DIR] [--since DUR] [--now EPOCH]\n"
+			"                     [--jail JAIL]... [--geoip FILE] [--top N]\n"
+			"                     [--json | --html FILE] [LOG...|-]\n");
+}
+
+/* ---------- set-up ---------- */
+
+static int add_filter(struct run *q, const struct jail_conf *jc, const char *dir, double now,
+		      size_t *idx, struct diag *d)
+{
+	struct kvlist fopts = KVLIST_INIT;
+	kvlist_copy(&fopts, &jc->opts);
+	/* logs given on the command line are text: load a journal jail's filter for files */
+	const char *be = kvlist_get(&fopts, "backend");
+	if (be && strncasecmp(be, "systemd", 7) == 0)
+		kvlist_set(&fopts, "backend", "auto");
+	struct filter_def def = {0};
+	struct diag fd = DIAG_INIT;
+	int rc = -1;
+	if (config_load_filter(dir, jc->filter, &fopts, &def, &fd) == 0 && fd.nerrors == 0) {
+		char *key = filter_def_key(&def);
+		for (size_t i = 0; i < q->nfilters; i++)
+			if (strcmp(q->filters[i].key, key) == 0) {
+				*idx = i;
+				free(key);
+				rc = 0;
+				goto out;
+			}
+		struct filter *f = filter_compile(&def, &fd);
+		if (!f) {
+			free(key);
+			goto out;
+		}
+		struct filter_opts fo = {.raw_host = 1};
+		filter_set_opts(f, &fo);
+		q->filters = xrealloc(q->filters, (q->nfilters + 1) * sizeof *q->filters);
+		struct qfilter *qf = &q->filters[q->nfilters];
+		memset(qf, 0, sizeof *qf);
+		qf->key = key;
+		qf->f = f;
+		qf->clk.now = now;
+		if (def.logtimezone && *def.logtimezone &&
+		    datedetect_parse_tz(def.logtimezone, &qf->clk.tz_offset) == 0)
+			qf->clk.has_tz = 1;
+		*idx = q->nfilters++;
+		rc = 0;
+	}
+out:
+	for (size_t i = 0; i < fd.n; i++)
+		diag_warn(d, NULL, 0, "jail [%s]: %s", jc->name, fd.items[i].text);
+	if (rc < 0)
+		diag_error(d, jc->file, jc->line, "jail [%s]: filter '%s' cannot be used", jc->name,
+			   jc->filter);
+	diag_clear(&fd);
+	filter_def_free(&def);
+	kvlist_free(&fopts);
+	return rc;
+}
+
+static int add_jail(struct run *q, const struct jail_conf *jc, const char *dir, double now,
+		    struct diag *d)
+{
+	char err[256];
+	struct qjail qj = {0};
+	int bp6;
+	if (!jc->filter || !*jc->filter) {
+		diag_error(d, jc->file, jc->line, "jail [%s]: no filter", jc->name);
+		return -1;
+	}
+	if (jail_params_from_opts(&jc->opts, 1000000, &qj.p, &bp6, err, sizeof err) < 0) {
+		diag_error(d, jc->file, jc->line, "jail [%s]: %s", jc->name, err);
+		jail_incr_free(&qj.p.incr);
+		return -1;
+	}
+	if (add_filter(q, jc, dir, now, &qj.flt, d) < 0) {
+		jail_incr_free(&qj.p.incr);
+		return -1;
+	}
+	qj.rj = report_jail(q->r, jc->name);
+	qj.j = jail_new(&qj.p);
+	q->jails = xrealloc(q->jails, (q->njails + 1) * sizeof *q->jails);
+	q->jails[q->njails++] = qj;
+	return 0;
+}
+
+static void run_free(struct run *q)
+{
+	for (size_t i = 0; i < q->nfilters; i++) {
+		filter_free(q->filters[i].f);
+		free(q->filters[i].key);
+	}
+	free(q->filters);
+	for (size_t i = 0; i < q->njails; i++) {
+		jail_free(q->jails[i].j);
+		jail_incr_free(&q->jails[i].p.incr);
+	}
+	free(q->jails);
+	filter_result_free(&q->res);
+}
+
+/* ---------- logs ---------- */
+
+/* One line through every filter. The line is one attack however many
+ * filters and jails match it; each jail still counts it and may ban. */
+static void feed(struct run *q, const char *line, size_t len)
+{
+	q->lines++;
+	double t = -1;
+	const struct filter_hit *first = NULL;
+	const char *user = NULL;
+	size_t mj[64], nmj = 0;
+	/* hits of one filter are reset by the next one: keep copies we need */
+	char *id = NULL, *usr = NULL;
+	double ht = -1;
+	for (size_t i = 0; i < q->nfilters; i++) {
+		struct qfilter *qf = &q->filters[i];
+		if (qf->share == i) {
+			filter_prepare(qf->f, line, len, -1.0, &qf->clk, &qf->fl);
+			if (qf->fl.found == 1 && t < 0)
+				t = qf->fl.t;
+		}
+		filter_result_reset(&q->res);
+		filter_process_prepared(qf->f, &q->filters[qf->share].fl, &qf->clk, &q->res);
+		for (size_t h = 0; h < q->res.n; h++) {
+			const struct filter_hit *hit = &q->res.hits[h];
+			if (!hit->id || hit->nofail)
+				continue;
+			double when = hit->time > 0 ? hit->time : (t > 0 ? t : q->now);
+			if (!first) {
+				first = hit;
+				id = xstrdup(hit->id);
+				ht = when;
+				user = kvlist_get(&hit->groups, "user");
+				if ((!user || !*user) && hit->nusers)
+					user = hit->users[hit->nusers - 1];
+				usr = user && *user ? xstrdup(user) : NULL;
+			}
+			for (size_t k = 0; k < q->njails; k++) {
+				struct qjail *qj = &q->jails[k];
+				if (qj->flt != i)
+					continue;
+				int dup = 0;
+				for (size_t m = 0; m < nmj; m++)
+					dup |= mj[m] == qj->rj;
+				if (!dup && nmj < 64)
+					mj[nmj++] = qj->rj;
+				struct jail_ban jb;
+				if (jail_add_failure(qj->j, hit->id, when, NULL, 0, &jb) == 1) {
+					char norm[ADDR_STRLEN + 8];
+					addr_normalise(hit->id, strlen(hit->id), norm, sizeof norm);
+					report_estimate_ban(q->r, qj->rj, norm, when, qj->p.bantime);
+					jail_ban_clear(&jb);
+				}
+			}
+			break;   /* one failure per filter per line */
+		}
+	}
+	if (id)
+		report_failure(q->r, mj, nmj, id, ht, line, len, usr);
+	report_scan_line(q->r, line, len, first ? ht : t);
+	free(id);
+	free(usr);
+	if (q->lines % 4096 == 0 && t > 0)
+		for (size_t k = 0; k < q->njails; k++)
+			jail_expire(q->jails[k].j, t);
+}
+
+static int read_log(struct run *q, const char *name)
+{
+	int fd = strcmp(name, "-") == 0 ? 0 : open(name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "mxjail report: %s: %s\n", name, strerror(errno));
+		return -1;
+	}
+	struct linereader lr;
+	linereader_init(&lr, fd, 1 << 20);
+	const char *line;
+	size_t len;
+	int r;
+	unsigned long before = q->lines;
+	while ((r = linereader_next(&lr, &line, &len)) == 1)
+		feed(q, line, len);
+	if (r < 0)
+		fprintf(stderr, "mxjail report: %s: %s\n", name, strerror(errno));
+	linereader_free(&lr);
+	if (fd > 0)
+		close(fd);
+	report_input(q->r, q->lines - before, strcmp(name, "-") == 0 ? "stdin" : name);
+	return r < 0 ? -1 : 0;
+}
+
+/* ---------- state ---------- */
+
+struct kvwalk {
+	struct report *r;
+	const char *ns;
+};
+
+static int kv_cb(const char *key, const void *val, size_t len, double expires, void *arg)
+{
+	struct kvwalk *w = arg;
+	(void)expires;
+	report_kv(w->r, w->ns, key, val, len);
+	return 0;
+}
+
+/* Live bans, the history of every address seen (store_why), their evidence
+ * (counted as failures only when no log was read: they are log lines the
+ * logs would repeat), and the policy rows. */
+static int read_state(struct run *q, const char *statedir, int have_logs, double now)
+{
+	char *path = xasprintf("%s/mxjail.sqlite3", statedir);
+	if (access(path, R_OK) != 0) {
+		report_note(q->r, "no state database at %s (%s)", path, strerror(errno));
+		free(path);
+		return 0;
+	}
+	struct store_opts so = STORE_OPTS_DEFAULT;
+	so.skip_check = 1;
+	struct store *st = NULL;
+	char msg[512];
+	int rc = store_open(path, &so, &st, msg, sizeof msg);
+	if (rc < 0) {
+		fprintf(stderr, "mxjail report: %s: %s\n", path, msg);
+		free(path);
+		return -1;
+	}
+	if (rc == 1)
+		report_note(q->r, "%s", msg);
+	struct store_banlist live = STORE_BANLIST_INIT;
+	if (store_banned(st, NULL, now, &live) < 0) {
+		fprintf(stderr, "mxjail report: %s: %s\n", path, store_error(st));
+		store_close(st);
+		free(path);
+		return -1;
+	}
+	/* every id: live bans first, then what the logs showed */
+	char **ids = NULL;
+	size_t nids = 0;
+	for (size_t i = 0; i < live.n && nids < MAX_WHY; i++) {
+		int dup = 0;
+		for (size_t k = 0; k < nids && !dup; k++)
+			dup = strcmp(ids[k], live.v[i].id) == 0;
+		if (!dup) {
+			ids = xrealloc(ids, (nids + 1) * sizeof *ids);
+			ids[nids++] = xstrdup(live.v[i].id);
+		}
+	}
+	store_banlist_free(&live);
+	unsigned long nb = 0;
+	for (size_t i = 0; i < nids; i++) {
+		struct store_banlist l = STORE_BANLIST_INIT;
+		if (store_why(st, ids[i], now, 1000, &l) < 0)
+			continue;
+		for (size_t b = 0; b < l.n; b++) {
+			const struct store_ban *sb = &l.v[b];
+			report_ban(q->r, sb->jail, sb->id, sb->timeofban, REPORT_BAN_STATE, sb->bancount,
+				   sb->live);
+			nb++;
+			if (have_logs)
+				continue;
+			size_t rj = report_jail(q->r, sb->jail);
+			for (size_t e = 0; e < sb->nlines; e++)
+				report_failure(q->r, &rj, 1, sb->id, sb->timeofban, sb->lines[e],
+					       strlen(sb->lines[e]), NULL);
+		}
+		store_banlist_free(&l);
+	}
+	report_input(q->r, 0, path);
+	static const char *const ns[] = {"greylist", "awl", "ratelimit"};
+	for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+		struct kvwalk w = {q->r, ns[i]};
+		store_kv_foreach(st, ns[i], now, kv_cb, &w);
+	}
+	report_note(q->r, "state %s: %lu bans of %zu currently banned ids (history of other "
+			  "addresses is not listed by the store)",
+		    path, nb, nids);
+	for (size_t i = 0; i < nids; i++)
+		free(ids[i]);
+	free(ids);
+	store_close(st);
+	free(path);
+	return 0;
+}
+
+/* ---------- command ---------- */
+
+int cmd_report(int argc, char **argv)
+{
+	const char *dir = MXJAIL_SYSCONFDIR, *statedir = NULL, *html = NULL, *geoip = NULL;
+	int json = 0;
+	double now = -1, since = 0;
+	size_t top = 20;
+	char **want = NULL;
+	size_t nwant = 0;
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"state", required_argument, NULL, 's'},
+		{"since", required_argument, NULL, 'S'},
+		{"now", required_argument, NULL, 'n'},
+		{"jail", required_argument, NULL, 'j'},
+		{"geoip", required_argument, NULL, 'g'},
+		{"top", required_argument, NULL, 't'},
+		{"json", no_argument, NULL, 'J'},
+		{"html", required_argument, NULL, 'H'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, rc = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:j:h", longopts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'c': dir = optarg; break;
+		case 's': statedir = optarg; break;
+		case 'S':
+			if (jail_parse_time(optarg, &since) < 0 || since <= 0) {
+				fprintf(stderr, "mxjail report: --since expects a duration (1h, 7d, "
+						"600), got '%s'\n", optarg);
+				free(want);
+				return 2;
+			}
+			break;
+		case 'n':
+			now = strtod(optarg, &end);
+			if (*end || now < 0) {
+				fprintf(stderr, "mxjail report: --now expects epoch seconds, got '%s'\n",
+					optarg);
+				free(want);
+				return 2;
+			}
+			break;
+		case 'j':
+			want = xrealloc(want, (nwant + 1) * sizeof *want);
+			want[nwant++] = optarg;
+			break;
+		case 'g': geoip = optarg; break;
+		case 't': {
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 100000) {
+				fprintf(stderr, "mxjail report: --top expects 1..100000\n");
+				free(want);
+				return 2;
+			}
+			top = (size_t)v;
+			break;
+		}
+		case 'J': json = 1; break;
+		case 'H': html = optarg; break;
+		case 'h': usage(); free(want); return 0;
+		default: usage(); free(want); return 2;
+		}
+	}
+	if (json && html) {
+		fprintf(stderr, "mxjail report: --json and --html exclude each other\n");
+		free(want);
+		return 2;
+	}
+	if (now < 0)
+		now = wall_now();
+	int nlogs = argc - optind;
+
+	struct config cfg = {0};
+	struct diag d = DIAG_INIT;
+	struct report_opts ro = {.since = since > 0 ? now - since : 0, .top = top};
+	struct run q = {0};
+	q.now = now;
+	q.r = report_new(&ro);
+	struct report_geo *geo = NULL;
+	FILE *hf = NULL;
+	if (config_load(dir, &cfg, &d) < 0) {
+		rc = 1;
+		goto out;
+	}
+	if (!statedir && nlogs == 0) {
+		const char *v = kvlist_get(&cfg.mxjail, "mxjail.statedir");
+		statedir = v && *v ? v : DEFAULT_STATEDIR;
+	}
+	for (size_t w = 0; w < nwant; w++) {
+		size_t i;
+		for (i = 0; i < cfg.njails; i++)
+			if (strcmp(cfg.jails[i].name, want[w]) == 0)
+				break;
+		if (i == cfg.njails) {
+			diag_error(&d, NULL, 0, "no jail [%s] in %s", want[w], dir);
+			rc = 1;
+		}
+	}
+	if (rc)
+		goto out;
+	if (nlogs > 0) {
+		for (size_t i = 0; i < cfg.njails; i++) {
+			const struct jail_conf *jc = &cfg.jails[i];
+			int use = jc->enabled;
+			if (nwant) {
+				use = 0;
+				for (size_t w = 0; w < nwant; w++)
+					use |= strcmp(jc->name, want[w]) == 0;
+			}
+			if (use && add_jail(&q, jc, dir, now, &d) < 0)
+				rc = 1;
+		}
+		if (rc)
+			goto out;
+		if (!q.njails)
+			report_note(q.r, "no enabled jail in %s: only ban notices and policy lines "
+					 "were read from the logs (name jails with --jail)",
+				    dir);
+		for (size_t i = 0; i < q.nfilters; i++) {
+			q.filters[i].share = i;
+			for (size_t m = 0; m < i; m++)
+				if (q.filters[m].share == m &&
+				    strcmp(filter_date_key(q.filters[i].f),
+					   filter_date_key(q.filters[m].f)) == 0) {
+					q.filters[i].share = m;
+					break;
+				}
+		}
+		report_note(q.r, "bans marked estimated follow each jail's maxretry, findtime and "
+				 "bantime over the logs (ignoreip not applied)");
+	}
+	if (html) {
+		hf = fopen(html, "w");
+		if (!hf) {
+			fprintf(stderr, "mxjail report: %s: %s\n", html, strerror(errno));
+			rc = 1;
+			goto out;
+		}
+	}
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	if (nlogs > 0 && !q.nfilters && q.njails) {
+		rc = 1;
+		goto out;
+	}
+	for (int i = optind; i < argc; i++)
+		if (read_log(&q, argv[i]) < 0)
+			rc = 1;
+	if (statedir && read_state(&q, statedir, nlogs > 0, now) < 0)
+		rc = 1;
+
+	char gerr[512];
+	geo = report_geo_open(geoip, gerr, sizeof gerr);
+	if (!geo && geoip) {
+		fprintf(stderr, "mxjail report: GeoIP: %s\n", gerr);
+		rc = 1;
+		goto out;
+	}
+	report_finish(q.r, geo, now);
+	struct strbuf o = STRBUF_INIT;
+	if (json)
+		report_format_json(q.r, &o);
+	else if (html)
+		report_format_html(q.r, &o);
+	else
+		report_format_text(q.r, &o);
+	if (hf) {
+		if (fwrite(o.s ? o.s : "", 1, o.len, hf) != o.len || fflush(hf) != 0) {
+			fprintf(stderr, "mxjail report: %s: %s\n", html, strerror(errno));
+			rc = 1;
+		}
+	} else {
+		fwrite(o.s ? o.s : "", 1, o.len, stdout);
+	}
+	strbuf_free(&o);
+out:
+	if (hf && fclose(hf) != 0 && rc == 0) {
+		fprintf(stderr, "mxjail report: %s: %s\n", html, strerror(errno));
+		rc = 1;
+	}
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	report_geo_close(geo);
+	run_free(&q);
+	report_free(q.r);
+	config_free(&cfg);
+	free(want);
+	return rc;
+}
