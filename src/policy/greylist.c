@@ -436,27 +436,31 @@ void policy_gl_norm_sender(const char *sender, struct strbuf *out)
 		return;
 	}
 	const char *u = sender, *ue = at;
-	/* BATV: prvs=TAG=LOCAL or, seen in the wild, prvs=LOCAL=TAG */
+	/* BATV: prvs=TAG=LOCAL or, seen in the wild, prvs=LOCAL=TAG. The user
+	 * part is split at '=' with trailing empty fields dropped (as Perl's
+	 * split does: the same as ignoring trailing '='), and only exactly three
+	 * fields are rewritten: to the one that does not look like a tag. */
 	if (ue - u > 5 && strncmp(u, "prvs=", 5) == 0) {
-		const char *p1 = u + 5, *e1 = memchr(p1, '=', (size_t)(ue - p1));
-		if (e1) {
-			const char *p2 = e1 + 1;
-			const char *e2 = memchr(p2, '=', (size_t)(ue - p2));
-			/* exactly three fields, the last one not empty */
-			if (!e2 && p2 < ue) {
-				int t1 = 1, t2 = 1;
-				for (int i = 0; i < 10; i++) {
-					if (p1 + i >= e1 || !(isdigit((unsigned char)p1[i]) || islower((unsigned char)p1[i])))
-						t1 = 0;
-					if (p2 + i >= ue || !(isdigit((unsigned char)p2[i]) || islower((unsigned char)p2[i])))
-						t2 = 0;
-				}
-				if (t2 && !t1) {
-					u = p1;
-					ue = e1;
-				} else {
-					u = p2;
-				}
+		const char *end = ue, *e0, *e1;
+		while (end > u && end[-1] == '=')
+			end--;
+		e0 = memchr(u, '=', (size_t)(end - u));
+		e1 = e0 ? memchr(e0 + 1, '=', (size_t)(end - e0 - 1)) : NULL;
+		if (e1 && !memchr(e1 + 1, '=', (size_t)(end - e1 - 1))) {
+			const char *f1 = e0 + 1, *f2 = e1 + 1;
+			int t1 = 1, t2 = 1;
+			for (int i = 0; i < 10; i++) {
+				if (f1 + i >= e1 || !(isdigit((unsigned char)f1[i]) || islower((unsigned char)f1[i])))
+					t1 = 0;
+				if (f2 + i >= end || !(isdigit((unsigned char)f2[i]) || islower((unsigned char)f2[i])))
+					t2 = 0;
+			}
+			if (t2 && !t1) {
+				u = f1;
+				ue = e1;
+			} else {
+				u = f2;
+				ue = end;
 			}
 		}
 	}
