@@ -59,6 +59,10 @@ static const struct subcommand commands[] = {
 	 "greylist entries of the policy service"},
 	{"ratelimit", cmd_ratelimit, "ratelimit list|reset KEY [--json]",
 	 "rate-limit windows of the policy service"},
+	{"audit", cmd_audit,
+	 "audit [--postfix DIR|--postconf FILE] [--postconf-d FILE] [--postconf-P FILE]\n"
+	 "               [--postconf-M FILE] [--dovecot FILE|--doveconf FILE] [-c DIR] [--json]",
+	 "hardening check of Postfix, Dovecot and the jails (exit 1 on high findings)"},
 	{"help", cmd_help, "help", "list the subcommands"},
 };
 

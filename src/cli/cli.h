@@ -21,6 +21,7 @@ int cmd_get(int argc, char **argv);
 int cmd_set(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_greylist(int argc, char **argv);
 int cmd_ratelimit(int argc, char **argv);
