@@ -34,6 +34,7 @@ struct filesrc_set;
 struct journalsrc;
 struct daemon;
 struct ignorelist;
+struct daemon_banq;
 
 /* One compiled filter per distinct definition (the key is the definition's
  * full text), shared by every jail whose filter resolves to the same. */
@@ -123,6 +124,7 @@ struct daemon_ban {
 	struct addr a;
 	double timeofban, bantime, end;
 	unsigned bancount;
+	int pending;                   /* in dm->banq: not committed to the store yet */
 	struct daemon_ban *next;       /* hash chain */
 };
 
@@ -155,6 +157,7 @@ struct daemon {
 	char *jcursor;                 /* last journal cursor saved */
 	struct daemon_set *set;
 	struct daemon_bantab bans;
+	struct daemon_banq *banq;      /* new bans waiting for one store commit (daemon_ban.c) */
 	uint64_t expiry_timer;
 	double expiry_at;              /* when expiry_timer fires (0 = none) */
 	double started;
@@ -173,8 +176,8 @@ struct daemon {
 	struct daemon_http *http;      /* listener for /metrics and the status page */
 	unsigned long fw_ops[DFW_NOPS], fw_errs[DFW_NOPS];
 	int line_busy;                 /* lines were handled since line_t0 */
-	double line_t0;                /* monotonic seconds when this batch began */
-	double line_seconds;           /* total time spent handling log lines */
+	double line_t0;                /* thread CPU seconds when this batch began */
+	double line_seconds;           /* total CPU time spent handling log lines */
 	struct daemon_policy *policy;  /* [policy] enabled: the Postfix policy service */
 };
 
@@ -227,6 +230,11 @@ void daemon_fw_rebuild(struct daemon *dm, const char *why);
 /* Re-points bans at the jails of a new set; bans of vanished jails are lifted. */
 void daemon_bans_rebind(struct daemon *dm, struct daemon_set *s);
 void daemon_bans_free(struct daemon *dm);
+/* Commits the new bans queued since the last call in one store transaction,
+ * then reports them (log, firewall queue, command actions). Called at the
+ * end of each loop turn, after a `ban` verb and before anything that reads
+ * bans back from the store; cheap when nothing is queued. */
+void daemon_bans_commit(struct daemon *dm);
 void daemon_expiry_arm(struct daemon *dm);
 
 /* daemon_ignore.c: the seam to jails/ignore.h. ignoreip NULL = the option's. */
@@ -255,8 +263,10 @@ int daemon_reload(struct daemon *dm, struct strbuf *msg);
 void daemon_http_start(struct daemon *dm, const struct config *cfg);
 void daemon_http_stop(struct daemon *dm);
 struct metrics *daemon_metrics(struct daemon *dm);
-/* Ends the current line-handling batch and adds its time (turn end, after a
- * synchronous read-back). */
+/* A batch of log lines: begin at the first line of a loop turn, end at the
+ * turn's end (and after a synchronous read-back); the thread CPU time in
+ * between goes to line_seconds. */
+void daemon_lines_batch_begin(struct daemon *dm);
 void daemon_lines_batch_end(struct daemon *dm);
 
 /* daemon_policy.c: the Postfix policy service inside `mxjail run` when

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "actions/fw_cmd.h"
 #include "config/actionload.h"
@@ -564,13 +563,8 @@ static void dispatch(struct daemon_source *src, const char *line, size_t len, do
 	struct daemon *dm = src->d;
 	double now = daemon_now();
 	int matched = 0;
-	if (!dm->line_busy) {
-		/* timed per batch (until the loop turn ends), not per line: cheap */
-		dm->line_busy = 1;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		dm->line_t0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	}
+	if (!dm->line_busy)
+		daemon_lines_batch_begin(dm); /* timed per batch (until the turn ends), not per line */
 	src->lines_read++;
 	for (size_t i = 0; i < src->ntaps; i++) {
 		struct daemon_tap *t = &src->taps[i];
