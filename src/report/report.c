@@ -705,7 +705,8 @@ void report_finish(struct report *r, struct report_geo *geo, double now)
 		if (r->addrs[i].bans >= 2 || r->addrs[i].maxbancount >= 2)
 			r->repeat_order[k++] = i;
 	qsort_r(r->repeat_order, k, sizeof *r->repeat_order, cmp_repeat, r);
-	qsort(r->hours, r->nhours, sizeof *r->hours, cmp_hour);
+	if (r->nhours)
+		qsort(r->hours, r->nhours, sizeof *r->hours, cmp_hour);
 	/* the map's indices are stale after sorting; nothing adds hours later */
 	rmap_free(&r->hourmap);
 }

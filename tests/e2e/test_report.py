@@ -502,7 +502,7 @@ def test_state_of_a_running_daemon(tmp_path):
                               capture_output=True, text=True, timeout=20)
 
     def wait(fn, what):
-        deadline = time.time() + 15
+        deadline = time.time() + 60
         while time.time() < deadline:
             if proc.poll() is not None:
                 raise AssertionError("mxjail run exited: %s" % proc.stderr.read())
