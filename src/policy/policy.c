@@ -273,6 +273,9 @@ void policy_eval(struct policy *p, const struct policy_req *r, double now, struc
 	for (size_t i = 0; i < p->norder; i++) {
 		int c = p->order[i];
 		enum pverdict v = PV_DUNNO;
+		if (c < 0 || c >= CHK_N)
+			continue;
+		struct pcount *pc = &p->cnt[c];
 		strbuf_reset(&p->act);
 		strbuf_reset(&p->key);
 		switch (c) {
@@ -289,9 +292,9 @@ void policy_eval(struct policy *p, const struct policy_req *r, double now, struc
 			v = policy_rl_eval(p->rl, r, now, &p->act, &p->key, h);
 			break;
 		}
-		p->cnt[c].requests++;
+		pc->requests++;
 		if (v == PV_DUNNO || v == PV_PREPEND) {
-			p->cnt[c].passes++;
+			pc->passes++;
 			if (v == PV_PREPEND && !have_prepend) {
 				strbuf_reset(&p->prepend);
 				strbuf_add(&p->prepend, p->act.s, p->act.len);
@@ -300,9 +303,9 @@ void policy_eval(struct policy *p, const struct policy_req *r, double now, struc
 			continue;
 		}
 		if (v == PV_DEFER)
-			p->cnt[c].defers++;
+			pc->defers++;
 		else
-			p->cnt[c].rejects++;
+			pc->rejects++;
 		const char *ca = policy_req_get(r, "client_address");
 		const char *k = strbuf_str(&p->key);
 		top_add(&p->top[c], k);

@@ -33,6 +33,7 @@ struct ptable {
 	struct pent **b;
 	size_t nb, n;
 	size_t max;                 /* 0 = no cap */
+	uint64_t seed;              /* hash seed, random per table */
 	struct pent *head, *tail;
 	size_t cursor;              /* bucket for policy_ptable_walk */
 	struct pent *cur;           /* entry within that bucket */
@@ -55,7 +56,7 @@ void policy_ptable_touch(struct ptable *t, struct pent *e);   /* move to LRU hea
  * of a round, after which the walk starts again). Examined entries may be
  * unlinked by the caller before the next call. */
 struct pent *policy_ptable_walk(struct ptable *t);
-uint64_t policy_hash(const char *s, size_t n);
+uint64_t policy_hash(uint64_t seed, const char *s, size_t n);
 
 /* ---- write-behind queue of touched keys (policy.c) ---- */
 struct pqueue {

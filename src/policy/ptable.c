@@ -10,19 +10,25 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "core/xmalloc.h"
 #include "policy/policy_int.h"
 
-/* FNV-1a, 64 bit: short keys, no adversarial seed needed beyond the cap. */
-uint64_t policy_hash(const char *s, size_t n)
+/* FNV-1a, 64 bit, started from a per-table random seed: keys come from the
+ * network, and a fixed hash would let a sender craft colliding recipients
+ * that pile up in one chain. */
+uint64_t policy_hash(uint64_t seed, const char *s, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
 	for (size_t i = 0; i < n; i++) {
 		h ^= (unsigned char)s[i];
 		h *= 0x100000001b3ULL;
 	}
-	return h ^ (h >> 29);
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	return h ^ (h >> 32);
 }
 
 void policy_ptable_init(struct ptable *t, size_t max)
@@ -31,6 +37,8 @@ void policy_ptable_init(struct ptable *t, size_t max)
 	t->nb = 64;
 	t->b = xcalloc(t->nb, sizeof(*t->b));
 	t->max = max;
+	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
+		t->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
 }
 
 void policy_ptable_drop(struct pent *e)
@@ -57,7 +65,7 @@ void policy_ptable_free(struct ptable *t, void (*freefn)(struct pent *))
 
 struct pent *policy_ptable_get(struct ptable *t, const char *key, size_t keylen)
 {
-	uint64_t h = policy_hash(key, keylen);
+	uint64_t h = policy_hash(t->seed, key, keylen);
 	for (struct pent *e = t->b[h & (t->nb - 1)]; e; e = e->hnext)
 		if (e->hash == h && e->keylen == keylen && memcmp(e->key, key, keylen) == 0)
 			return e;
@@ -149,7 +157,7 @@ struct pent *policy_ptable_add(struct ptable *t, const char *key, size_t keylen,
 	struct pent *e = xcalloc(1, size);
 	e->key = xstrndup(key, keylen);
 	e->keylen = keylen;
-	e->hash = policy_hash(key, keylen);
+	e->hash = policy_hash(t->seed, key, keylen);
 	e->hnext = t->b[e->hash & (t->nb - 1)];
 	t->b[e->hash & (t->nb - 1)] = e;
 	lru_push(t, e);
