@@ -39,6 +39,7 @@ struct conn {
 	uint64_t timer;
 	char *in;              /* max_request + 1 bytes */
 	size_t inlen;
+	size_t scanned;        /* in[0..scanned) holds no end of head */
 	struct strbuf out;
 	size_t sent;
 	char peer[INET6_ADDRSTRLEN];
@@ -70,24 +71,24 @@ static int is_tchar(int c)
 }
 
 /* Offset just past the empty line that ends the head, 0 when not there yet.
- * Leading empty lines (allowed before a request line) are part of the head. */
-static size_t head_end(const char *buf, size_t len)
+ * Leading empty lines (allowed before a request line) are part of the head.
+ * The search starts at `from` (bytes before it were searched already), so a
+ * client trickling its head costs linear time in total, not quadratic. */
+static size_t head_end_from(const char *buf, size_t len, size_t from)
 {
-	for (size_t i = 0; i < len; i++) {
+	size_t start = 0;
+	while (start < len && (buf[start] == '\r' || buf[start] == '\n'))
+		start++;
+	if (from < start)
+		from = start;
+	for (size_t i = from; i < len; i++) {
 		if (buf[i] != '\n')
 			continue;
 		size_t j = i + 1;
 		if (j < len && buf[j] == '\r')
 			j++;
-		if (j < len && buf[j] == '\n') {
-			/* an empty line at the very start is not the end of a head */
-			size_t k = 0;
-			while (k < i && (buf[k] == '\r' || buf[k] == '\n'))
-				k++;
-			if (k >= i)
-				continue;
+		if (j < len && buf[j] == '\n')
 			return j + 1;
-		}
 	}
 	return 0;
 }
@@ -130,7 +131,7 @@ static int has_token(const char *v, const char *tok)
 long http_parse_request(char *buf, size_t len, struct http_request *rq)
 {
 	memset(rq, 0, sizeof *rq);
-	size_t hl = head_end(buf, len);
+	size_t hl = head_end_from(buf, len, 0);
 	if (hl == 0)
 		return 0;
 	if (memchr(buf, '\0', hl))
@@ -466,14 +467,29 @@ static void conn_input(struct conn *c)
 	struct http_server *s = c->s;
 	if (c->inlen && c->timer_kind != T_HEAD)
 		set_timer(c, T_HEAD);
+	/* empty lines before a request line are dropped as they come, so the
+	 * search below never walks them again */
+	size_t lead = 0;
+	while (lead < c->inlen && (c->in[lead] == '\r' || c->in[lead] == '\n'))
+		lead++;
+	if (lead) {
+		memmove(c->in, c->in + lead, c->inlen - lead);
+		c->inlen -= lead;
+		c->scanned = 0;
+	}
 	c->in[c->inlen] = '\0';
-	struct http_request rq;
-	long r = http_parse_request(c->in, c->inlen, &rq);
-	if (r == 0) {
+	if (head_end_from(c->in, c->inlen, c->scanned) == 0) {
+		/* the last 3 bytes may start a terminator that is not complete yet */
+		c->scanned = c->inlen > 3 ? c->inlen - 3 : 0;
 		if (c->inlen >= s->o.max_request)
 			error_response(c, 431);
 		return;
 	}
+	c->scanned = 0;
+	struct http_request rq;
+	long r = http_parse_request(c->in, c->inlen, &rq);
+	if (r == 0)
+		r = -400; /* cannot happen: the head's end was found above */
 	if (r < 0) {
 		error_response(c, (int)-r);
 		return;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -326,6 +327,29 @@ static int client(int port)
 	    !strstr(r, "hello 3") || !strstr(r, "Content-Length: 7\r\n"))
 		return 1;
 	free(r);
+	/* empty lines before a request are skipped */
+	r = exchange(port, "\r\n\n\r\nGET /hello?4 HTTP/1.0\r\n\r\n", 30);
+	if (!strstr(r, "hello 4"))
+		return 10;
+	free(r);
+	/* a head arriving one byte at a time, its end split across reads */
+	int one = dial(port);
+	int nd = 1;
+	setsockopt(one, IPPROTO_TCP, TCP_NODELAY, &nd, sizeof nd);
+	const char *req = "GET /hello?5 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+	for (const char *p = req; *p; p++) {
+		send(one, p, 1, MSG_NOSIGNAL);
+		usleep(2000);
+	}
+	char got[1024];
+	size_t gl = 0;
+	ssize_t k;
+	while (gl < sizeof got - 1 && (k = recv(one, got + gl, sizeof got - 1 - gl, 0)) > 0)
+		gl += (size_t)k;
+	got[gl] = '\0';
+	close(one);
+	if (!strstr(got, "hello 5"))
+		return 11;
 	r = exchange(port, "GET /x HTTP/1.0\r\n\r\n", 19);
 	if (strncmp(r, "HTTP/1.1 404 ", 13) != 0 || !strstr(r, "Connection: close"))
 		return 2;
@@ -407,10 +431,10 @@ static void live_server(void **state)
 	}
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(calls, 5);
+	assert_int_equal(calls, 7);
 	struct http_stats st;
 	http_server_stats(s, &st);
-	assert_int_equal(st.requests, 5);
+	assert_int_equal(st.requests, 7);
 	assert_int_equal(st.errors, 3); /* 405, 400, 431 */
 	assert_int_equal(st.timeouts, 1);
 	assert_true(st.evicted >= 1);
