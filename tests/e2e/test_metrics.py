@@ -7,7 +7,8 @@ through a strict exposition-format checker written here (metric and label name g
 HELP/TYPE placement, one block per family, label escaping, values, no duplicate
 series). Counters must move as failures, bans and unbans happen. The status page is
 fetched with curl and rendered by headless Chromium (skipped when either is missing);
-both must list the live bans. Then the listener is attacked with garbage, NUL bytes,
+both must list the live bans (a screenshot goes to $MXJAIL_ARTIFACTS, default
+./artifacts, for CI). Then the listener is attacked with garbage, NUL bytes,
 a 1 MB header, a slowloris client and more idle connections than it accepts: it keeps
 answering, and so does the daemon. A non-loopback address without metrics_token is
 refused (the daemon runs on); with a token, requests without it get 401.
@@ -33,6 +34,7 @@ from test_daemon import Daemon, poll, syslog_line
 BIN = os.environ.get("MXJAIL_BIN")
 pytestmark = pytest.mark.skipif(not BIN or not os.path.exists(BIN), reason="MXJAIL_BIN not set")
 
+ARTIFACTS = os.environ.get("MXJAIL_ARTIFACTS") or os.path.join(os.getcwd(), "artifacts")
 ATTACKER = "192.0.2.7"
 OTHER = "198.51.100.23"
 
@@ -396,6 +398,17 @@ def test_status_page_in_chromium(mdaemon, tmp_path):
     assert bans_in_page(dom) == {("sshd", ATTACKER), ("sshd", OTHER)}, dom[-3000:]
     assert '<svg id="timeline"' in dom
     assert re.search(r'<rect class="ban"', dom)
+    # a screenshot for CI's artifacts (the DOM above is what is checked)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = os.path.join(ARTIFACTS, "status_page.png")
+    if os.path.exists(shot):
+        os.unlink(shot)
+    r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--user-data-dir=%s" % home, "--screenshot=%s" % shot,
+                        "--window-size=1280,900", "http://127.0.0.1:%d/" % d.port],
+                       capture_output=True, text=True, timeout=90, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert os.path.getsize(shot) > 5000
 
 
 def test_token(mdaemon):
