@@ -125,8 +125,15 @@ void report_format_text(const struct report *r, struct strbuf *o)
 	}
 
 	strbuf_adds(o, "\nServices\n");
+	size_t so[REPORT_MAXSVC];
+	for (size_t i = 0; i < r->nsvc; i++) {
+		size_t j = i;
+		for (; j > 0 && r->svc_count[so[j - 1]] < r->svc_count[i]; j--)
+			so[j] = so[j - 1];
+		so[j] = i;
+	}
 	for (size_t i = 0; i < r->nsvc; i++)
-		strbuf_addf(o, "  %-12s %9lu\n", r->svc[i], r->svc_count[i]);
+		strbuf_addf(o, "  %-12s %9lu\n", r->svc[so[i]], r->svc_count[so[i]]);
 
 	if (r->nhours) {
 		strbuf_adds(o, "\nAttacks per day, UTC (per hour and jail: --json, --html)\n");
