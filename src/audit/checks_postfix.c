@@ -1006,6 +1006,8 @@ static int hc_parse(char *line, struct hc_rule *out)
 	return 1;
 }
 
+#define HC_MAX_TABLE (16 * 1024 * 1024)
+
 static void check_header_table(const struct pf_conf *pf, const char *param, const char *table,
 			       struct audit_report *r)
 {
@@ -1014,11 +1016,16 @@ static void check_header_table(const struct pf_conf *pf, const char *param, cons
 	if (!is_pcre && strncmp(table, "regexp:", 7) != 0)
 		return;
 	const char *path = table + (is_pcre ? 5 : 7);
-	FILE *f = fopen(path, "r");
+	struct stat st;
+	/* only regular files, and only so much of them: a table named /dev/zero
+	 * must not make the audit read forever */
+	FILE *f = stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= HC_MAX_TABLE
+			  ? fopen(path, "r")
+			  : NULL;
 	if (!f) {
 		char *fix = xasprintf("create %s or remove it from %s", path, param);
 		add(r, "PF-HEADER-CHECKS-UNREADABLE", AUDIT_MEDIUM, "main.cf",
-		    xasprintf("%s = %s (cannot open)", param, table),
+		    xasprintf("%s = %s (not a readable table file)", param, table),
 		    "cleanup cannot open the table and defers every message until it exists", fix);
 		return;
 	}

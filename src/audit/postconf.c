@@ -24,6 +24,7 @@
 #define PF_MAX_VALUE (256 * 1024)  /* longer logical lines are cut */
 #define PF_MAX_EXPAND (64 * 1024)  /* expansion output cap */
 #define PF_MAX_DEPTH 16            /* $a -> $b -> ... nesting */
+#define PF_MAX_WORK (4 * 1024 * 1024) /* characters processed per expansion */
 #define PF_MAX_SERVICES 1024
 
 static int is_blank(int c)
@@ -386,11 +387,12 @@ struct exp {
 	const struct pf_conf *pf;
 	const struct pf_service *svc;
 	struct strbuf *out;
+	size_t *budget; /* characters left to process, shared by nested expansions */
 };
 
 static void expand(struct exp *e, const char *s, size_t n, int depth);
 
-/* Index just past the brace that closes the one at s[0]; n when unbalanced. */
+/* Index just past the brace that closes the one at s[0]; 0 when unbalanced. */
 static size_t match_brace(const char *s, size_t n)
 {
 	int depth = 0;
@@ -400,7 +402,7 @@ static size_t match_brace(const char *s, size_t n)
 		else if (s[i] == '}' && --depth == 0)
 			return i + 1;
 	}
-	return n;
+	return 0;
 }
 
 static size_t skip_blanks(const char *s, size_t i, size_t n)
@@ -426,7 +428,7 @@ static void expand_name(struct exp *e, const char *name, size_t nl, int depth)
 static char *expand_to_str(struct exp *e, const char *s, size_t n, int depth)
 {
 	struct strbuf b = STRBUF_INIT;
-	struct exp sub = {e->pf, e->svc, &b};
+	struct exp sub = {e->pf, e->svc, &b, e->budget};
 	expand(&sub, s, n, depth);
 	return strbuf_detach(&b);
 }
@@ -503,8 +505,8 @@ static int relop(const char *op, size_t ol, const char *a, const char *b)
 static void expand_relational(struct exp *e, const char *s, size_t n, int depth)
 {
 	size_t i = 0, end = match_brace(s, n);
-	if (end > n || end < 2)
-		return;
+	if (end < 2)
+		return; /* unbalanced: Postfix rejects it, we expand to nothing */
 	char *a = expand_to_str(e, s + 1, end - 2, depth + 1);
 	i = skip_blanks(s, end, n);
 	size_t ostart = i;
@@ -515,15 +517,20 @@ static void expand_relational(struct exp *e, const char *s, size_t n, int depth)
 	i = skip_blanks(s, i, n);
 	char *b = NULL;
 	if (i < n && s[i] == '{') {
-		size_t e2 = i + match_brace(s + i, n - i);
-		b = expand_to_str(e, s + i + 1, e2 - i - 2, depth + 1);
-		i = e2;
+		size_t m = match_brace(s + i, n - i);
+		if (m < 2) {
+			free(a);
+			return;
+		}
+		b = expand_to_str(e, s + i + 1, m - 2, depth + 1);
+		i += m;
 	}
 	i = skip_blanks(s, i, n);
 	if (b && i < n && s[i] == '?') {
 		int truth = relop(op, ol, a, b);
 		i = skip_blanks(s, i + 1, n);
-		size_t te = i < n && s[i] == '{' ? i + match_brace(s + i, n - i) : n;
+		size_t m = i < n && s[i] == '{' ? match_brace(s + i, n - i) : 0;
+		size_t te = m ? i + m : n;
 		const char *t = s + i;
 		size_t tl = te - i;
 		i = skip_blanks(s, te, n);
@@ -564,7 +571,7 @@ static void expand_braced(struct exp *e, const char *s, size_t n, int depth)
 	char *val = NULL;
 	{
 		struct strbuf b = STRBUF_INIT;
-		struct exp sub = {e->pf, e->svc, &b};
+		struct exp sub = {e->pf, e->svc, &b, e->budget};
 		expand_name(&sub, name, nl, depth);
 		val = strbuf_detach(&b);
 	}
@@ -575,6 +582,8 @@ static void expand_braced(struct exp *e, const char *s, size_t n, int depth)
 	if (s[i] == '?') {
 		if (tl && *t == '{') {
 			size_t te = match_brace(t, tl);
+			if (!te)
+				te = tl;
 			size_t j = skip_blanks(t, te, tl);
 			if (j < tl && t[j] == ':') {
 				f = t + j + 1;
@@ -599,7 +608,8 @@ static void expand(struct exp *e, const char *s, size_t n, int depth)
 {
 	if (depth > PF_MAX_DEPTH)
 		return;
-	for (size_t i = 0; i < n && e->out->len < PF_MAX_EXPAND;) {
+	for (size_t i = 0; i < n && e->out->len < PF_MAX_EXPAND && *e->budget > 0;) {
+		--*e->budget;
 		if (s[i] != '$' || i + 1 >= n) {
 			strbuf_addc(e->out, s[i++]);
 			continue;
@@ -611,7 +621,13 @@ static void expand(struct exp *e, const char *s, size_t n, int depth)
 		} else if (c == '{' || c == '(') {
 			size_t end;
 			if (c == '{') {
-				end = i + 1 + match_brace(s + i + 1, n - i - 1);
+				size_t m = match_brace(s + i + 1, n - i - 1);
+				if (!m) {
+					/* unbalanced: the rest is literal text */
+					strbuf_add(e->out, s + i, n - i);
+					break;
+				}
+				end = i + 1 + m;
 			} else {
 				end = i + 2;
 				while (end < n && s[end] != ')')
@@ -636,7 +652,10 @@ static void expand(struct exp *e, const char *s, size_t n, int depth)
 char *pf_expand_str(const struct pf_conf *pf, const struct pf_service *svc, const char *s)
 {
 	struct strbuf b = STRBUF_INIT;
-	struct exp e = {pf, svc, &b};
+	/* nested ${x?...} tests expand into buffers of their own; the shared
+	 * budget keeps a value like a = $b$b, b = $c$c, ... from taking 2^depth */
+	size_t budget = PF_MAX_WORK;
+	struct exp e = {pf, svc, &b, &budget};
 	expand(&e, s, strlen(s), 0);
 	return strbuf_detach(&b);
 }
