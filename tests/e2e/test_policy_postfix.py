@@ -179,6 +179,7 @@ class Env:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=10)
+            assert self.proc.returncode == 0, self.mxlog()[-3000:]
         self.proc = None
 
     def mxlog(self):

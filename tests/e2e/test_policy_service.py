@@ -315,7 +315,8 @@ def test_policy_load_1000_connections(svc):
     r = subprocess.run([pl, "-H", "127.0.0.1", "-p", str(svc.port), "-c", "1000", "-T", "2",
                         "-d", "3", "-w", "1", "--mix", "60:30:10", "--retry-age", "1",
                         "--wl-net", "10.99.0.0/16", "--timeout", "10000"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
     assert r.returncode == 0, r.stdout + r.stderr
     line = [l for l in r.stdout.splitlines() if l.startswith("JSON ")][-1]
     res = json.loads(line[5:])

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# bench/policy.sh - the Postfix policy service against postgrey 1.37, same machine,
+# same load: policy_load's realistic mix (60% new triplets, 30% retries, 10%
+# whitelisted clients) at 16 persistent connections, closed loop; then mxjail
+# alone at an open-loop 5,000 requests/s for its latency (p99).
+#
+#   bench/policy.sh [-d SECONDS] [-b BUILD_DIR]
+#
+# mxjail runs as `mxjail run --backend null` with [policy] enabled: checks
+# banned (1,000 live bans in the table), spoof, greylist and two rate limits
+# (per client address and per sender domain, both set high enough never to
+# refuse, so every request does the full work). postgrey 1.37 comes from
+# Debian's package, fetched with `apt-get download` and unpacked with
+# `dpkg-deb -x` (never installed); it needs the perl libraries its Depends
+# list (libnet-server-perl libberkeleydb-perl libnet-dns-perl
+# libnetaddr-ip-perl libio-multiplex-perl). Both get the same whitelist
+# and the same delay. Targets: mxjail >= 30x postgrey's requests/s, p99 <= 1 ms
+# at 5,000 req/s. Printed, not asserted: it is a benchmark, not a test.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+DUR=5
+BUILD=${BUILD:-$SRC/build}
+while getopts "d:b:" o; do
+    case $o in
+        d) DUR=$OPTARG ;;
+        b) BUILD=$OPTARG ;;
+        *) echo "usage: $0 [-d SECONDS] [-b BUILD_DIR]" >&2; exit 2 ;;
+    esac
+done
+MX=$BUILD/mxjail
+PL=$BUILD/tests/tools/policy_load
+[ -x "$MX" ] || { echo "no $MX: build first (cmake --build $BUILD)" >&2; exit 1; }
+[ -x "$PL" ] || cmake --build "$BUILD" --target policy_load >/dev/null
+for m in Net::Server::Multiplex BerkeleyDB Net::DNS NetAddr::IP IO::Multiplex; do
+    perl -M"$m" -e1 2>/dev/null || { echo "perl module $m missing: apt-get install libnet-server-perl libberkeleydb-perl libnet-dns-perl libnetaddr-ip-perl libio-multiplex-perl" >&2; exit 1; }
+done
+
+W=$(mktemp -d /tmp/mxjail-bench-policy.XXXXXX)
+chmod 755 "$W"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.3
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+json_field() { sed -n 's/^JSON //p' | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+WLNET=10.99.0.0/16
+printf '10.99.0.0/16\n' > "$W/wl_clients"
+printf 'postmaster@\n' > "$W/wl_recipients"
+
+# ---- postgrey 1.37 (unpacked Debian package) ----
+( cd "$W" && apt-get download postgrey >/dev/null 2>&1 ) || { echo "apt-get download postgrey failed" >&2; exit 1; }
+dpkg-deb -x "$W"/postgrey_*.deb "$W/pg"
+PGVER=$(perl -T "$W/pg/usr/sbin/postgrey" --version 2>/dev/null | awk '{print $2}' || true)
+mkdir -p "$W/pgdb"
+PGUSER=nobody; PGGROUP=nogroup
+chown "$PGUSER:$PGGROUP" "$W/pgdb"
+PGPORT=$(free_port)
+setsid perl -T "$W/pg/usr/sbin/postgrey" --inet=127.0.0.1:"$PGPORT" --dbdir="$W/pgdb" --delay=300 \
+    --user="$PGUSER" --group="$PGGROUP" --pidfile="$W/pgdb/pid" \
+    --whitelist-clients="$W/wl_clients" --whitelist-recipients="$W/wl_recipients" \
+    </dev/null >"$W/postgrey.log" 2>&1 &
+PGPID=$!
+PIDS+=("$PGPID")
+wait_port "$PGPORT" || { cat "$W/postgrey.log" >&2; exit 1; }
+
+# ---- mxjail run with the policy service ----
+MXPORT=$(free_port)
+mkdir -p "$W/conf"
+cat > "$W/conf/jail.conf" <<EOF
+[DEFAULT]
+bantime = 86400
+
+[bench]
+enabled = true
+backend = policy
+policyevents = spoof
+EOF
+cat > "$W/conf/mxjail.conf" <<EOF
+[mxjail]
+statedir = $W/state
+socket = $W/mxjail.sock
+[policy]
+enabled = yes
+listen = inet:127.0.0.1:$MXPORT
+[greylist]
+delay = 300
+whitelist_clients = $W/wl_clients
+whitelist_recipients = $W/wl_recipients
+[ratelimit]
+perclient = client_address: 100000000 requests / 1h
+perdomain = sender_domain: 100000000 messages / 1d
+[spoof]
+domains = example.test
+EOF
+"$MX" run -c "$W/conf" -f --backend null >"$W/mxjail.log" 2>&1 &
+MXPID=$!
+PIDS+=("$MXPID")
+wait_port "$MXPORT" || { cat "$W/mxjail.log" >&2; exit 1; }
+# 1,000 live bans in the table the banned check consults (TEST-NET text only)
+"$MX" ban bench $(for i in $(seq 1 1000); do echo "10.250.$((i / 250)).$((i % 250 + 1))"; done) \
+    -s "$W/mxjail.sock" >/dev/null
+
+echo "== closed loop: 16 connections, mix 60:30:10, ${DUR}s (+1s warm-up) each"
+run_closed() { "$PL" -H 127.0.0.1 -p "$1" -c 16 -T 2 -d "$DUR" -w 1 --mix 60:30:10 --retry-age 2 \
+                  --wl-net "$WLNET" --pid "$2" --seed 7; }
+PGOUT=$(run_closed "$PGPORT" "$PGPID")
+MXOUT=$(run_closed "$MXPORT" "$MXPID")
+PG_RPS=$(json_field rps <<<"$PGOUT")
+MX_RPS=$(json_field rps <<<"$MXOUT")
+PG_P99=$(json_field p99_us <<<"$PGOUT")
+MX_P99=$(json_field p99_us <<<"$MXOUT")
+PG_ERR=$(json_field errors <<<"$PGOUT")
+MX_ERR=$(json_field errors <<<"$MXOUT")
+PG_CPU=$(json_field server_cpu_s <<<"$PGOUT")
+MX_CPU=$(json_field server_cpu_s <<<"$MXOUT")
+printf '%-16s %12s %12s %8s %10s\n' server "req/s" "p99 (us)" errors "cpu (s)"
+printf '%-16s %12.0f %12.0f %8s %10s\n' "postgrey $PGVER" "$PG_RPS" "$PG_P99" "$PG_ERR" "$PG_CPU"
+printf '%-16s %12.0f %12.0f %8s %10s\n' "mxjail" "$MX_RPS" "$MX_P99" "$MX_ERR" "$MX_CPU"
+RATIO=$(python3 -c "print(f'{$MX_RPS / max($PG_RPS, 1e-9):.1f}')")
+echo "ratio mxjail/postgrey: ${RATIO}x (target >= 30x)"
+
+echo "== open loop: 5,000 req/s, 16 connections, ${DUR}s, mxjail"
+OLOUT=$("$PL" -H 127.0.0.1 -p "$MXPORT" -c 16 -T 2 -d "$DUR" -w 1 --mix 60:30:10 --retry-age 2 \
+          --wl-net "$WLNET" --rate 5000 --pid "$MXPID" --seed 8)
+OL_P50=$(json_field p50_us <<<"$OLOUT")
+OL_P99=$(json_field p99_us <<<"$OLOUT")
+OL_RPS=$(json_field rps <<<"$OLOUT")
+OL_ERR=$(json_field errors <<<"$OLOUT")
+printf 'achieved %.0f req/s, p50 %.0f us, p99 %.0f us (target <= 1000 us), errors %s\n' \
+    "$OL_RPS" "$OL_P50" "$OL_P99" "$OL_ERR"
+"$MX" policy status -s "$W/mxjail.sock" | sed -n '1,4p'
+echo "RESULT ratio=${RATIO} postgrey_rps=${PG_RPS} mxjail_rps=${MX_RPS} open_loop_p99_us=${OL_P99}"
