@@ -38,6 +38,7 @@
 #define RL_SLOTS 16
 #define RL_MAX_KEYS 100000
 #define RL_MAX_RULES 8
+#define RL_SEEN 4096
 
 enum rkeytype { RK_CLIENT, RK_SASL, RK_SENDER, RK_SENDER_DOMAIN, RK_RCPT_DOMAIN };
 static const char *const keynames[] = { "client_address", "sasl_username", "sender",
@@ -83,6 +84,10 @@ struct ratelimit {
 	struct pqueue q;     /* "NAME/KEY" */
 	struct strbuf tmp;
 	char why[256];       /* the limit and rule of the last refusal */
+	/* Recently imported updates (hashes, direct-mapped): a cluster message
+	 * delivered twice must not count twice. */
+	uint64_t seen[RL_SEEN];
+	uint64_t seed;
 };
 
 static void rlimit_clear(struct rlimit *l)
@@ -195,6 +200,7 @@ struct ratelimit *policy_rl_new(const struct kvlist *conf, char *err, size_t err
 	unsigned long maxkeys = RL_MAX_KEYS;
 	const char *a = conf ? kvlist_get(conf, "action") : NULL;
 	rl->action = xstrdup(a && *a ? a : "DEFER_IF_PERMIT 4.7.1 rate limit exceeded");
+	rl->seed = (uint64_t)(uintptr_t)rl ^ 0x9e3779b97f4a7c15ULL;
 	if (policy_opt_uint(conf, "ratelimit", "max_keys", RL_MAX_KEYS, 100000000, &maxkeys, err,
 			    errlen) < 0)
 		goto fail;
@@ -411,6 +417,14 @@ void policy_rl_import(struct ratelimit *rl, const char *limit, const char *key, 
 	struct rlimit *l = find_limit(rl, limit, slash ? (size_t)(slash - limit) : strlen(limit));
 	if (!l || !*key || !(amount > 0 && amount < 1e15))
 		return;
+	char idbuf[64];
+	int idn = snprintf(idbuf, sizeof(idbuf), "|%.6f|%.6g", t, amount);
+	uint64_t h = policy_hash(rl->seed, limit, strlen(limit));
+	h = policy_hash(h, key, strlen(key)) ^ policy_hash(h, idbuf, (size_t)idn);
+	h |= 1;   /* 0 marks an empty slot */
+	if (rl->seen[h % RL_SEEN] == h)
+		return;
+	rl->seen[h % RL_SEEN] = h;
 	int unit = -1;
 	for (int u = 0; slash && u < RU_N; u++)
 		if (strcmp(slash + 1, unitnames[u]) == 0)

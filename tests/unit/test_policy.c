@@ -558,7 +558,10 @@ static void ratelimit_units_and_keys(void **state)
 	policy_ratelimit_list(p, 0, T0 + 2 * 3600, &s);
 	assert_string_equal(strbuf_str(&s), "");
 	/* cluster import adds to the window */
-	policy_ratelimit_import(p, "req/requests", "192.0.2.90", T0 + 7300, 3);
+	policy_ratelimit_import(p, "req/requests", "192.0.2.90", T0 + 7300, 2);
+	policy_ratelimit_import(p, "req/requests", "192.0.2.90", T0 + 7300, 2);   /* replayed */
+	assert_string_equal(eval(p, &q, "protocol_state=RCPT|client_address=192.0.2.90", T0 + 7300.5),
+			    "DUNNO");
 	assert_string_equal(eval(p, &q, "protocol_state=RCPT|client_address=192.0.2.90", T0 + 7301),
 			    "450 4.7.1 slow down");
 	strbuf_free(&s);
