@@ -38,6 +38,7 @@ const struct audit_check audit_checks[] = {
 	{"PF-ENUM-VRFY", AUDIT_MEDIUM, "VRFY enabled"},
 	{"PF-ENUM-UNLISTED", AUDIT_MEDIUM, "unknown recipients accepted"},
 	{"PF-ENUM-TABLE-NAME", AUDIT_LOW, "reject text names the user table"},
+	{"PF-ENUM-UNIX-ACCOUNTS", AUDIT_INFO, "every Unix account is a mail address"},
 	{"PF-BANNER-VERSION", AUDIT_MEDIUM, "greeting shows the version"},
 	{"PF-BANNER-PRODUCT", AUDIT_LOW, "greeting names the product or OS"},
 	/* Postfix: AUTH and TLS */

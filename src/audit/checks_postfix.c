@@ -348,6 +348,9 @@ static enum walk walk_relay(const struct restrs *rs, const char **policy_before)
 	*policy_before = NULL;
 	for (size_t i = 0; i < rs->n; i++) {
 		const char *n = rs->v[i].name;
+		/* warn_if_reject turns the next restriction into a log line only */
+		if (i > 0 && strcmp(rs->v[i - 1].name, "warn_if_reject") == 0)
+			continue;
 		if (strcmp(n, "reject_unauth_destination") == 0 ||
 		    strcmp(n, "defer_unauth_destination") == 0 || strcmp(n, "reject") == 0 ||
 		    strcmp(n, "defer") == 0)
@@ -434,6 +437,20 @@ static void check_dead_after_permit(const struct pf_conf *pf, const struct svc_v
 		restrs_free(&rs);
 		free(v);
 	}
+}
+
+static void check_unix_accounts(const struct pf_conf *pf, struct audit_report *r)
+{
+	char *maps = val(pf, NULL, "local_recipient_maps");
+	char *dest = val(pf, NULL, "mydestination");
+	if (strstr(maps, "unix:passwd.byname") && dest[strspn(dest, " \t,")] != '\0')
+		add(r, "PF-ENUM-UNIX-ACCOUNTS", AUDIT_INFO, "main.cf", seen1(pf, NULL, "local_recipient_maps"),
+		    "every Unix account (www-data, daemon, ...) of this host is a deliverable address "
+		    "that answers RCPT probes with 250 and receives spam",
+		    xstrdup("list real mailboxes only: postconf -e 'local_recipient_maps = "
+			    "hash:/etc/postfix/local_recipients $alias_maps' (or use virtual mailboxes)"));
+	free(maps);
+	free(dest);
 }
 
 static void check_relay_domains(const struct pf_conf *pf, struct audit_report *r)
@@ -1227,6 +1244,7 @@ void audit_postfix(const struct pf_conf *pf, struct audit_report *r)
 			      "the stock smtp/inet listener");
 	check_mynetworks(pf, r);
 	check_relay_domains(pf, r);
+	check_unix_accounts(pf, r);
 	check_tls_files(pf, r);
 	check_relayhost_sasl(pf, r);
 	check_sendonly(pf, r);

@@ -291,6 +291,7 @@ static const char builtin_defaults[] =
 	"mynetworks_style = ${{$compatibility_level} <level {2} ? {subnet} : {host}}\n"
 	"relay_domains = ${{$compatibility_level} <level {2} ? {$mydestination} : {}}\n"
 	"relay_recipient_maps =\n"
+	"local_recipient_maps = proxy:unix:passwd.byname $alias_maps\n"
 	"permit_mx_backup_networks =\n"
 	"virtual_alias_domains = $virtual_alias_maps\n"
 	"virtual_alias_maps = $virtual_maps\n"

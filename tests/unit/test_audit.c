@@ -180,6 +180,8 @@ static const struct tcase cases[] = {
 	   "smtpd_recipient_restrictions = permit_sasl_authenticated",
 	   "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, "
 	   "reject_unauth_destination"),
+	PF("PF-RELAY-OPEN", "smtpd_relay_restrictions = warn_if_reject, reject_unauth_destination",
+	   "smtpd_relay_restrictions = warn_if_reject, reject_unauth_destination, reject"),
 	PF("PF-RELAY-POLICY-FIRST",
 	   "smtpd_relay_restrictions = check_policy_service inet:127.0.0.1:10023, permit_mynetworks, "
 	   "reject_unauth_destination",
@@ -199,6 +201,9 @@ static const struct tcase cases[] = {
 	   "smtpd_reject_unlisted_recipient = yes"),
 	PF("PF-ENUM-TABLE-NAME", "show_user_unknown_table_name = yes",
 	   "show_user_unknown_table_name = no"),
+	PF("PF-ENUM-UNIX-ACCOUNTS", "mydestination = $myhostname, localhost",
+	   "mydestination = $myhostname, localhost\n"
+	   "local_recipient_maps = hash:/etc/postfix/local_recipients"),
 	PF("PF-BANNER-VERSION", "smtpd_banner = $myhostname ESMTP $mail_name $mail_version",
 	   "smtpd_banner = $myhostname ESMTP"),
 	PF("PF-BANNER-PRODUCT", "smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)",
