@@ -270,6 +270,11 @@ static int read_log(struct run *q, const char *name)
 
 /* ---------- state ---------- */
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 struct kvwalk {
 	struct report *r;
 	const char *ns;
@@ -313,29 +318,41 @@ static int read_state(struct run *q, const char *statedir, int have_logs, double
 		free(path);
 		return -1;
 	}
-	/* every id: live bans first, then what the logs showed */
-	char **ids = NULL;
-	size_t nids = 0;
-	for (size_t i = 0; i < live.n && nids < MAX_WHY; i++) {
-		int dup = 0;
-		for (size_t k = 0; k < nids && !dup; k++)
-			dup = strcmp(ids[k], live.v[i].id) == 0;
-		if (!dup) {
-			ids = xrealloc(ids, (nids + 1) * sizeof *ids);
-			ids[nids++] = xstrdup(live.v[i].id);
-		}
-	}
-	store_banlist_free(&live);
+	/* bans in force come from one query; history from store_why() per id
+	 * (the store has no walk over all of it): every address the logs showed,
+	 * then those banned now that the logs did not show */
 	unsigned long nb = 0;
-	for (size_t i = 0; i < nids; i++) {
+	size_t nlive = live.n, nseen = report_naddrs(q->r), nids = 0;
+	char **extra = xcalloc(live.n + 1, sizeof *extra);
+	size_t nextra = 0;
+	for (size_t i = 0; i < live.n; i++) {
+		const struct store_ban *sb = &live.v[i];
+		if (!report_has(q->r, sb->id))
+			extra[nextra++] = xstrdup(sb->id);
+		report_ban(q->r, sb->jail, sb->id, sb->timeofban, REPORT_BAN_STATE, sb->bancount, 1);
+		nb++;
+	}
+	qsort(extra, nextra, sizeof *extra, cmp_str);
+	char **ids = xcalloc(nseen + nextra + 1, sizeof *ids);
+	for (size_t i = 0; i < nseen; i++)
+		ids[nids++] = xstrdup(report_addr(q->r, i));
+	for (size_t i = 0; i < nextra; i++)
+		if (i == 0 || strcmp(extra[i], extra[i - 1]) != 0)
+			ids[nids++] = extra[i];
+		else
+			free(extra[i]);
+	free(extra);
+	for (size_t i = 0; i < nids && i < MAX_WHY; i++) {
 		struct store_banlist l = STORE_BANLIST_INIT;
 		if (store_why(st, ids[i], now, 1000, &l) < 0)
 			continue;
 		for (size_t b = 0; b < l.n; b++) {
 			const struct store_ban *sb = &l.v[b];
-			report_ban(q->r, sb->jail, sb->id, sb->timeofban, REPORT_BAN_STATE, sb->bancount,
-				   sb->live);
-			nb++;
+			if (!sb->live) {
+				report_ban(q->r, sb->jail, sb->id, sb->timeofban, REPORT_BAN_STATE,
+					   sb->bancount, 0);
+				nb++;
+			}
 			if (have_logs)
 				continue;
 			size_t rj = report_jail(q->r, sb->jail);
@@ -345,15 +362,18 @@ static int read_state(struct run *q, const char *statedir, int have_logs, double
 		}
 		store_banlist_free(&l);
 	}
+	if (nids > MAX_WHY)
+		report_note(q->r, "ban history looked up for %d of %zu addresses", MAX_WHY, nids);
+	store_banlist_free(&live);
 	report_input(q->r, 0, path);
 	static const char *const ns[] = {"greylist", "awl", "ratelimit"};
 	for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
 		struct kvwalk w = {q->r, ns[i]};
 		store_kv_foreach(st, ns[i], now, kv_cb, &w);
 	}
-	report_note(q->r, "state %s: %lu bans of %zu currently banned ids (history of other "
-			  "addresses is not listed by the store)",
-		    path, nb, nids);
+	report_note(q->r, "state %s: %zu bans in force, %lu bans with the history of the %zu "
+			  "addresses seen or banned now",
+		    path, nlive, nb, nids);
 	for (size_t i = 0; i < nids; i++)
 		free(ids[i]);
 	free(ids);

@@ -430,7 +430,10 @@ void report_ban(struct report *r, const char *jail, const char *id, double t,
 	if (ai == (size_t)-1)
 		return;
 	struct raddr *a = &r->addrs[ai];
-	a->bans++;
+	if (src == REPORT_BAN_ESTIMATE)
+		a->est_bans++;
+	else
+		a->bans++;
 	if (bancount > a->maxbancount)
 		a->maxbancount = bancount;
 	if (live)
@@ -442,6 +445,24 @@ void report_ban(struct report *r, const char *jail, const char *id, double t,
 	}
 	r->bans = xgrow(r->bans, &r->capbans, r->nbans, sizeof *r->bans);
 	r->bans[r->nbans++] = (struct rban){j, ai, t, src, bancount, live};
+}
+
+size_t report_naddrs(const struct report *r)
+{
+	return r->naddrs;
+}
+
+const char *report_addr(const struct report *r, size_t i)
+{
+	return i < r->naddrs ? r->addrs[i].id : NULL;
+}
+
+int report_has(struct report *r, const char *id)
+{
+	char norm[ADDR_STRLEN + 8];
+	if (!addr_normalise(id, strlen(id), norm, sizeof norm))
+		snprintf(norm, sizeof norm, "%s", id);
+	return rmap_slot(&r->addrmap, norm, 0) != NULL;
 }
 
 int report_estimate_ban(struct report *r, size_t jail, const char *id, double t, double bantime)
@@ -585,8 +606,7 @@ static int cmp_repeat(const void *x, const void *y, void *arg)
 	const struct report *sort_r = arg;
 	const struct raddr *a = &sort_r->addrs[*(const size_t *)x];
 	const struct raddr *b = &sort_r->addrs[*(const size_t *)y];
-	unsigned na = a->bans > a->maxbancount ? a->bans : a->maxbancount;
-	unsigned nb = b->bans > b->maxbancount ? b->bans : b->maxbancount;
+	unsigned na = report_addr_bans(a), nb = report_addr_bans(b);
 	if (na != nb)
 		return na < nb ? 1 : -1;
 	return cmp_addr(x, y, arg);
@@ -660,7 +680,7 @@ void report_finish(struct report *r, struct report_geo *geo, double now)
 		for (size_t k = 0; k < report_nkinds; k++)
 			if (a->kinds & (1ULL << k))
 				r->kinds[k].naddrs++;
-		if (a->bans >= 2 || a->maxbancount >= 2)
+		if (report_addr_bans(a) >= 2)
 			r->nrepeat++;
 	}
 	if (geo) {
@@ -702,7 +722,7 @@ void report_finish(struct report *r, struct report_geo *geo, double now)
 	r->repeat_order = xcalloc(r->nrepeat + 1, sizeof *r->repeat_order);
 	size_t k = 0;
 	for (size_t i = 0; i < r->naddrs; i++)
-		if (r->addrs[i].bans >= 2 || r->addrs[i].maxbancount >= 2)
+		if (report_addr_bans(&r->addrs[i]) >= 2)
 			r->repeat_order[k++] = i;
 	qsort_r(r->repeat_order, k, sizeof *r->repeat_order, cmp_repeat, r);
 	if (r->nhours)
@@ -712,6 +732,13 @@ void report_finish(struct report *r, struct report_geo *geo, double now)
 }
 
 /* ---------- shared by the formatters ---------- */
+
+unsigned report_addr_bans(const struct raddr *a)
+{
+	if (a->bans || a->maxbancount)
+		return a->bans > a->maxbancount ? a->bans : a->maxbancount;
+	return a->est_bans;
+}
 
 void report_jail_list(const struct report *r, uint64_t mask, struct strbuf *out)
 {

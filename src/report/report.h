@@ -95,6 +95,12 @@ void report_scan_line(struct report *r, const char *line, size_t len, double t);
  * "greylist", "awl" or "ratelimit". */
 void report_kv(struct report *r, const char *ns, const char *key, const char *val, size_t len);
 
+/* The failure ids (normalised addresses) counted so far: i < report_naddrs().
+ * Valid until the next event. report_has() is 1 when id (normalised) is one. */
+size_t report_naddrs(const struct report *r);
+const char *report_addr(const struct report *r, size_t i);
+int report_has(struct report *r, const char *id);
+
 /* Counters of the input, for the header. */
 void report_input(struct report *r, unsigned long lines, const char *source);
 void report_note(struct report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -354,7 +354,7 @@ void report_format_html(const struct report *r, struct strbuf *o)
 			td(o, x->cc);
 			td(o, as);
 			tdn(o, x->count);
-			tdn(o, x->bans);
+			tdn(o, report_addr_bans(x));
 			td(o, a);
 			td(o, b);
 			tdw(o, strbuf_str(&t));
@@ -431,7 +431,7 @@ void report_format_html(const struct report *r, struct strbuf *o)
 			report_jail_list(r, x->jails, &t);
 			strbuf_adds(o, "<tr>");
 			td(o, x->id);
-			tdn(o, x->bans);
+			tdn(o, report_addr_bans(x));
 			tdn(o, x->maxbancount);
 			tdw(o, strbuf_str(&t));
 			td(o, x->live ? "banned" : "");

@@ -26,7 +26,8 @@ struct raddr {
 	unsigned long count;
 	double first, last;
 	uint64_t kinds, jails;
-	unsigned bans, maxbancount;
+	unsigned bans, maxbancount;   /* bans from the state or ban notices */
+	unsigned est_bans;            /* estimated from the jails over the logs */
 	int live;                  /* banned now (state) */
 	int family;                /* 4, 6, or 0 for a failure id that is no address */
 	size_t net;                /* index into nets, (size_t)-1 when none */
@@ -153,6 +154,10 @@ struct report {
 	int finished;
 };
 
+/* Bans that make an address a repeat offender: the real ones (state, ban
+ * notices; the state's bancount counts earlier ones too), or the estimated
+ * ones when there is no real one, so an estimate never doubles a real ban. */
+unsigned report_addr_bans(const struct raddr *a);
 /* Jail names of a bitmask, comma separated, appended to out. */
 void report_jail_list(const struct report *r, uint64_t mask, struct strbuf *out);
 /* Kind names of a bitmask, comma separated. */

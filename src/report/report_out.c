@@ -175,7 +175,8 @@ void report_format_text(const struct report *r, struct strbuf *o)
 		strbuf_reset(&t);
 		report_kind_list(x->kinds, &t);
 		strbuf_addf(o, "  %-39s %-3s %8lu %5u  %-19s  %-19s  %s\n", x->id,
-			    x->cc[0] ? x->cc : "-", x->count, x->bans, a, b, strbuf_str(&t));
+			    x->cc[0] ? x->cc : "-", x->count, report_addr_bans(x), a, b,
+			    strbuf_str(&t));
 	}
 
 	strbuf_addf(o, "\nTop networks\n  %-43s %-3s %8s %9s  %-19s  %s\n", "NETWORK", "CC",
@@ -236,7 +237,8 @@ void report_format_text(const struct report *r, struct strbuf *o)
 			const struct raddr *x = &r->addrs[r->repeat_order[i]];
 			strbuf_reset(&t);
 			report_jail_list(r, x->jails, &t);
-			strbuf_addf(o, "  %-39s %5u %8u  %s%s\n", x->id, x->bans, x->maxbancount,
+			strbuf_addf(o, "  %-39s %5u %8u  %s%s\n", x->id, report_addr_bans(x),
+				    x->maxbancount,
 				    strbuf_str(&t), x->live ? " (banned now)" : "");
 		}
 	}
@@ -428,7 +430,8 @@ void report_format_json(const struct report *r, struct strbuf *o)
 		jkinds(o, x->kinds);
 		strbuf_adds(o, ",\"jails\":");
 		jjails(r, o, x->jails);
-		strbuf_addf(o, ",\"bans\":%u,\"network\":", x->bans);
+		strbuf_addf(o, ",\"bans\":%u,\"estimated_bans\":%u,\"network\":", x->bans,
+			    x->est_bans);
 		if (x->net != (size_t)-1)
 			js(o, r->nets[x->net].net);
 		else
@@ -529,8 +532,9 @@ void report_format_json(const struct report *r, struct strbuf *o)
 		const struct raddr *x = &r->addrs[r->repeat_order[i]];
 		strbuf_addf(o, "%s{\"address\":", i ? "," : "");
 		js(o, x->id);
-		strbuf_addf(o, ",\"bans\":%u,\"max_bancount\":%u,\"banned_now\":%s,\"jails\":", x->bans,
-			    x->maxbancount, x->live ? "true" : "false");
+		strbuf_addf(o, ",\"bans\":%u,\"estimated_bans\":%u,\"max_bancount\":%u,"
+			       "\"banned_now\":%s,\"jails\":",
+			    x->bans, x->est_bans, x->maxbancount, x->live ? "true" : "false");
 		jjails(r, o, x->jails);
 		strbuf_addc(o, '}');
 	}
