@@ -234,7 +234,7 @@ void report_format_html(const struct report *r, struct strbuf *o)
 		    "solid #ccc}\n"
 		    "table{border-collapse:collapse;font-size:.9em;margin:.5em 0}"
 		    "td,th{padding:.15em .6em;border-bottom:1px solid #eee;text-align:left;"
-		    "white-space:nowrap}td.w{white-space:normal}"
+		    "white-space:nowrap}td.w{white-space:normal;font-size:.8em;min-width:20em}"
 		    "td.n{text-align:right;font-variant-numeric:tabular-nums}\n"
 		    ".legend span{margin-right:1em}.legend i{display:inline-block;width:.9em;"
 		    "height:.9em;margin-right:.3em;vertical-align:middle}\n"
@@ -337,9 +337,12 @@ void report_format_html(const struct report *r, struct strbuf *o)
 	strbuf_adds(o, "<h2>Top addresses</h2>\n");
 	hbars(o, "top-addresses", "Failures per address", v, n);
 	{
-		static const char *const c[] = {"address", "country", "AS", "failures", "bans",
-						"first seen", "last seen", "tried", NULL};
-		th(o, c);
+		/* country and AS columns only when a GeoIP database was used */
+		static const char *const cg[] = {"address", "country", "AS", "failures", "bans",
+						 "first seen", "last seen", "tried", NULL};
+		static const char *const c[] = {"address", "failures", "bans", "first seen",
+						"last seen", "tried", NULL};
+		th(o, r->geo_name ? cg : c);
 		for (size_t i = 0; i < topn(r, r->naddrs); i++) {
 			const struct raddr *x = &r->addrs[r->addr_order[i]];
 			report_time(x->first, a, sizeof a);
@@ -351,8 +354,10 @@ void report_format_html(const struct report *r, struct strbuf *o)
 				snprintf(as, sizeof as, "AS%u %s", x->asn, x->org ? x->org : "");
 			strbuf_adds(o, "<tr>");
 			td(o, x->id);
-			td(o, x->cc);
-			td(o, as);
+			if (r->geo_name) {
+				td(o, x->cc);
+				td(o, as);
+			}
 			tdn(o, x->count);
 			tdn(o, report_addr_bans(x));
 			td(o, a);

@@ -166,28 +166,31 @@ void report_format_text(const struct report *r, struct strbuf *o)
 	}
 
 	struct strbuf t = STRBUF_INIT;
-	strbuf_addf(o, "\nTop addresses\n  %-39s %-3s %8s %5s  %-19s  %-19s  %s\n", "ADDRESS", "CC",
-		    "FAILURES", "BANS", "FIRST SEEN", "LAST SEEN", "TRIED");
+	/* the CC column only when a GeoIP database was used */
+	int cc = r->geo_name != NULL;
+	strbuf_addf(o, "\nTop addresses\n  %-39s %s%8s %5s  %-19s  %-19s  %s\n", "ADDRESS",
+		    cc ? "CC  " : "", "FAILURES", "BANS", "FIRST SEEN", "LAST SEEN", "TRIED");
 	for (size_t i = 0; i < topn(r, r->naddrs); i++) {
 		const struct raddr *x = &r->addrs[r->addr_order[i]];
 		report_time(x->first, a, sizeof a);
 		report_time(x->last, b, sizeof b);
 		strbuf_reset(&t);
 		report_kind_list(x->kinds, &t);
-		strbuf_addf(o, "  %-39s %-3s %8lu %5u  %-19s  %-19s  %s\n", x->id,
-			    x->cc[0] ? x->cc : "-", x->count, report_addr_bans(x), a, b,
+		strbuf_addf(o, "  %-39s %-*s%8lu %5u  %-19s  %-19s  %s\n", x->id, cc ? 4 : 0,
+			    cc ? (x->cc[0] ? x->cc : "-") : "", x->count, report_addr_bans(x), a, b,
 			    strbuf_str(&t));
 	}
 
-	strbuf_addf(o, "\nTop networks\n  %-43s %-3s %8s %9s  %-19s  %s\n", "NETWORK", "CC",
-		    "FAILURES", "ADDRESSES", "LAST SEEN", "TRIED");
+	strbuf_addf(o, "\nTop networks\n  %-43s %s%8s %9s  %-19s  %s\n", "NETWORK",
+		    cc ? "CC  " : "", "FAILURES", "ADDRESSES", "LAST SEEN", "TRIED");
 	for (size_t i = 0; i < topn(r, r->nnets); i++) {
 		const struct rnet *x = &r->nets[r->net_order[i]];
 		report_time(x->last, b, sizeof b);
 		strbuf_reset(&t);
 		report_kind_list(x->kinds, &t);
-		strbuf_addf(o, "  %-43s %-3s %8lu %9lu  %-19s  %s\n", x->net, x->cc[0] ? x->cc : "-",
-			    x->count, x->naddrs, b, strbuf_str(&t));
+		strbuf_addf(o, "  %-43s %-*s%8lu %9lu  %-19s  %s\n", x->net, cc ? 4 : 0,
+			    cc ? (x->cc[0] ? x->cc : "-") : "", x->count, x->naddrs, b,
+			    strbuf_str(&t));
 	}
 
 	strbuf_addf(o, "\nUser names tried (%zu distinct%s)\n  %-32s %8s  %-20s %s\n", r->nusers,

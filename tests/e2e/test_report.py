@@ -297,6 +297,9 @@ def test_text_sections(gen):
     assert "sasl_auth_failed" in out
     top = gen["json"]["top_addresses"][0]
     assert top["address"] in out
+    if gen["json"]["geoip"] is None:
+        # no GeoIP database: no country column
+        assert " CC " not in out and "GeoIP" not in out
 
 
 # ---------------------------------------------------------------- HTML in Chromium
@@ -350,6 +353,8 @@ def test_html_renders_in_chromium(gen, tmp_path):
     assert own.bars["top-addresses"] == 20
     assert own.bars["services"] == len(d["services"])
     assert own.bars["kinds"] == len(d["kinds"])
+    if d["geoip"] is None:
+        assert "<th>country</th>" not in text
     browser = chromium()
     if not browser:
         pytest.skip("chromium is not installed (setup.sh installs it)")
@@ -408,6 +413,9 @@ def test_geoip_countries_and_asns(gen, tmp_path):
     report(["-c", gen["conf"], "--now", NOW, "--geoip", db, "--html", page, gen["log"]])
     text = page.read_text()
     assert 'id="countries"' in text and "Doc Net &lt;One&gt;" in text
+    assert "<th>country</th>" in text
+    out = report(["-c", gen["conf"], "--now", NOW, "--geoip", db, gen["log"]]).stdout
+    assert "GeoIP: %s" % db in out and " CC " in out and "\nCountries\n" in out
     r = report(["-c", gen["conf"], "--geoip", tmp_path / "missing.mmdb", gen["log"]],
                check=False)
     assert r.returncode != 0 and "missing.mmdb" in r.stderr
