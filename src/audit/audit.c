@@ -45,6 +45,7 @@ const struct audit_check audit_checks[] = {
 	{"PF-AUTH-CLEARTEXT", AUDIT_HIGH, "AUTH offered before TLS"},
 	{"PF-TLS-SUBMISSION", AUDIT_MEDIUM, "submission without mandatory TLS"},
 	{"PF-TLS-OFF", AUDIT_MEDIUM, "no STARTTLS on an MX port"},
+	{"PF-TLS-ENCRYPT-MX", AUDIT_MEDIUM, "TLS required on an MX port"},
 	{"PF-TLS-NO-CERT", AUDIT_MEDIUM, "TLS enabled without a certificate"},
 	{"PF-TLS-PROTOCOLS", AUDIT_MEDIUM, "SSLv2/SSLv3/TLSv1/TLSv1.1 allowed"},
 	{"PF-TLS-CIPHERS", AUDIT_MEDIUM, "export, low or null cipher grade"},

@@ -583,6 +583,12 @@ static void check_auth_tls(const struct pf_conf *pf, const struct svc_view *sv,
 		    "downgraded to cleartext by stripping STARTTLS",
 		    fix);
 	}
+	if (sv->role == ROLE_MX && !wrapper && strcasecmp(lvl, "encrypt") == 0)
+		add(r, "PF-TLS-ENCRYPT-MX", AUDIT_MEDIUM, sv->where,
+		    xasprintf("smtpd_tls_security_level = %s", lvl),
+		    "servers that cannot do TLS can no longer deliver to you; RFC 3207 says a "
+		    "public MX must not require TLS",
+		    fix_for(pf, sv->svc, "smtpd_tls_security_level", "may"));
 	if (sv->role == ROLE_MX && !tls_on)
 		add(r, "PF-TLS-OFF", AUDIT_MEDIUM, sv->where, xasprintf("smtpd_tls_security_level = %s", lvl),
 		    "no STARTTLS is offered, so all mail to this server travels in cleartext",

@@ -221,6 +221,11 @@ static const struct tcase cases[] = {
 	   "smtpd_tls_security_level=encrypt"),
 	PF("PF-TLS-OFF", "smtpd_tls_security_level = none",
 	   "smtpd_tls_security_level = may\nsmtpd_tls_chain_files = @T@/key600.pem"),
+	PF("PF-TLS-ENCRYPT-MX",
+	   "smtpd_tls_security_level = encrypt\nsmtpd_tls_cert_file = /etc/ssl/certs/mx.pem",
+	   "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = /etc/ssl/certs/mx.pem\n"
+	   "M:smtp inet n - y - - smtpd\n"
+	   "M:submission inet n - y - - smtpd -o smtpd_tls_security_level=encrypt"),
 	PF("PF-TLS-NO-CERT", "smtpd_tls_security_level = may",
 	   "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = /etc/ssl/certs/mx.pem"),
 	PF("PF-TLS-PROTOCOLS", "smtpd_tls_security_level = may\nsmtpd_tls_protocols = !SSLv2",
