@@ -34,6 +34,7 @@
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "filters/filter.h"
+#include "jails/ignore.h"
 #include "jails/jail.h"
 #include "net/addr.h"
 #include "report/report.h"
@@ -55,6 +56,7 @@ struct qjail {
 	size_t flt;
 	struct jail_params p;
 	struct jail *j;
+	struct ignorelist *ign;    /* NULL when the jail's ignore options are broken */
 };
 
 struct run {
@@ -155,6 +157,15 @@ static int add_jail(struct run *q, const struct jail_conf *jc, const char *dir, 
 		jail_incr_free(&qj.p.incr);
 		return -1;
 	}
+	/* ignored addresses (ignoreip, ignoreself, ignorecommand) are no attack
+	 * for this jail, as in the daemon */
+	struct diag igd = DIAG_INIT;
+	qj.ign = ignore_new_from_opts(&jc->opts, NULL, jc->file, jc->line, now, &igd);
+	for (size_t i = 0; i < igd.n; i++)
+		diag_warn(d, NULL, 0, "jail [%s]: %s", jc->name, igd.items[i].text);
+	if (igd.nerrors)
+		qj.ign = ignore_free(qj.ign);
+	diag_clear(&igd);
 	qj.rj = report_jail(q->r, jc->name);
 	qj.j = jail_new(&qj.p);
 	q->jails = xrealloc(q->jails, (q->njails + 1) * sizeof *q->jails);
@@ -171,6 +182,7 @@ static void run_free(struct run *q)
 	free(q->filters);
 	for (size_t i = 0; i < q->njails; i++) {
 		jail_free(q->jails[i].j);
+		ignore_free(q->jails[i].ign);
 		jail_incr_free(&q->jails[i].p.incr);
 	}
 	free(q->jails);
@@ -218,6 +230,11 @@ static void feed(struct run *q, const char *line, size_t len)
 				struct qjail *qj = &q->jails[k];
 				if (qj->flt != i)
 					continue;
+				if (qj->ign &&
+				    ignore_check(qj->ign, hit->id, NULL, wall_now(), NULL) != IGNORE_NONE) {
+					report_ignored(q->r, qj->rj);
+					continue;
+				}
 				int dup = 0;
 				for (size_t m = 0; m < nmj; m++)
 					dup |= mj[m] == qj->rj;
@@ -234,7 +251,7 @@ static void feed(struct run *q, const char *line, size_t len)
 			break;   /* one failure per filter per line */
 		}
 	}
-	if (id)
+	if (id && nmj)
 		report_failure(q->r, mj, nmj, id, ht, line, len, usr);
 	report_scan_line(q->r, line, len, first ? ht : t);
 	free(id);
@@ -516,7 +533,7 @@ int cmd_report(int argc, char **argv)
 				}
 		}
 		report_note(q.r, "bans marked estimated follow each jail's maxretry, findtime and "
-				 "bantime over the logs (ignoreip not applied)");
+				 "bantime over the logs");
 	}
 	if (html) {
 		hf = fopen(html, "w");

@@ -415,6 +415,12 @@ void report_failure(struct report *r, const size_t *jails, size_t njails, const 
 	}
 }
 
+void report_ignored(struct report *r, size_t jail)
+{
+	if (jail < r->njails)
+		r->jails[jail].ignored++;
+}
+
 void report_ban(struct report *r, const char *jail, const char *id, double t,
 		enum report_ban_source src, unsigned bancount, int live)
 {

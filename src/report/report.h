@@ -75,6 +75,10 @@ size_t report_jail(struct report *r, const char *name);
 void report_failure(struct report *r, const size_t *jails, size_t njails, const char *id,
 		    double t, const char *line, size_t len, const char *user);
 
+/* A failure of an address the jail ignores (ignoreip, ignoreself,
+ * ignorecommand): counted for the jail, not as an attack. */
+void report_ignored(struct report *r, size_t jail);
+
 enum report_ban_source { REPORT_BAN_STATE, REPORT_BAN_LOG, REPORT_BAN_ESTIMATE };
 /* One ban. bancount: the n-th ban of this id (state), 0 when unknown. live:
  * 1 when still in force (state only). */

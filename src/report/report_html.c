@@ -410,14 +410,16 @@ void report_format_html(const struct report *r, struct strbuf *o)
 
 	strbuf_adds(o, "<h2>Jails and bans</h2>\n");
 	{
-		static const char *const c[] = {"jail", "failures", "bans (state)", "bans (logs)",
-						"bans (estimated)", "banned now", NULL};
+		static const char *const c[] = {"jail", "failures", "ignored", "bans (state)",
+						"bans (logs)", "bans (estimated)", "banned now",
+						NULL};
 		th(o, c);
 		for (size_t j = 0; j < r->njails; j++) {
 			const struct rjailstat *s = &r->jails[j];
 			strbuf_adds(o, "<tr>");
 			td(o, s->name);
 			tdn(o, s->failures);
+			tdn(o, s->ignored);
 			tdn(o, s->bans[REPORT_BAN_STATE]);
 			tdn(o, s->bans[REPORT_BAN_LOG]);
 			tdn(o, s->bans[REPORT_BAN_ESTIMATE]);

@@ -82,7 +82,7 @@ struct rkindstat {
 
 struct rjailstat {
 	char *name;
-	unsigned long failures;
+	unsigned long failures, ignored;
 	unsigned long bans[3];     /* per report_ban_source */
 	unsigned long live;
 };

@@ -115,12 +115,12 @@ void report_format_text(const struct report *r, struct strbuf *o)
 			    report_kinds[k].service, s->count, s->naddrs, a, b);
 	}
 
-	strbuf_addf(o, "\nJails\n  %-20s %9s %6s %9s %9s %10s\n", "JAIL", "FAILURES", "BANS",
-		    "(LOGGED)", "(ESTIM.)", "BANNED NOW");
+	strbuf_addf(o, "\nJails\n  %-20s %9s %8s %6s %9s %9s %10s\n", "JAIL", "FAILURES", "IGNORED",
+		    "BANS", "(LOGGED)", "(ESTIM.)", "BANNED NOW");
 	for (size_t j = 0; j < r->njails; j++) {
 		const struct rjailstat *s = &r->jails[j];
-		strbuf_addf(o, "  %-20s %9lu %6lu %9lu %9lu %10lu\n", s->name, s->failures,
-			    s->bans[REPORT_BAN_STATE], s->bans[REPORT_BAN_LOG],
+		strbuf_addf(o, "  %-20s %9lu %8lu %6lu %9lu %9lu %10lu\n", s->name, s->failures,
+			    s->ignored, s->bans[REPORT_BAN_STATE], s->bans[REPORT_BAN_LOG],
 			    s->bans[REPORT_BAN_ESTIMATE], s->live);
 	}
 
@@ -396,9 +396,9 @@ void report_format_json(const struct report *r, struct strbuf *o)
 		const struct rjailstat *s = &r->jails[j];
 		strbuf_addf(o, "%s{\"name\":", j ? "," : "");
 		js(o, s->name);
-		strbuf_addf(o, ",\"failures\":%lu,\"bans\":{\"state\":%lu,\"log\":%lu,\"estimated\":%lu}"
-			       ",\"banned_now\":%lu}",
-			    s->failures, s->bans[REPORT_BAN_STATE], s->bans[REPORT_BAN_LOG],
+		strbuf_addf(o, ",\"failures\":%lu,\"ignored\":%lu,\"bans\":{\"state\":%lu,\"log\":%lu,"
+			       "\"estimated\":%lu},\"banned_now\":%lu}",
+			    s->failures, s->ignored, s->bans[REPORT_BAN_STATE], s->bans[REPORT_BAN_LOG],
 			    s->bans[REPORT_BAN_ESTIMATE], s->live);
 	}
 	strbuf_adds(o, "]");

@@ -142,6 +142,7 @@ static void failures_bans_and_policy(void **state)
 	report_failure(r, &ssh, 1, "192.0.2.2", 1740823260, fl, strlen(fl), "<b>&\"x\"</b>");
 	report_failure(r, &ssh, 1, "2001:db8::1", 1740826800, fl, strlen(fl), NULL);
 	report_failure(r, &ssh, 1, "", 1740826800, fl, strlen(fl), NULL);   /* no id: ignored */
+	report_ignored(r, ssh);
 	const char *n1 = "2025-03-01 10:00:00,1 mxjail[2]: NOTICE  [sshd] Ban 192.0.2.1";
 	const char *n2 = "2025-03-01 11:00:00,1 fail2ban.actions [3]: NOTICE [sshd] Restore Ban "
 			 "192.0.2.1";
@@ -170,8 +171,8 @@ static void failures_bans_and_policy(void **state)
 	assert_non_null(strstr(js, "\"distinct_addresses\":3,"));
 	assert_non_null(strstr(js, "\"ssh_failed_password\":{"));
 	assert_non_null(strstr(js, "\"lines\":3,\"distinct_addresses\":3"));
-	assert_non_null(strstr(js, "{\"name\":\"sshd\",\"failures\":3,\"bans\":{\"state\":0,"
-				   "\"log\":2,\"estimated\":2}"));
+	assert_non_null(strstr(js, "{\"name\":\"sshd\",\"failures\":3,\"ignored\":1,"
+				   "\"bans\":{\"state\":0,\"log\":2,\"estimated\":2}"));
 	assert_non_null(strstr(js, "{\"name\":\"postfix\",\"failures\":1,"));
 	assert_non_null(strstr(js, "\"greylisted\":1"));
 	assert_non_null(strstr(js, "\"greylist_triplets\":2,\"greylist_retried\":1,"
