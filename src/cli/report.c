@@ -11,11 +11,13 @@
  * fail2ban's own "NOTICE [jail] Ban ADDR" lines count as logged bans. The
  * state database (--state DIR, or with no LOG the configured statedir) adds
  * the bans mxjail made, their history and evidence, and the policy service's
- * greylist and rate-limit rows. Nothing is written except the --html file.
+ * greylist and rate-limit rows; it is read from a copy, so the daemon's file
+ * is never changed. Nothing is written except the --html file.
  *
  * The aggregation and the three output formats live in src/report/; this
  * file only wires configuration, filters, logs and the store to it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -308,6 +310,69 @@ static int kv_cb(const char *key, const void *val, size_t len, double expires, v
 /* Live bans, the history of every address seen (store_why), their evidence
  * (counted as failures only when no log was read: they are log lines the
  * logs would repeat), and the policy rows. */
+/* Copies src to dst (created, mode 0600). Returns 0, 1 when src does not
+ * exist, -1 on error (errno set). */
+static int copy_file(const char *src, const char *dst)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return errno == ENOENT ? 1 : -1;
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		close(in);
+		return -1;
+	}
+	char buf[1 << 16];
+	ssize_t n;
+	int rc = 0;
+	while ((n = read(in, buf, sizeof buf)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -1;
+			break;
+		}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				rc = -1;
+				break;
+			}
+			off += w;
+		}
+		if (rc < 0)
+			break;
+	}
+	int e = errno;
+	close(in);
+	if (close(out) < 0 && rc == 0)
+		rc = -1;
+	errno = e;
+	return rc;
+}
+
+/* Removes the scratch directory and whatever SQLite left in it. */
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+				char *p = xasprintf("%s/%s", dir, e->d_name);
+				unlink(p);
+				free(p);
+			}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+/* The store opens read-write and moves a database it cannot use aside (a
+ * newer schema, damage): a report must never do that to the daemon's file,
+ * so it reads a copy of the database and its write-ahead log. */
 static int read_state(struct run *q, const char *statedir, int have_logs, double now)
 {
 	char *path = xasprintf("%s/mxjail.sqlite3", statedir);
@@ -316,22 +381,50 @@ static int read_state(struct run *q, const char *statedir, int have_logs, double
 		free(path);
 		return 0;
 	}
+	const char *tmp = getenv("TMPDIR");
+	char *scratch = xasprintf("%s/mxjail-report-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(scratch)) {
+		fprintf(stderr, "mxjail report: %s: %s\n", scratch, strerror(errno));
+		free(scratch);
+		free(path);
+		return -1;
+	}
+	char *copy = xasprintf("%s/mxjail.sqlite3", scratch);
+	char *wal = xasprintf("%s-wal", path), *copywal = xasprintf("%s-wal", copy);
+	int cr = copy_file(path, copy);
+	if (cr == 0)
+		cr = copy_file(wal, copywal) < 0 ? -1 : 0;
+	free(wal);
+	free(copywal);
+	if (cr != 0) {
+		fprintf(stderr, "mxjail report: copying %s: %s\n", path, strerror(errno));
+		remove_dir(scratch);
+		free(scratch);
+		free(copy);
+		free(path);
+		return -1;
+	}
 	struct store_opts so = STORE_OPTS_DEFAULT;
 	so.skip_check = 1;
 	struct store *st = NULL;
 	char msg[512];
-	int rc = store_open(path, &so, &st, msg, sizeof msg);
+	int rc = store_open(copy, &so, &st, msg, sizeof msg);
+	free(copy);
 	if (rc < 0) {
 		fprintf(stderr, "mxjail report: %s: %s\n", path, msg);
+		remove_dir(scratch);
+		free(scratch);
 		free(path);
 		return -1;
 	}
 	if (rc == 1)
-		report_note(q->r, "%s", msg);
+		report_note(q->r, "state %s cannot be read (left untouched): %s", path, msg);
 	struct store_banlist live = STORE_BANLIST_INIT;
 	if (store_banned(st, NULL, now, &live) < 0) {
 		fprintf(stderr, "mxjail report: %s: %s\n", path, store_error(st));
 		store_close(st);
+		remove_dir(scratch);
+		free(scratch);
 		free(path);
 		return -1;
 	}
@@ -395,6 +488,8 @@ static int read_state(struct run *q, const char *statedir, int have_logs, double
 		free(ids[i]);
 	free(ids);
 	store_close(st);
+	remove_dir(scratch);
+	free(scratch);
 	free(path);
 	return 0;
 }

@@ -491,6 +491,14 @@ def test_usage_errors(tmp_path):
     # no log and an empty state directory: an empty report, not an error
     d = json.loads(report(["-c", conf, "--state", tmp_path / "none", "--json"]).stdout)
     assert d["failures"] == 0 and any("no state database" in n for n in d["notes"])
+    # a database the store cannot use is reported, never moved aside or changed
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "mxjail.sqlite3").write_bytes(b"not a database\0" * 100)
+    d = json.loads(report(["-c", conf, "--state", bad, "--json"]).stdout)
+    assert any("cannot be read (left untouched)" in n for n in d["notes"])
+    assert os.listdir(bad) == ["mxjail.sqlite3"]
+    assert (bad / "mxjail.sqlite3").read_bytes() == b"not a database\0" * 100
 
 
 # ---------------------------------------------------------------- state of a real daemon
