@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -363,6 +364,48 @@ static void test_unix_and_errors(void **st)
 	loop_free(l);
 }
 
+/* Out of descriptors: pending connections are shed (closed at once) through
+ * the reserve descriptor instead of leaving a readable listener to spin on;
+ * service resumes when descriptors are back. */
+static void test_emfile(void **st)
+{
+	(void)st;
+	struct fixture f;
+	start(&f, NULL);
+	int cl[3];
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f.port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	for (int i = 0; i < 3; i++) {
+		cl[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(connect(cl[i], (struct sockaddr *)&a, sizeof a), 0);
+	}
+	struct rlimit old, lim;
+	getrlimit(RLIMIT_NOFILE, &old);
+	int lowest = dup(0);
+	close(lowest);
+	lim = old;
+	lim.rlim_cur = (rlim_t)lowest; /* the next descriptor cannot be had */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	pump(f.l, 100);
+	setrlimit(RLIMIT_NOFILE, &old);
+	struct policysrv_stats s;
+	policysrv_stats(f.s, &s);
+	assert_int_equal(s.refused, 3);
+	assert_int_equal(s.conns, 0);
+	char buf[64];
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(rd(cl[i], buf, sizeof buf), 0); /* shed: EOF */
+		close(cl[i]);
+	}
+	int fd = client(&f);
+	send(fd, REQ, strlen(REQ), 0);
+	pump(f.l, 30);
+	assert_true(rd(fd, buf, sizeof buf) > 0);
+	assert_string_equal(buf, "action=DUNNO a@b.test\n\n");
+	close(fd);
+	stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_stalled_reader),
 		cmocka_unit_test(test_idle_timeout_and_cap),
 		cmocka_unit_test(test_unix_and_errors),
+		cmocka_unit_test(test_emfile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
