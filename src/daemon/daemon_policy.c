@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 #include "core/log.h"
 #include "core/loop.h"
@@ -99,6 +100,29 @@ static void on_expire(struct loop *l, void *arg)
 	p->expire_timer = loop_timer_add(l, EXPIRE_MS, on_expire, p);
 }
 
+/* Postfix may keep hundreds to thousands of idle connections open; the usual
+ * soft limit of 1024 descriptors would refuse them long before max_connections.
+ * The soft limit is raised as far as the hard limit allows. */
+static void raise_nofile(size_t conns)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rlim_t want = (rlim_t)conns + 1024;
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+		want = rl.rlim_max;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warnx("policy: cannot raise the open files limit to %llu: %s",
+				  (unsigned long long)want, strerror(errno));
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)conns + 64)
+		log_warnx("policy: open files limit %llu allows fewer than max_connections = %zu",
+			  (unsigned long long)rl.rlim_cur, conns);
+}
+
 struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg,
 					struct store *st, const struct policy_host *host,
 					const char *listen, char *err, size_t errlen)
@@ -125,6 +149,7 @@ struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg
 	}
 	if (host)
 		p->host = *host;
+	raise_nofile(so.max_conns ? so.max_conns : POLICYSRV_MAX_CONNS_DEFAULT);
 	p->engine = policy_new(&sp, &sg, &sr, &ss, st, &p->host, loop_realtime(), err, errlen);
 	if (p->engine)
 		p->srv = policysrv_new(l, listen, &so, eval_cb, p, err, errlen);
