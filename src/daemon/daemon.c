@@ -272,6 +272,8 @@ int daemon_reload(struct daemon *dm, struct strbuf *msg)
 	}
 	if (d.nerrors == 0)
 		daemon_http_start(dm, &cfg);
+	if (d.nerrors == 0)
+		daemon_policy_reload(dm, &cfg);
 	config_free(&cfg);
 	report_diag(&d);
 	if (d.nerrors) {

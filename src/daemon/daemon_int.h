@@ -273,6 +273,8 @@ void daemon_lines_batch_end(struct daemon *dm);
  * [policy] enabled = yes (else start does nothing); -1 = cannot start (logged). */
 int daemon_policy_start(struct daemon *dm, const struct config *cfg);
 void daemon_policy_stop(struct daemon *dm);
+/* Reload: rebuilds the service when its mxjail.conf sections changed (checked first). */
+void daemon_policy_reload(struct daemon *dm, const struct config *cfg);
 
 double daemon_now(void);
 double daemon_random(struct daemon *dm);

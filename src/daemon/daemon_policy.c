@@ -41,6 +41,7 @@ struct daemon_policy {
 	struct policysrv *srv;
 	uint64_t flush_timer, expire_timer;
 	int flush_failing;
+	char *conftext;               /* the sections it was built from (reload compares) */
 	unsigned long flushes;
 	uint64_t flush_ms, flush_max_ms;   /* time spent committing state, for status */
 };
@@ -59,6 +60,20 @@ static void section(const struct config *cfg, const char *name, struct kvlist *o
 		if (strncasecmp(kv->key, name, n) == 0 && kv->key[n] == '.')
 			kvlist_set(out, kv->key + n + 1, kv->value);
 	}
+}
+
+/* The policy's sections as one text, to tell whether a reload changed them. */
+static char *conf_text(const struct config *cfg)
+{
+	static const char *const names[] = {"policy.", "greylist.", "ratelimit.", "spoof."};
+	struct strbuf b = STRBUF_INIT;
+	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+		for (size_t i = 0; i < cfg->mxjail.n; i++) {
+			const struct kv *kv = &cfg->mxjail.v[i];
+			if (strncasecmp(kv->key, names[k], strlen(names[k])) == 0)
+				strbuf_addf(&b, "%s=%s\n", kv->key, kv->value ? kv->value : "");
+		}
+	return strbuf_detach(&b);
 }
 
 static void eval_cb(void *arg, const struct policy_req *r, struct strbuf *out)
@@ -161,6 +176,7 @@ struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg
 		daemon_policy_free(p);
 		return NULL;
 	}
+	p->conftext = conf_text(cfg);
 	p->flush_timer = loop_timer_add(l, FLUSH_MS, on_flush, p);
 	p->expire_timer = loop_timer_add(l, EXPIRE_MS, on_expire, p);
 	return p;
@@ -179,6 +195,7 @@ void daemon_policy_free(struct daemon_policy *p)
 		loop_timer_del(p->loop, p->flush_timer);
 	if (p->expire_timer)
 		loop_timer_del(p->loop, p->expire_timer);
+	free(p->conftext);
 	free(p);
 }
 
@@ -361,4 +378,46 @@ void daemon_policy_stop(struct daemon *dm)
 {
 	daemon_policy_free(dm->policy);
 	dm->policy = NULL;
+}
+
+/* Reload: the service is rebuilt only when its sections changed, and only
+ * after the new ones have been checked, so a typo keeps the running one. The
+ * old engine's state is committed first and the new one loads it back;
+ * Postfix reconnects (its open connections are closed). */
+void daemon_policy_reload(struct daemon *dm, const struct config *cfg)
+{
+	if (!daemon_policy_enabled(cfg)) {
+		if (dm->policy) {
+			daemon_policy_stop(dm);
+			log_notice("policy service stopped ([policy] enabled = no)");
+		}
+		return;
+	}
+	char *t = conf_text(cfg);
+	int same = dm->policy && strcmp(t, dm->policy->conftext) == 0;
+	free(t);
+	if (same)
+		return;
+	struct kvlist sp = KVLIST_INIT, sg = KVLIST_INIT, sr = KVLIST_INIT, ss = KVLIST_INIT;
+	section(cfg, "policy", &sp);
+	section(cfg, "greylist", &sg);
+	section(cfg, "ratelimit", &sr);
+	section(cfg, "spoof", &ss);
+	char err[512] = "";
+	struct policy *check = policy_new(&sp, &sg, &sr, &ss, NULL, NULL, loop_realtime(), err,
+					  sizeof err);
+	kvlist_free(&sp);
+	kvlist_free(&sg);
+	kvlist_free(&sr);
+	kvlist_free(&ss);
+	if (!check) {
+		log_warnx("reload: policy service: %s; %s", err,
+			  dm->policy ? "the running one stays" : "not started");
+		return;
+	}
+	policy_free(check);
+	int had = dm->policy != NULL;
+	daemon_policy_stop(dm);
+	if (daemon_policy_start(dm, cfg) == 0)
+		log_notice("policy service %s", had ? "restarted with the new settings" : "started");
 }

@@ -323,3 +323,78 @@ def test_policy_load_1000_connections(svc):
     assert res["n"] > 1000, res
     assert res["errors"] == 0 and res["timeouts"] == 0, res
     svc.alive()
+
+
+def test_inside_daemon_jail_and_reload(tmp_path):
+    """mxjail run with [policy] enabled: the policy-spoof jail bans after 3
+    spoofs, a banned client gets 554, and reload rebuilds the service only
+    with valid new settings, keeping the greylist state."""
+    port = free_port()
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "jail.conf").write_text(
+        "[DEFAULT]\nbantime = 600\nfindtime = 600\n\n"
+        "[policy-spoof]\nenabled = true\nbackend = policy\nfilter =\n"
+        "policyevents = spoof\nmaxretry = 3\n")
+    base = f"""[mxjail]
+statedir = {tmp_path}/state
+socket = {tmp_path}/mxjail.sock
+[policy]
+enabled = yes
+listen = inet:127.0.0.1:{port}
+checks = banned spoof ratelimit greylist
+[greylist]
+delay = 300
+whitelist_clients =
+whitelist_recipients =
+[spoof]
+domains = example.test
+"""
+    (conf / "mxjail.conf").write_text(base + "[ratelimit]\nc = client_address: 2 requests / 1h\n")
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([MXJAIL, "run", "-c", str(conf), "-f", "--backend", "null"],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+    def ask(**kw):
+        end = time.time() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(req(**kw))
+                    return read_reply(s)
+            except OSError:
+                if time.time() > end:
+                    raise
+                time.sleep(0.05)
+
+    def ctl(*a):
+        return subprocess.run([MXJAIL, *a, "-s", str(tmp_path / "mxjail.sock")],
+                              capture_output=True, text=True, timeout=30)
+    try:
+        for _ in range(3):
+            assert "5.7.1" in ask(client="10.5.5.5", sender="a@example.test")
+        r = ctl("banned")
+        assert "policy-spoof" in r.stdout and "10.5.5.5" in r.stdout, r.stdout + r.stderr
+        assert "554 5.7.1" in ask(client="10.5.5.5")
+        # rate limit: 2 requests per client, the third is deferred
+        assert ask(client="10.6.6.6").startswith("action=DEFER_IF_PERMIT 4.2.0")
+        assert ask(client="10.6.6.6").startswith("action=DEFER_IF_PERMIT 4.2.0")
+        assert "4.7.1" in ask(client="10.6.6.6")
+        # a broken new setting: the running service stays as it was
+        (conf / "mxjail.conf").write_text(base + "[ratelimit]\nc = nonsense\n")
+        ctl("reload")
+        assert "4.7.1" in ask(client="10.6.6.6")
+        assert "running one stays" in (tmp_path / "run.log").read_text()
+        # a valid change takes effect; greylist state is kept
+        (conf / "mxjail.conf").write_text(base + "[ratelimit]\nc = client_address: 100 requests / 1h\n")
+        r = ctl("reload")
+        assert r.returncode == 0, r.stderr
+        assert ask(client="10.6.6.6").startswith("action=DEFER_IF_PERMIT 4.2.0")
+        r = ctl("greylist", "list")
+        assert "10.6.6.0" in r.stdout, r.stdout + r.stderr
+        assert "554 5.7.1" in ask(client="10.5.5.5")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "run.log").read_text()
