@@ -4,10 +4,12 @@
  *   mxjail report [-c DIR] [--state DIR] [--since DUR] [--now EPOCH] [--jail J]...
  *                 [--geoip FILE] [--top N] [--json | --html FILE] [LOG...|-]
  *
- * Two inputs, either or both. LOGs are read once and every line goes through
- * the filters of the enabled jails (or the ones named with --jail), the way
- * `mxjail replay` runs them, so a report works before mxjail ever ran; bans
- * are estimated from each jail's maxretry/findtime/bantime, and mxjail's or
+ * Two inputs, either or both. LOGs are read once, oldest file first (by
+ * modification time, so rotated logs come before the current one), and every
+ * line goes through the filters of the enabled jails (or the ones named with
+ * --jail), the way `mxjail replay` runs them, so a report works before mxjail
+ * ever ran; bans are estimated from each jail's maxretry/findtime/bantime
+ * (ignored addresses are no attacks), and mxjail's or
  * fail2ban's own "NOTICE [jail] Ban ADDR" lines count as logged bans. The
  * state database (--state DIR, or with no LOG the configured statedir) adds
  * the bans mxjail made, their history and evidence, and the policy service's
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -496,6 +499,20 @@ static int read_state(struct run *q, const char *statedir, int have_logs, double
 
 /* ---------- command ---------- */
 
+struct logname {
+	const char *name;
+	double mtime;
+	int pos;
+};
+
+static int cmp_logname(const void *a, const void *b)
+{
+	const struct logname *x = a, *y = b;
+	if (x->mtime != y->mtime)
+		return x->mtime < y->mtime ? -1 : 1;
+	return x->pos - y->pos;
+}
+
 int cmd_report(int argc, char **argv)
 {
 	const char *dir = MXJAIL_SYSCONFDIR, *statedir = NULL, *html = NULL, *geoip = NULL;
@@ -644,9 +661,23 @@ int cmd_report(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	for (int i = optind; i < argc; i++)
-		if (read_log(&q, argv[i]) < 0)
+	/* oldest file first (mail.log.1 before mail.log), so the jails see time
+	 * going forward when they estimate bans; stdin last */
+	struct logname *ln = xcalloc((size_t)nlogs + 1, sizeof *ln);
+	for (int i = 0; i < nlogs; i++) {
+		struct stat sb;
+		ln[i].name = argv[optind + i];
+		ln[i].pos = i;
+		ln[i].mtime = strcmp(ln[i].name, "-") == 0 ? 1e300
+			      : stat(ln[i].name, &sb) == 0 ? (double)sb.st_mtim.tv_sec +
+								  sb.st_mtim.tv_nsec / 1e9
+							    : 0;
+	}
+	qsort(ln, (size_t)nlogs, sizeof *ln, cmp_logname);
+	for (int i = 0; i < nlogs; i++)
+		if (read_log(&q, ln[i].name) < 0)
 			rc = 1;
+	free(ln);
 	if (statedir && read_state(&q, statedir, nlogs > 0, now) < 0)
 		rc = 1;
 

@@ -479,6 +479,20 @@ def test_ban_notices_policy_lines_and_bad_input(tmp_path):
     assert "\xff" not in (tmp_path / "x.html").read_text(errors="replace").replace("\ufffd", "")
 
 
+def test_logs_are_read_oldest_first(tmp_path):
+    conf = conf_tree(tmp_path / "conf")
+    line = "Mar  1 10:00:%02d mx1 sshd[42]: Failed password for root from 192.0.2.%d port 4 ssh2\n"
+    old, new = tmp_path / "auth.log.1", tmp_path / "auth.log"
+    old.write_text("".join(line % (i, 10) for i in range(5)))
+    new.write_text("".join(line % (30 + i, 10) for i in range(5)))
+    os.utime(old, (T0, T0))
+    d = json.loads(report(["-c", conf, "--now", NOW, "--jail", "sshd", "--json", new, old]).stdout)
+    assert d["sources"] == [str(old), str(new)]
+    assert d["failures"] == 10 and d["lines"] == 10
+    # maxretry 5 within findtime: one estimated ban per file's burst, none doubled
+    assert d["bans"]["by_source"]["estimated"] == 1
+
+
 def test_usage_errors(tmp_path):
     conf = conf_tree(tmp_path / "conf")
     for args in (["--json", "--html", tmp_path / "x"], ["--top", "0"], ["--now", "soon"],
