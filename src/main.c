@@ -63,6 +63,10 @@ static const struct subcommand commands[] = {
 	 "audit [--postfix DIR|--postconf FILE] [--postconf-d FILE] [--postconf-P FILE]\n"
 	 "               [--postconf-M FILE] [--dovecot FILE|--doveconf FILE] [-c DIR] [--json]",
 	 "hardening check of Postfix, Dovecot and the jails (exit 1 on high findings)"},
+	{"probe", cmd_probe,
+	 "probe HOST[:PORT] [--smtp PORTS] [--imap [PORTS]] [--pop3 [PORTS]] [--intrusive]\n"
+	 "               [--source ADDR] [--timeout S] [--user NAME] [--ca FILE] [--json]",
+	 "test a mail server from outside: relay, enumeration, cleartext logins, TLS (exit 1 on high)"},
 	{"help", cmd_help, "help", "list the subcommands"},
 };
 

@@ -25,5 +25,6 @@ int cmd_audit(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_greylist(int argc, char **argv);
 int cmd_ratelimit(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 #endif
