@@ -90,6 +90,7 @@ struct greylist {
 
 	struct ptable trip, awl;
 	struct pqueue qtrip, qawl;
+	struct pstate ps_trip, ps_awl;
 
 	char inst[GL_INSTANCES][64];   /* recent message instances: one header each */
 	unsigned ninst;
@@ -341,6 +342,8 @@ void policy_gl_free(struct greylist *g)
 	if (!g)
 		return;
 	policy_ptable_free(&g->names, NULL);
+	policy_pstate_free(&g->ps_trip);
+	policy_pstate_free(&g->ps_awl);
 	policy_ptable_free(&g->trip, NULL);
 	policy_ptable_free(&g->awl, NULL);
 	policy_queue_clear(&g->qtrip);
@@ -363,6 +366,8 @@ void policy_gl_free(struct greylist *g)
 	strbuf_free(&g->tmp2);
 	free(g);
 }
+
+static const struct pstate_ops trip_ops, awl_ops;
 
 struct greylist *policy_gl_new(const struct kvlist *conf, char *err, size_t errlen)
 {
@@ -400,6 +405,9 @@ struct greylist *policy_gl_new(const struct kvlist *conf, char *err, size_t errl
 	g->header = xstrdup(s && *s ? s : "X-Greylist: delayed %t seconds by mxjail; %d");
 	policy_ptable_init(&g->trip, maxt ? maxt : GL_MAX_TRIPLETS);
 	policy_ptable_init(&g->awl, maxa ? maxa : GL_MAX_AWL);
+	/* rows outlive the longest an entry can live untouched, plus a day */
+	policy_pstate_init(&g->ps_trip, "greylist", &trip_ops, g, g->max_age + 86400);
+	policy_pstate_init(&g->ps_awl, "awl", &awl_ops, g, g->max_age + 86400);
 
 	g->md = pcre2_match_data_create(4, NULL);
 	g->mctx = pcre2_match_context_create(NULL);
@@ -467,23 +475,24 @@ void policy_gl_norm_sender(const char *sender, struct strbuf *out)
 	const char *plus = memchr(u, '+', (size_t)(ue - u));
 	if (plus)
 		ue = plus;
-	/* digit-only words become '#' (VERP counters) */
+	/* digit-only words become '#' (VERP counters); plain runs are copied whole */
+	const char *run = u;
 	for (const char *p = u; p < ue;) {
 		if (isdigit((unsigned char)*p) && (p == u || !is_word((unsigned char)p[-1]))) {
 			const char *q = p;
 			while (q < ue && isdigit((unsigned char)*q))
 				q++;
 			if (q == ue || !is_word((unsigned char)*q)) {
+				strbuf_add(out, run, (size_t)(p - run));
 				strbuf_addc(out, '#');
-				p = q;
-				continue;
+				run = q;
 			}
-			strbuf_add(out, p, (size_t)(q - p));
 			p = q;
 			continue;
 		}
-		strbuf_addc(out, *p++);
+		p++;
 	}
+	strbuf_add(out, run, (size_t)(ue - run));
 	strbuf_adds(out, at);
 }
 
@@ -564,17 +573,21 @@ static void queue(struct pqueue *q, struct pent *e)
 static void subst(struct strbuf *out, const char *tmpl, char k1, const char *v1, char k2,
 		  const char *v2)
 {
-	for (const char *p = tmpl; *p; p++) {
-		if (p[0] == '%' && p[1] == k1 && v1) {
+	const char *p = tmpl, *pc;
+	while ((pc = strchr(p, '%'))) {
+		strbuf_add(out, p, (size_t)(pc - p));
+		if (pc[1] == k1 && v1) {
 			strbuf_adds(out, v1);
-			p++;
-		} else if (p[0] == '%' && p[1] == k2 && v2) {
+			p = pc + 2;
+		} else if (pc[1] == k2 && v2) {
 			strbuf_adds(out, v2);
-			p++;
+			p = pc + 2;
 		} else {
-			strbuf_addc(out, *p);
+			strbuf_addc(out, '%');
+			p = pc + 1;
 		}
 	}
+	strbuf_adds(out, p);
 }
 
 enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, double now,
@@ -713,101 +726,154 @@ enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, dou
 static void set_entry(struct greylist *g, const char *triplet, double first, double last,
 		      unsigned count, int changed);
 
-static int load_trip(const char *key, const void *val, size_t len, double expires, void *arg)
+/* Values are parsed from a length-delimited copy: rows come from disk. */
+static int parse_val(const char *v, size_t vl, char *buf, size_t buflen)
 {
-	struct greylist *g = arg;
-	double first, last;
-	unsigned count;
-	char buf[128];
-	(void)expires;
-	if (len >= sizeof(buf))
-		return 0;
-	memcpy(buf, val, len);
-	buf[len] = '\0';
-	if (sscanf(buf, "%lf %lf %u", &first, &last, &count) != 3)
-		return 0;
-	set_entry(g, key, first, last, count, 0);   /* loading is not a change */
+	if (vl >= buflen)
+		return -1;
+	memcpy(buf, v, vl);
+	buf[vl] = '\0';
 	return 0;
 }
 
-static int load_awl(const char *key, const void *val, size_t len, double expires, void *arg)
+static struct pent *trip_find(void *arg, const char *key)
 {
 	struct greylist *g = arg;
-	double last;
-	unsigned count;
-	char buf[128];
-	(void)expires;
-	if (len >= sizeof(buf))
-		return 0;
-	memcpy(buf, val, len);
-	buf[len] = '\0';
-	if (sscanf(buf, "%u %lf", &count, &last) != 2)
-		return 0;
-	struct gawl *w = (struct gawl *)policy_ptable_get(&g->awl, key, strlen(key));
-	if (!w)
-		w = (struct gawl *)policy_ptable_add(&g->awl, key, strlen(key), sizeof(*w), NULL,
-						      NULL);
-	w->count = count;
-	w->last = last;
+	return policy_ptable_get(&g->trip, key, strlen(key));
+}
+
+static int trip_ser(void *arg, struct pent *e, struct strbuf *key, struct strbuf *val)
+{
+	const struct gtrip *t = (const struct gtrip *)e;
+	(void)arg;
+	strbuf_add(key, e->key, e->keylen);
+	/* milliseconds as integers */
+	policy_add_u64(val, (uint64_t)llround(t->first * 1000));
+	strbuf_addc(val, ' ');
+	policy_add_u64(val, (uint64_t)llround(t->last * 1000));
+	strbuf_addc(val, ' ');
+	policy_add_u64(val, t->count);
 	return 0;
 }
+
+static void trip_set(void *arg, const char *k, size_t kl, const char *v, size_t vl)
+{
+	struct greylist *g = arg;
+	char buf[128];
+	unsigned long long fms, lms;
+	unsigned count;
+	if (parse_val(v, vl, buf, sizeof(buf)) < 0 || memchr(k, '\0', kl) ||
+	    sscanf(buf, "%llu %llu %u", &fms, &lms, &count) != 3)
+		return;
+	double first = (double)fms / 1000, last = (double)lms / 1000;
+	char *key = xstrndup(k, kl);
+	struct gtrip *t = (struct gtrip *)policy_ptable_get(&g->trip, key, kl);
+	if (!t)
+		t = (struct gtrip *)policy_ptable_add(&g->trip, key, kl, sizeof(*t), NULL, NULL);
+	t->first = first;
+	t->last = last;
+	t->count = count;
+	free(key);
+}
+
+static void drop(struct ptable *t, const char *k, size_t kl)
+{
+	struct pent *e = policy_ptable_get(t, k, kl);
+	if (e) {
+		policy_ptable_unlink(t, e);
+		policy_ptable_drop(e);
+	}
+}
+
+static void trip_del(void *arg, const char *k, size_t kl)
+{
+	drop(&((struct greylist *)arg)->trip, k, kl);
+}
+
+static struct pent *trip_next(void *arg)
+{
+	return policy_ptable_walk(&((struct greylist *)arg)->trip, PT_SNAPSHOT);
+}
+
+static void trip_restart(void *arg)
+{
+	policy_ptable_walk_reset(&((struct greylist *)arg)->trip, PT_SNAPSHOT);
+}
+
+static const struct pstate_ops trip_ops = { trip_find, trip_ser, trip_set, trip_del, trip_next,
+					    trip_restart };
+
+static struct pent *awl_find(void *arg, const char *key)
+{
+	struct greylist *g = arg;
+	return policy_ptable_get(&g->awl, key, strlen(key));
+}
+
+static int awl_ser(void *arg, struct pent *e, struct strbuf *key, struct strbuf *val)
+{
+	const struct gawl *w = (const struct gawl *)e;
+	(void)arg;
+	strbuf_add(key, e->key, e->keylen);
+	policy_add_u64(val, w->count);
+	strbuf_addc(val, ' ');
+	policy_add_u64(val, (uint64_t)llround(w->last * 1000));
+	return 0;
+}
+
+static void awl_set(void *arg, const char *k, size_t kl, const char *v, size_t vl)
+{
+	struct greylist *g = arg;
+	char buf[128];
+	unsigned long long lms;
+	unsigned count;
+	if (parse_val(v, vl, buf, sizeof(buf)) < 0 || memchr(k, '\0', kl) ||
+	    sscanf(buf, "%u %llu", &count, &lms) != 2)
+		return;
+	double last = (double)lms / 1000;
+	struct gawl *w = (struct gawl *)policy_ptable_get(&g->awl, k, kl);
+	if (!w)
+		w = (struct gawl *)policy_ptable_add(&g->awl, k, kl, sizeof(*w), NULL, NULL);
+	w->count = count;
+	w->last = last;
+}
+
+static void awl_del(void *arg, const char *k, size_t kl)
+{
+	drop(&((struct greylist *)arg)->awl, k, kl);
+}
+
+static struct pent *awl_next(void *arg)
+{
+	return policy_ptable_walk(&((struct greylist *)arg)->awl, PT_SNAPSHOT);
+}
+
+static void awl_restart(void *arg)
+{
+	policy_ptable_walk_reset(&((struct greylist *)arg)->awl, PT_SNAPSHOT);
+}
+
+static const struct pstate_ops awl_ops = { awl_find, awl_ser, awl_set, awl_del, awl_next,
+					   awl_restart };
 
 int policy_gl_load(struct greylist *g, struct store *st, double now)
 {
-	int rc = store_kv_foreach(st, "greylist", now, load_trip, g);
+	int rc = policy_pstate_load(&g->ps_trip, st, now);
 	if (rc >= 0)
-		rc = store_kv_foreach(st, "awl", now, load_awl, g);
+		rc = policy_pstate_load(&g->ps_awl, st, now);
 	return rc < 0 ? rc : 0;
+}
+
+size_t policy_gl_pending(const struct greylist *g)
+{
+	return g->qtrip.n + g->qawl.n;
 }
 
 int policy_gl_flush(struct greylist *g, struct store *st, double now)
 {
-	char val[128];
-	int rc = 0;
-	(void)now;
-	for (size_t i = 0; i < g->qtrip.n && rc >= 0; i++) {
-		const char *k = g->qtrip.v[i];
-		struct gtrip *t = (struct gtrip *)policy_ptable_get(&g->trip, k, strlen(k));
-		if (t) {
-			int n = snprintf(val, sizeof(val), "%.3f %.3f %u", t->first, t->last, t->count);
-			rc = store_kv_set(st, "greylist", k, val, (size_t)n, t->last + g->max_age);
-			t->e.queued = 0;
-		} else {
-			rc = store_kv_del(st, "greylist", k);
-			if (rc == -ENOENT)
-				rc = 0;
-		}
-	}
-	for (size_t i = 0; i < g->qawl.n && rc >= 0; i++) {
-		const char *k = g->qawl.v[i];
-		struct gawl *w = (struct gawl *)policy_ptable_get(&g->awl, k, strlen(k));
-		if (w) {
-			int n = snprintf(val, sizeof(val), "%u %.3f", w->count, w->last);
-			rc = store_kv_set(st, "awl", k, val, (size_t)n, w->last + g->max_age);
-			w->e.queued = 0;
-		} else {
-			rc = store_kv_del(st, "awl", k);
-			if (rc == -ENOENT)
-				rc = 0;
-		}
-	}
-	if (rc < 0) {
-		/* keep everything queued for the next attempt */
-		for (size_t i = 0; i < g->qtrip.n; i++) {
-			struct pent *e = policy_ptable_get(&g->trip, g->qtrip.v[i], strlen(g->qtrip.v[i]));
-			if (e)
-				e->queued = 1;
-		}
-		for (size_t i = 0; i < g->qawl.n; i++) {
-			struct pent *e = policy_ptable_get(&g->awl, g->qawl.v[i], strlen(g->qawl.v[i]));
-			if (e)
-				e->queued = 1;
-		}
-		return rc;
-	}
-	policy_queue_clear(&g->qtrip);
-	policy_queue_clear(&g->qawl);
-	return 0;
+	int rc = policy_pstate_flush(&g->ps_trip, st, now, &g->qtrip);
+	if (rc >= 0)
+		rc = policy_pstate_flush(&g->ps_awl, st, now, &g->qawl);
+	return rc < 0 ? rc : 0;
 }
 
 static int trip_expired(const struct greylist *g, const struct gtrip *t, double now)
@@ -820,7 +886,7 @@ size_t policy_gl_expire(struct greylist *g, double now, size_t budget)
 {
 	size_t seen = 0;
 	struct pent *e;
-	while (seen < budget && (e = policy_ptable_walk(&g->trip))) {
+	while (seen < budget && (e = policy_ptable_walk(&g->trip, PT_EXPIRE))) {
 		seen++;
 		if (trip_expired(g, (struct gtrip *)e, now)) {
 			policy_ptable_unlink(&g->trip, e);
@@ -829,7 +895,7 @@ size_t policy_gl_expire(struct greylist *g, double now, size_t budget)
 			g->expired++;
 		}
 	}
-	while (seen < budget && (e = policy_ptable_walk(&g->awl))) {
+	while (seen < budget && (e = policy_ptable_walk(&g->awl, PT_EXPIRE))) {
 		seen++;
 		if (now - ((struct gawl *)e)->last > g->max_age) {
 			policy_ptable_unlink(&g->awl, e);

@@ -343,6 +343,11 @@ int policy_flush(struct policy *p, double now)
 	return rc < 0 ? rc : frc < 0 ? frc : 0;
 }
 
+size_t policy_pending(const struct policy *p)
+{
+	return (p->gl ? policy_gl_pending(p->gl) : 0) + (p->rl ? policy_rl_pending(p->rl) : 0);
+}
+
 void policy_expire_step(struct policy *p, double now, size_t budget)
 {
 	size_t used = p->gl ? policy_gl_expire(p->gl, now, budget) : 0;

@@ -101,6 +101,10 @@ void policy_eval(struct policy *p, const struct policy_req *r, double now, struc
  * (call about once per second from a timer, and at shutdown). Returns 0 or
  * a negative errno from the store (the changes stay queued). */
 int policy_flush(struct policy *p, double now);
+/* Number of state changes queued for policy_flush(). A flush costs about a
+ * microsecond per change: at high request rates flush more often than once a
+ * second (e.g. when this passes a few hundred) to keep each stall short. */
+size_t policy_pending(const struct policy *p);
 /* Incremental expiry: examines at most `budget` entries; call from a timer. */
 void policy_expire_step(struct policy *p, double now, size_t budget);
 

@@ -35,9 +35,11 @@ struct ptable {
 	size_t max;                 /* 0 = no cap */
 	uint64_t seed;              /* hash seed, random per table */
 	struct pent *head, *tail;
-	size_t cursor;              /* bucket for policy_ptable_walk */
-	struct pent *cur;           /* entry within that bucket */
+	/* walks: PT_EXPIRE (expiry) and PT_SNAPSHOT (state snapshots) */
+	size_t cursor[2];           /* next bucket */
+	struct pent *cur[2];        /* next entry within the current bucket */
 };
+enum { PT_EXPIRE, PT_SNAPSHOT };
 
 void policy_ptable_init(struct ptable *t, size_t max);
 /* Frees every entry with freefn (which frees the struct; the key is freed here). */
@@ -55,7 +57,7 @@ void policy_ptable_touch(struct ptable *t, struct pent *e);   /* move to LRU hea
 /* Returns the next entry of a slow walk over the whole table (NULL at the end
  * of a round, after which the walk starts again). Examined entries may be
  * unlinked by the caller before the next call. */
-struct pent *policy_ptable_walk(struct ptable *t);
+struct pent *policy_ptable_walk(struct ptable *t, int which);
 uint64_t policy_hash(uint64_t seed, const char *s, size_t n);
 
 /* ---- write-behind queue of touched keys (policy.c) ---- */
@@ -65,6 +67,53 @@ struct pqueue {
 };
 void policy_queue_push(struct pqueue *q, const char *key, size_t keylen);
 void policy_queue_clear(struct pqueue *q);
+
+/* ---- write-behind as journal + incremental snapshots (pstate.c) ---- */
+struct pstate_ops {
+	/* the entry a queued key names, or NULL when it is gone */
+	struct pent *(*find)(void *arg, const char *key);
+	/* the row key and value of an entry; 0 = write it, else skip */
+	int (*ser)(void *arg, struct pent *e, struct strbuf *key, struct strbuf *val);
+	/* loading: a record sets or deletes an entry (key and value not NUL-terminated) */
+	void (*set)(void *arg, const char *key, size_t keylen, const char *val, size_t vallen);
+	void (*del)(void *arg, const char *key, size_t keylen);
+	/* snapshot walk over every entry: NULL at the end of a round; restart begins one */
+	struct pent *(*next)(void *arg);
+	void (*restart)(void *arg);
+};
+
+struct pstate {
+	const char *ns;
+	const struct pstate_ops *ops;
+	void *arg;
+	double retain;
+	uint64_t gen, seq;            /* complete snapshot; next journal row */
+	uint64_t jfirst;              /* oldest journal row still kept */
+	unsigned gchunks;             /* chunks of snapshot gen */
+	int snapping;                 /* a snapshot is being written */
+	uint64_t sgen, sjstart;
+	unsigned schunk;
+	size_t jrows, jbytes, sbytes_last, sbytes_cur;
+	struct strbuf buf, key, val;
+	struct { char k[40]; } *dels; /* old rows to delete, a few per flush */
+	size_t ndels, ndelcap;
+	/* tuning, set by init (tests make them small) */
+	size_t chunk;                 /* entries per snapshot chunk */
+	size_t jrows_max;             /* a snapshot after this many journal rows */
+	size_t jbytes_min;            /* ... or this many bytes + twice the last snapshot */
+};
+
+void policy_pstate_init(struct pstate *ps, const char *ns, const struct pstate_ops *ops,
+			void *arg, double retain);
+void policy_pstate_free(struct pstate *ps);
+int policy_pstate_load(struct pstate *ps, struct store *st, double now);
+/* Journals the queued keys in one row (clearing the queue), advances the
+ * snapshot by one chunk and deletes a few retired rows. */
+int policy_pstate_flush(struct pstate *ps, struct store *st, double now, struct pqueue *q);
+/* Appends v in decimal (no printf: snapshots write millions of numbers). */
+void policy_add_u64(struct strbuf *b, uint64_t v);
+/* Starts the snapshot walk of a table again. */
+void policy_ptable_walk_reset(struct ptable *t, int which);
 
 /* ---- per-check counters ---- */
 enum { CHK_BANNED, CHK_SPOOF, CHK_GREYLIST, CHK_RATELIMIT, CHK_N };
@@ -85,6 +134,7 @@ enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, dou
 			    struct strbuf *out, struct strbuf *key, const struct policy_host *h);
 int policy_gl_load(struct greylist *g, struct store *st, double now);
 int policy_gl_flush(struct greylist *g, struct store *st, double now);
+size_t policy_gl_pending(const struct greylist *g);
 size_t policy_gl_expire(struct greylist *g, double now, size_t budget);
 void policy_gl_list(struct greylist *g, int json, double now, struct strbuf *out);
 int policy_gl_del(struct greylist *g, const char *what);
@@ -104,6 +154,7 @@ enum pverdict policy_rl_eval(struct ratelimit *rl, const struct policy_req *r, d
 const char *policy_rl_why(const struct ratelimit *rl);
 int policy_rl_load(struct ratelimit *rl, struct store *st, double now);
 int policy_rl_flush(struct ratelimit *rl, struct store *st, double now);
+size_t policy_rl_pending(const struct ratelimit *rl);
 size_t policy_rl_expire(struct ratelimit *rl, double now, size_t budget);
 void policy_rl_list(struct ratelimit *rl, int json, double now, struct strbuf *out);
 int policy_rl_reset(struct ratelimit *rl, const char *key);

@@ -120,9 +120,11 @@ static void grow(struct ptable *t)
 	free(t->b);
 	t->b = b;
 	t->nb = nb;
-	/* the walk restarts its round: at worst some entries are examined twice */
-	t->cursor = 0;
-	t->cur = NULL;
+	/* walks restart their round: at worst some entries are examined twice */
+	for (int w = 0; w < 2; w++) {
+		t->cursor[w] = 0;
+		t->cur[w] = NULL;
+	}
 }
 
 void policy_ptable_unlink(struct ptable *t, struct pent *e)
@@ -132,8 +134,9 @@ void policy_ptable_unlink(struct ptable *t, struct pent *e)
 		pp = &(*pp)->hnext;
 	if (*pp)
 		*pp = e->hnext;
-	if (t->cur == e)
-		t->cur = e->hnext;
+	for (int w = 0; w < 2; w++)
+		if (t->cur[w] == e)
+			t->cur[w] = e->hnext;
 	lru_unlink(t, e);
 	e->hnext = NULL;
 	t->n--;
@@ -165,16 +168,22 @@ struct pent *policy_ptable_add(struct ptable *t, const char *key, size_t keylen,
 	return e;
 }
 
-struct pent *policy_ptable_walk(struct ptable *t)
+void policy_ptable_walk_reset(struct ptable *t, int which)
 {
-	while (!t->cur) {
-		if (t->cursor >= t->nb) {
-			t->cursor = 0;
+	t->cursor[which] = 0;
+	t->cur[which] = NULL;
+}
+
+struct pent *policy_ptable_walk(struct ptable *t, int which)
+{
+	while (!t->cur[which]) {
+		if (t->cursor[which] >= t->nb) {
+			t->cursor[which] = 0;
 			return NULL;
 		}
-		t->cur = t->b[t->cursor++];
+		t->cur[which] = t->b[t->cursor[which]++];
 	}
-	struct pent *e = t->cur;
-	t->cur = e->hnext;
+	struct pent *e = t->cur[which];
+	t->cur[which] = e->hnext;
 	return e;
 }

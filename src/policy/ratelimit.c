@@ -61,6 +61,7 @@ struct rwin {
 
 struct rkey {
 	struct pent e;
+	struct rlimit *lim;  /* the limit whose table holds it */
 	double last;         /* last counted or refused request */
 	unsigned long over;  /* refusals */
 	double over_last;
@@ -84,6 +85,8 @@ struct ratelimit {
 	struct pqueue q;     /* "NAME/KEY" */
 	struct strbuf tmp;
 	char why[256];       /* the limit and rule of the last refusal */
+	struct pstate ps;
+	size_t snap;         /* limit the snapshot walk is in */
 	/* Recently imported updates (hashes, direct-mapped): a cluster message
 	 * delivered twice must not count twice. */
 	uint64_t seen[RL_SEEN];
@@ -108,6 +111,7 @@ void policy_rl_free(struct ratelimit *rl)
 	free(rl->action);
 	policy_queue_clear(&rl->q);
 	free(rl->q.v);
+	policy_pstate_free(&rl->ps);
 	strbuf_free(&rl->tmp);
 	free(rl);
 }
@@ -194,6 +198,8 @@ static int parse_limit(struct rlimit *l, const char *spec)
 	return 0;
 }
 
+static const struct pstate_ops rl_ops;
+
 struct ratelimit *policy_rl_new(const struct kvlist *conf, char *err, size_t errlen)
 {
 	struct ratelimit *rl = xcalloc(1, sizeof(*rl));
@@ -226,6 +232,10 @@ struct ratelimit *policy_rl_new(const struct kvlist *conf, char *err, size_t err
 			goto fail;
 		}
 	}
+	double retain = 86400;
+	for (size_t i = 0; i < rl->n; i++)
+		retain = rl->l[i].maxwin + 86400 > retain ? rl->l[i].maxwin + 86400 : retain;
+	policy_pstate_init(&rl->ps, "ratelimit", &rl_ops, rl, retain);
 	return rl;
 fail:
 	policy_rl_free(rl);
@@ -307,6 +317,7 @@ static struct rkey *key_get(struct ratelimit *rl, struct rlimit *l, const char *
 	e = (struct rkey *)policy_ptable_add(&l->keys, k, kl,
 					     sizeof(struct rkey) + l->nr * sizeof(struct rwin),
 					     NULL, NULL);
+	e->lim = l;
 	return e;
 }
 
@@ -440,27 +451,36 @@ void policy_rl_import(struct ratelimit *rl, const char *limit, const char *key, 
 
 /* ---- persistence ---- */
 
+/* Integral counts (the usual case) are written as integers: printing
+ * doubles in full precision is most of the cost of a snapshot. */
+static void add_num(struct strbuf *out, double v)
+{
+	if (v >= 0 && v < 1e15 && v == (double)(uint64_t)v) {
+		strbuf_addc(out, ' ');
+		policy_add_u64(out, (uint64_t)v);
+	} else {
+		strbuf_addf(out, " %.17g", v);
+	}
+}
+
 static void serialise(const struct rlimit *l, const struct rkey *e, struct strbuf *out)
 {
-	strbuf_reset(out);
 	strbuf_addf(out, "1 %.3f %lu %.3f %zu", e->last, e->over, e->over_last, l->nr);
 	for (size_t j = 0; j < l->nr; j++) {
 		strbuf_addf(out, " %.6g %lld", l->r[j].width, e->w[j].head);
 		for (int s = 0; s < RL_SLOTS; s++)
-			strbuf_addf(out, " %.17g", e->w[j].c[s]);
+			add_num(out, e->w[j].c[s]);
 	}
 }
 
-static int load_one(const char *k, const void *val, size_t len, double expires, void *arg)
+static void load_one(struct ratelimit *rl, const char *k, size_t kl, const char *val, size_t len)
 {
-	struct ratelimit *rl = arg;
-	const char *slash = strchr(k, '/');
-	(void)expires;
-	if (!slash || len > 64 * 1024)
-		return 0;
+	const char *slash = memchr(k, '/', kl);
+	if (!slash || len > 64 * 1024 || memchr(k, '\0', kl))
+		return;
 	struct rlimit *l = find_limit(rl, k, (size_t)(slash - k));
 	if (!l)
-		return 0;
+		return;
 	char *s = xstrndup(val, len), *p = s, *end;
 	double last, overl;
 	unsigned long over;
@@ -468,10 +488,10 @@ static int load_one(const char *k, const void *val, size_t len, double expires, 
 	int n = 0;
 	if (sscanf(p, "1 %lf %lu %lf %zu%n", &last, &over, &overl, &nr, &n) < 4) {
 		free(s);
-		return 0;
+		return;
 	}
 	p += n;
-	struct rkey *e = key_get(rl, l, slash + 1, strlen(slash + 1), 1);
+	struct rkey *e = key_get(rl, l, slash + 1, kl - (size_t)(slash - k) - 1, 1);
 	e->last = last;
 	e->over = over;
 	e->over_last = overl;
@@ -505,49 +525,83 @@ static int load_one(const char *k, const void *val, size_t len, double expires, 
 		}
 	}
 	free(s);
+}
+
+static struct pent *ps_find(void *arg, const char *k)
+{
+	struct ratelimit *rl = arg;
+	const char *slash = strchr(k, '/');
+	struct rlimit *l = slash ? find_limit(rl, k, (size_t)(slash - k)) : NULL;
+	struct rkey *e = l ? key_get(rl, l, slash + 1, strlen(slash + 1), 0) : NULL;
+	return e ? &e->e : NULL;
+}
+
+static int ps_ser(void *arg, struct pent *p, struct strbuf *key, struct strbuf *val)
+{
+	const struct rkey *e = (const struct rkey *)p;
+	(void)arg;
+	strbuf_adds(key, e->lim->name);
+	strbuf_addc(key, '/');
+	strbuf_add(key, p->key, p->keylen);
+	serialise(e->lim, e, val);
 	return 0;
 }
 
+static void ps_set(void *arg, const char *k, size_t kl, const char *v, size_t vl)
+{
+	load_one(arg, k, kl, v, vl);
+}
+
+static void ps_del(void *arg, const char *k, size_t kl)
+{
+	struct ratelimit *rl = arg;
+	const char *slash = memchr(k, '/', kl);
+	struct rlimit *l = slash ? find_limit(rl, k, (size_t)(slash - k)) : NULL;
+	struct pent *e = l ? policy_ptable_get(&l->keys, slash + 1, kl - (size_t)(slash - k) - 1) : NULL;
+	if (e) {
+		policy_ptable_unlink(&l->keys, e);
+		policy_ptable_drop(e);
+	}
+}
+
+/* The snapshot walks the limits' tables one after the other. */
+static struct pent *ps_next(void *arg)
+{
+	struct ratelimit *rl = arg;
+	while (rl->snap < rl->n) {
+		struct pent *e = policy_ptable_walk(&rl->l[rl->snap].keys, PT_SNAPSHOT);
+		if (e)
+			return e;
+		rl->snap++;
+	}
+	return NULL;
+}
+
+static void ps_restart(void *arg)
+{
+	struct ratelimit *rl = arg;
+	rl->snap = 0;
+	for (size_t i = 0; i < rl->n; i++)
+		policy_ptable_walk_reset(&rl->l[i].keys, PT_SNAPSHOT);
+}
+
+static const struct pstate_ops rl_ops = { ps_find, ps_ser, ps_set, ps_del, ps_next, ps_restart };
+
 int policy_rl_load(struct ratelimit *rl, struct store *st, double now)
 {
-	int rc = store_kv_foreach(st, "ratelimit", now, load_one, rl);
-	for (size_t i = 0; i < rl->n; i++)
-		for (struct pent *e = rl->l[i].keys.head; e; e = e->next)
-			e->queued = 0;
-	policy_queue_clear(&rl->q);
+	int rc = policy_pstate_load(&rl->ps, st, now);
 	return rc < 0 ? rc : 0;
+}
+
+size_t policy_rl_pending(const struct ratelimit *rl)
+{
+	return rl->q.n;
 }
 
 int policy_rl_flush(struct ratelimit *rl, struct store *st, double now)
 {
-	int rc = 0;
-	size_t i;
-	(void)now;
-	for (i = 0; i < rl->q.n && rc >= 0; i++) {
-		const char *k = rl->q.v[i], *slash = strchr(k, '/');
-		struct rlimit *l = find_limit(rl, k, (size_t)(slash - k));
-		struct rkey *e = l ? key_get(rl, l, slash + 1, strlen(slash + 1), 0) : NULL;
-		if (e) {
-			serialise(l, e, &rl->tmp);
-			rc = store_kv_set(st, "ratelimit", k, rl->tmp.s, rl->tmp.len,
-					  e->last + l->maxwin);
-		} else {
-			rc = store_kv_del(st, "ratelimit", k);
-			if (rc == -ENOENT)
-				rc = 0;
-		}
-	}
-	if (rc < 0)
-		return rc;
-	for (i = 0; i < rl->q.n; i++) {
-		const char *k = rl->q.v[i], *slash = strchr(k, '/');
-		struct rlimit *l = find_limit(rl, k, (size_t)(slash - k));
-		struct rkey *e = l ? key_get(rl, l, slash + 1, strlen(slash + 1), 0) : NULL;
-		if (e)
-			e->e.queued = 0;
-	}
-	policy_queue_clear(&rl->q);
-	return 0;
+	int rc = policy_pstate_flush(&rl->ps, st, now, &rl->q);
+	return rc < 0 ? rc : 0;
 }
 
 static void drop_key(struct ratelimit *rl, struct rlimit *l, struct pent *e)
@@ -569,7 +623,7 @@ size_t policy_rl_expire(struct ratelimit *rl, double now, size_t budget)
 	for (size_t i = 0; i < rl->n && seen < budget; i++) {
 		struct rlimit *l = &rl->l[i];
 		struct pent *e;
-		while (seen < budget && (e = policy_ptable_walk(&l->keys))) {
+		while (seen < budget && (e = policy_ptable_walk(&l->keys, PT_EXPIRE))) {
 			seen++;
 			if (now - ((struct rkey *)e)->last > l->maxwin)
 				drop_key(rl, l, e);

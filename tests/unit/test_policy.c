@@ -759,6 +759,183 @@ static void persistence(void **state)
 	freereq(&q);
 }
 
+/* ---- journal + snapshots, driven directly on a small table ---- */
+
+struct tent {
+	struct pent e;
+	long v;
+};
+
+struct ttab {
+	struct ptable t;
+	struct pqueue q;
+};
+
+static struct pent *tt_find(void *arg, const char *k)
+{
+	return policy_ptable_get(&((struct ttab *)arg)->t, k, strlen(k));
+}
+
+static int tt_ser(void *arg, struct pent *e, struct strbuf *key, struct strbuf *val)
+{
+	(void)arg;
+	strbuf_add(key, e->key, e->keylen);
+	strbuf_addf(val, "%ld", ((struct tent *)e)->v);
+	return 0;
+}
+
+static void tt_set(void *arg, const char *k, size_t kl, const char *v, size_t vl)
+{
+	struct ttab *tt = arg;
+	char buf[32];
+	assert_true(vl < sizeof(buf));
+	memcpy(buf, v, vl);
+	buf[vl] = '\0';
+	struct tent *e = (struct tent *)policy_ptable_get(&tt->t, k, kl);
+	if (!e)
+		e = (struct tent *)policy_ptable_add(&tt->t, k, kl, sizeof(*e), NULL, NULL);
+	e->v = atol(buf);
+}
+
+static void tt_del(void *arg, const char *k, size_t kl)
+{
+	struct ttab *tt = arg;
+	struct pent *e = policy_ptable_get(&tt->t, k, kl);
+	if (e) {
+		policy_ptable_unlink(&tt->t, e);
+		policy_ptable_drop(e);
+	}
+}
+
+static struct pent *tt_next(void *arg)
+{
+	return policy_ptable_walk(&((struct ttab *)arg)->t, PT_SNAPSHOT);
+}
+
+static void tt_restart(void *arg)
+{
+	policy_ptable_walk_reset(&((struct ttab *)arg)->t, PT_SNAPSHOT);
+}
+
+static const struct pstate_ops tt_ops = { tt_find, tt_ser, tt_set, tt_del, tt_next, tt_restart };
+
+static void tt_put(struct ttab *tt, const char *k, long v)
+{
+	struct tent *e = (struct tent *)policy_ptable_get(&tt->t, k, strlen(k));
+	if (!e)
+		e = (struct tent *)policy_ptable_add(&tt->t, k, strlen(k), sizeof(*e), NULL, NULL);
+	e->v = v;
+	if (!e->e.queued) {
+		e->e.queued = 1;
+		policy_queue_push(&tt->q, k, strlen(k));
+	}
+}
+
+static void tt_rm(struct ttab *tt, const char *k)
+{
+	tt_del(tt, k, strlen(k));
+	policy_queue_push(&tt->q, k, strlen(k));
+}
+
+static long tt_sum(struct ttab *tt, size_t *n)
+{
+	long s = 0;
+	*n = tt->t.n;
+	for (struct pent *e = tt->t.head; e; e = e->next)
+		s += ((struct tent *)e)->v * (long)(e->key[1] + 1);
+	return s;
+}
+
+static int count_rows(const char *key, const void *val, size_t len, double exp, void *arg)
+{
+	(void)key; (void)val; (void)len; (void)exp;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void journal_snapshots(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mxjail-test-ps-XXXXXX", path[256], msg[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/state.db", dir);
+	struct store *st = NULL;
+	assert_true(store_open(path, NULL, &st, msg, sizeof(msg)) >= 0);
+
+	struct ttab a = {0};
+	struct pstate ps;
+	policy_ptable_init(&a.t, 0);
+	policy_pstate_init(&ps, "t", &tt_ops, &a, 86400);
+	ps.chunk = 7;
+	ps.jrows_max = 5;
+	ps.jbytes_min = 1 << 30;
+	char k[32];
+	double now = T0;
+	/* many flushes: several snapshots complete, with changes and deletions
+	 * between and during them */
+	for (int round = 0; round < 60; round++) {
+		for (int i = 0; i < 9; i++) {
+			snprintf(k, sizeof(k), "k%d", (round * 7 + i * 13) % 50);
+			tt_put(&a, k, round * 100 + i);
+		}
+		snprintf(k, sizeof(k), "k%d", (round * 11) % 50);
+		tt_rm(&a, k);
+		assert_true(store_begin(st) >= 0);
+		assert_int_equal(policy_pstate_flush(&ps, st, now, &a.q), 0);
+		assert_true(store_flush(st) >= 0);
+		now += 1;
+		if (round % 17 == 16) {
+			/* reload from the store: the same table */
+			struct ttab b = {0};
+			struct pstate pb;
+			policy_ptable_init(&b.t, 0);
+			policy_pstate_init(&pb, "t", &tt_ops, &b, 86400);
+			assert_int_equal(policy_pstate_load(&pb, st, now), 0);
+			size_t na, nb;
+			long sa = tt_sum(&a, &na), sb = tt_sum(&b, &nb);
+			assert_int_equal(na, nb);
+			assert_int_equal(sa, sb);
+			policy_pstate_free(&pb);
+			policy_ptable_free(&b.t, NULL);
+			policy_queue_clear(&b.q);
+			free(b.q.v);
+		}
+	}
+	assert_true(ps.gen >= 3);   /* snapshots were completed */
+	/* old rows are retired: a bounded number stays */
+	int rows = 0;
+	store_kv_foreach(st, "t", now, count_rows, &rows);
+	assert_true(rows < 40);
+	/* a snapshot left half-written (a crash) is ignored at load */
+	ps.jrows_max = 0;
+	tt_put(&a, "late", 5);
+	assert_true(store_begin(st) >= 0);
+	assert_int_equal(policy_pstate_flush(&ps, st, now, &a.q), 0);
+	assert_true(store_flush(st) >= 0);
+	assert_true(ps.snapping);
+	struct ttab b = {0};
+	struct pstate pb;
+	policy_ptable_init(&b.t, 0);
+	policy_pstate_init(&pb, "t", &tt_ops, &b, 86400);
+	assert_int_equal(policy_pstate_load(&pb, st, now), 0);
+	size_t na, nb;
+	long sa = tt_sum(&a, &na), sb = tt_sum(&b, &nb);
+	assert_int_equal(na, nb);
+	assert_int_equal(sa, sb);
+	assert_non_null(policy_ptable_get(&b.t, "late", 4));
+	policy_pstate_free(&pb);
+	policy_ptable_free(&b.t, NULL);
+	free(b.q.v);
+
+	policy_pstate_free(&ps);
+	policy_ptable_free(&a.t, NULL);
+	policy_queue_clear(&a.q);
+	free(a.q.v);
+	st = store_close(st);
+	snprintf(msg, sizeof(msg), "rm -rf '%s'", dir);
+	assert_int_equal(system(msg), 0);
+}
+
 /* ---- caps and a short measurement ---- */
 
 static void caps_and_speed(void **state)
@@ -855,6 +1032,7 @@ int main(void)
 		cmocka_unit_test(spoof_and_banned),
 		cmocka_unit_test(order_and_prepend),
 		cmocka_unit_test(persistence),
+		cmocka_unit_test(journal_snapshots),
 		cmocka_unit_test(caps_and_speed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

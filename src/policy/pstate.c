@@ -1,0 +1,305 @@
+/*
+ * pstate - write-behind of the policy engine's tables to the store as a
+ * journal plus incremental snapshots.
+ *
+ * Writing each changed triplet or rate window as its own row costs a random
+ * B-tree update per key: at a few thousand new keys a second that is a
+ * quarter of a second of SQLite work per flush, a stall the policy service
+ * cannot afford. Instead every flush appends ONE journal row holding all
+ * keys changed since the previous flush (their full current value, or a
+ * deletion), under a sequential key, which is cheap whatever the rate. To
+ * keep the journal short, a snapshot of the whole table is written a chunk
+ * per flush; when it is complete a marker row names it and the journal
+ * position it started at, and the older snapshot and journal rows are
+ * deleted, a few per flush.
+ *
+ * Rows in the namespace (all under store_kv_*):
+ *   "J<seq, 16 hex>"          journal: records changed since the last flush
+ *   "S<gen, 8 hex>-<chunk>"   snapshot chunks of generation gen
+ *   "M"                       "gen jstart chunks": the complete snapshot
+ * A record is "s<keylen> <vallen>\n<key><value>" (set) or "d<keylen>\n<key>"
+ * (delete). Loading applies snapshot M.gen, then the journal from M.jstart
+ * on, in order: the state at the last flush. A crash while a snapshot is
+ * being written leaves M on the older one, whose journal is still there.
+ *
+ * Every row expires `retain` seconds after it was written (the longest an
+ * entry lives without being touched), so rows of a check that was turned off
+ * are purged by the store in time.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+#include "policy/policy_int.h"
+#include "store/store.h"
+
+#define PS_CHUNK 4096          /* most entries per snapshot chunk (one per flush) */
+#define PS_DEL_PER_FLUSH 256   /* old rows deleted per flush */
+#define PS_JOURNAL_ROWS 3600   /* a snapshot at least this often (flushes) */
+#define PS_JOURNAL_MIN (4 << 20)
+
+void policy_add_u64(struct strbuf *b, uint64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	strbuf_add(b, tmp + i, sizeof(tmp) - i);
+}
+
+void policy_pstate_init(struct pstate *ps, const char *ns, const struct pstate_ops *ops,
+			void *arg, double retain)
+{
+	memset(ps, 0, sizeof(*ps));
+	ps->ns = ns;
+	ps->ops = ops;
+	ps->arg = arg;
+	ps->retain = retain > 0 ? retain : 86400;
+	ps->gen = 0;
+	ps->seq = 1;
+	ps->chunk = PS_CHUNK;
+	ps->jrows_max = PS_JOURNAL_ROWS;
+	ps->jbytes_min = PS_JOURNAL_MIN;
+}
+
+void policy_pstate_free(struct pstate *ps)
+{
+	strbuf_free(&ps->buf);
+	strbuf_free(&ps->key);
+	strbuf_free(&ps->val);
+	free(ps->dels);
+	ps->dels = NULL;
+}
+
+static void add_del(struct pstate *ps, const char *key)
+{
+	ps->dels = xgrow(ps->dels, &ps->ndelcap, ps->ndels, sizeof(*ps->dels));
+	snprintf(ps->dels[ps->ndels].k, sizeof(ps->dels[0].k), "%s", key);
+	ps->ndels++;
+}
+
+/* Applies the records of one row; stops quietly at a damaged record. */
+static void apply(struct pstate *ps, const char *b, size_t len)
+{
+	const char *p = b, *end = b + len;
+	while (p < end) {
+		char op = *p++;
+		char *q;
+		unsigned long long kl = strtoull(p, &q, 10), vl = 0;
+		if (q == p || q >= end)
+			return;
+		p = q;
+		if (op == 's') {
+			if (*p++ != ' ')
+				return;
+			vl = strtoull(p, &q, 10);
+			if (q == p || q >= end)
+				return;
+			p = q;
+		} else if (op != 'd') {
+			return;
+		}
+		if (*p++ != '\n' || kl > (size_t)(end - p) || vl > (size_t)(end - p) - kl)
+			return;
+		if (op == 's')
+			ps->ops->set(ps->arg, p, (size_t)kl, p + kl, (size_t)vl);
+		else
+			ps->ops->del(ps->arg, p, (size_t)kl);
+		p += kl + vl;
+	}
+}
+
+struct loadctx {
+	struct pstate *ps;
+	int pass;                 /* 0: snapshot chunks, 1: journal */
+	unsigned long long gen, jstart;
+};
+
+static int load_row(const char *key, const void *val, size_t len, double expires, void *arg)
+{
+	struct loadctx *c = arg;
+	struct pstate *ps = c->ps;
+	unsigned long long a;
+	unsigned b;
+	(void)expires;
+	if (key[0] == 'S' && sscanf(key + 1, "%llx-%x", &a, &b) == 2) {
+		if (c->pass == 0 && a == c->gen && c->gen)
+			apply(ps, val, len);
+		else if (c->pass == 0 && a != c->gen)
+			add_del(ps, key);
+	} else if (key[0] == 'J' && sscanf(key + 1, "%llx", &a) == 1) {
+		if (a >= ps->seq)
+			ps->seq = a + 1;
+		if (c->pass == 1 && a >= c->jstart) {
+			apply(ps, val, len);
+			ps->jrows++;
+			ps->jbytes += len;
+		} else if (c->pass == 1) {
+			add_del(ps, key);
+		}
+	} else if (strcmp(key, "M") != 0 && c->pass == 0) {
+		add_del(ps, key);   /* not ours (an older format): clean up */
+	}
+	return 0;
+}
+
+int policy_pstate_load(struct pstate *ps, struct store *st, double now)
+{
+	struct loadctx c = { ps, 0, 0, 0 };
+	void *m = NULL;
+	size_t mlen = 0;
+	unsigned chunks = 0;
+	int rc = store_kv_get(st, ps->ns, "M", now, &m, &mlen, NULL);
+	if (rc == 0) {
+		if (sscanf(m, "%llx %llx %x", &c.gen, &c.jstart, &chunks) != 3)
+			c.gen = c.jstart = 0;
+		free(m);
+	} else if (rc != -ENOENT) {
+		return rc;
+	}
+	ps->gen = c.gen;
+	ps->gchunks = chunks;
+	ps->jfirst = c.jstart;
+	rc = store_kv_foreach(st, ps->ns, now, load_row, &c);
+	if (rc < 0)
+		return rc;
+	c.pass = 1;
+	rc = store_kv_foreach(st, ps->ns, now, load_row, &c);
+	return rc < 0 ? rc : 0;
+}
+
+/* Frames one record into ps->buf. */
+static void record(struct pstate *ps, const char *k, size_t kl, const char *v, size_t vl, int set)
+{
+	strbuf_addc(&ps->buf, set ? 's' : 'd');
+	policy_add_u64(&ps->buf, kl);
+	if (set) {
+		strbuf_addc(&ps->buf, ' ');
+		policy_add_u64(&ps->buf, vl);
+	}
+	strbuf_addc(&ps->buf, '\n');
+	strbuf_add(&ps->buf, k, kl);
+	if (set)
+		strbuf_add(&ps->buf, v, vl);
+}
+
+static int snapshot_step(struct pstate *ps, struct store *st, double now, size_t nq)
+{
+	size_t chunk = nq < ps->chunk / 8 ? ps->chunk / 8 : nq > ps->chunk ? ps->chunk : nq;
+	if (chunk == 0)
+		chunk = 1;
+	char key[40];
+	int rc;
+	strbuf_reset(&ps->buf);
+	size_t n = 0;
+	int done = 0;
+	while (n < chunk) {
+		struct pent *e = ps->ops->next(ps->arg);
+		if (!e) {
+			done = 1;
+			break;
+		}
+		strbuf_reset(&ps->key);
+		strbuf_reset(&ps->val);
+		if (ps->ops->ser(ps->arg, e, &ps->key, &ps->val) == 0)
+			record(ps, ps->key.s, ps->key.len, strbuf_str(&ps->val), ps->val.len, 1);
+		n++;
+	}
+	if (ps->buf.len) {
+		snprintf(key, sizeof(key), "S%08llx-%08x", (unsigned long long)ps->sgen, ps->schunk);
+		rc = store_kv_set(st, ps->ns, key, ps->buf.s, ps->buf.len, now + ps->retain);
+		if (rc < 0)
+			return rc;
+		ps->schunk++;
+		ps->sbytes_cur += ps->buf.len;
+	}
+	if (!done)
+		return 0;
+	/* complete: name it, then retire the older snapshot and journal */
+	char mv[80];
+	int ml = snprintf(mv, sizeof(mv), "%llx %llx %x", (unsigned long long)ps->sgen,
+			  (unsigned long long)ps->sjstart, ps->schunk);
+	rc = store_kv_set(st, ps->ns, "M", mv, (size_t)ml, now + ps->retain);
+	if (rc < 0)
+		return rc;
+	for (unsigned i = 0; ps->gen && i < ps->gchunks; i++) {
+		snprintf(key, sizeof(key), "S%08llx-%08x", (unsigned long long)ps->gen, i);
+		add_del(ps, key);
+	}
+	for (uint64_t s = ps->jfirst; s < ps->sjstart; s++) {
+		snprintf(key, sizeof(key), "J%016" PRIx64, s);
+		add_del(ps, key);
+	}
+	ps->jfirst = ps->sjstart;
+	ps->gen = ps->sgen;
+	ps->gchunks = ps->schunk;
+	ps->snapping = 0;
+	ps->jrows = 0;
+	ps->jbytes = 0;
+	ps->sbytes_last = ps->sbytes_cur;
+	return 0;
+}
+
+int policy_pstate_flush(struct pstate *ps, struct store *st, double now, struct pqueue *q)
+{
+	int rc = 0;
+	char key[40];
+	size_t nq = q->n;
+
+	if (q->n) {
+		strbuf_reset(&ps->buf);
+		for (size_t i = 0; i < q->n; i++) {
+			const char *k = q->v[i];
+			struct pent *e = ps->ops->find(ps->arg, k);
+			strbuf_reset(&ps->key);
+			strbuf_reset(&ps->val);
+			if (e && ps->ops->ser(ps->arg, e, &ps->key, &ps->val) == 0)
+				record(ps, ps->key.s, ps->key.len, strbuf_str(&ps->val), ps->val.len, 1);
+			else
+				record(ps, k, strlen(k), NULL, 0, 0);
+			if (e)
+				e->queued = 0;
+		}
+		snprintf(key, sizeof(key), "J%016" PRIx64, ps->seq);
+		rc = store_kv_set(st, ps->ns, key, ps->buf.s, ps->buf.len, now + ps->retain);
+		if (rc < 0) {
+			/* the queue stays: the same changes go next time */
+			for (size_t i = 0; i < q->n; i++) {
+				struct pent *e = ps->ops->find(ps->arg, q->v[i]);
+				if (e)
+					e->queued = 1;
+			}
+			return rc;
+		}
+		ps->seq++;
+		ps->jrows++;
+		ps->jbytes += ps->buf.len;
+		policy_queue_clear(q);
+	}
+	if (!ps->snapping && (ps->jrows >= ps->jrows_max ||
+			      ps->jbytes > ps->jbytes_min + 2 * ps->sbytes_last)) {
+		ps->snapping = 1;
+		ps->sgen = ps->gen + 1;
+		ps->sjstart = ps->seq;
+		ps->schunk = 0;
+		ps->sbytes_cur = 0;
+		ps->ops->restart(ps->arg);
+	}
+	/* a chunk about the size of the journal row: the snapshot keeps pace
+	 * with the changes while no flush grows much beyond its journal */
+	if (ps->snapping && (rc = snapshot_step(ps, st, now, nq)) < 0)
+		return rc;
+	for (int i = 0; i < PS_DEL_PER_FLUSH && ps->ndels; i++) {
+		rc = store_kv_del(st, ps->ns, ps->dels[ps->ndels - 1].k);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		ps->ndels--;
+		rc = 0;
+	}
+	return 0;
+}
