@@ -151,6 +151,7 @@ static void on_turn_end(struct loop *l, void *arg)
 	struct daemon *dm = arg;
 	char err[512];
 	daemon_lines_batch_end(dm);
+	daemon_bans_commit(dm); /* the turn's new bans: one store commit, then the firewall */
 	struct fw *fws[16];
 	size_t nfw = daemon_fw_all(dm, fws, 16);
 	for (size_t i = 0; i < nfw; i++) {
@@ -262,6 +263,7 @@ static void apply_general(struct daemon *dm, const struct config *cfg)
 int daemon_reload(struct daemon *dm, struct strbuf *msg)
 {
 	log_notice("reloading the configuration from %s", dm->confdir);
+	daemon_bans_commit(dm);
 	struct diag d = DIAG_INIT;
 	struct config cfg = {0};
 	config_load(dm->confdir, &cfg, &d);
@@ -372,6 +374,7 @@ static void daemon_free(struct daemon *dm)
 {
 	if (dm->set)
 		daemon_set_stop_sources(dm, dm->set);
+	daemon_bans_commit(dm);
 	if (dm->stopping || dm->started_loop)
 		daemon_actions_shutdown(dm);
 	if (dm->store)
@@ -383,6 +386,7 @@ static void daemon_free(struct daemon *dm)
 	if (dm->ctl)
 		ctl_server_free(dm->ctl);
 	daemon_policy_stop(dm);
+	daemon_cluster_stop(dm);
 	daemon_http_stop(dm);
 	if (dm->fw_open) {
 		char err[512];
@@ -489,6 +493,8 @@ int daemon_run(const struct daemon_opts *o)
 		log_warn("detaching");
 		goto out;
 	}
+	if (daemon_cluster_start(dm, &cfg) < 0)
+		goto out;
 	loop_signal_add(dm->loop, SIGTERM, on_stop, dm);
 	loop_signal_add(dm->loop, SIGINT, on_stop, dm);
 	loop_signal_add(dm->loop, SIGHUP, on_hup, dm);

@@ -54,14 +54,17 @@ static int cmd_status(struct daemon *dm, int argc, char **argv, int json, struct
 					strbuf_addc(o, ',');
 				jstr(o, s->jails[i]->name);
 			}
-			strbuf_addf(o, "],\"banned\":%zu,\"uptime\":%.0f,\"dry_run\":%s}\n", dm->bans.n,
+			strbuf_addf(o, "],\"banned\":%zu,\"uptime\":%.0f,\"dry_run\":%s", dm->bans.n,
 				    daemon_now() - dm->started, dm->dry_run ? "true" : "false");
+			daemon_cluster_status(dm, 1, o);
+			strbuf_adds(o, "}\n");
 			return 0;
 		}
 		strbuf_addf(o, "Status\n|- Number of jail:\t%zu\n`- Jail list:\t", s->njails);
 		for (size_t i = 0; i < s->njails; i++)
 			strbuf_addf(o, "%s%s", i ? ", " : "", s->jails[i]->name);
 		strbuf_addc(o, '\n');
+		daemon_cluster_status(dm, 0, o);
 		return 0;
 	}
 	struct daemon_jail *j = daemon_jail_find(s, argv[1]);
@@ -268,6 +271,8 @@ static int cmd_ban(struct daemon *dm, int argc, char **argv, int json, struct st
 			n++;
 	}
 	free(v);
+	/* one store transaction for every address of the call, before the reply */
+	daemon_bans_commit(dm);
 	if (json)
 		strbuf_addf(o, "{\"banned\":%d}\n", n);
 	else
@@ -495,6 +500,8 @@ int daemon_ctl_handle(void *arg, int argc, char **argv, int json, struct strbuf 
 {
 	struct daemon *dm = arg;
 	const char *verb = argv[0];
+	/* verbs read bans back from the store: bans of this turn go in first */
+	daemon_bans_commit(dm);
 	if (!strcmp(verb, "ping")) {
 		strbuf_adds(out, json ? "{\"pong\":true}\n" : "pong\n");
 		return 0;

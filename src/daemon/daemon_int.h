@@ -65,6 +65,7 @@ struct daemon_jail {
 	char *fw_path, *fw_dlist;      /* hostsdeny file and daemon_list (NULL = defaults) */
 	char *fw_chain;                /* iptables: the hook chain (NULL = INPUT) */
 	int fw_newonly;                /* iptables-new */
+	char *fw_blocktype;            /* route: unreachable (NULL), blackhole, prohibit */
 	struct fw *fw;                 /* bound by daemon_fw_bind(); NULL = not blocking */
 	char *actions;                 /* action names for status ("nftables-multiport") */
 	struct fw_cmd **cmds;          /* action.d command actions (actions/fw_cmd.h) */
@@ -179,6 +180,7 @@ struct daemon {
 	double line_t0;                /* thread CPU seconds when this batch began */
 	double line_seconds;           /* total CPU time spent handling log lines */
 	struct daemon_policy *policy;  /* [policy] enabled: the Postfix policy service */
+	struct daemon_cluster *cluster; /* [cluster] redis set: this node's link (daemon_cluster.c) */
 };
 
 /* daemon_setup.c: builds a set from the configuration; errors go to d. */
@@ -275,6 +277,23 @@ int daemon_policy_start(struct daemon *dm, const struct config *cfg);
 void daemon_policy_stop(struct daemon *dm);
 /* Reload: rebuilds the service when its mxjail.conf sections changed (checked first). */
 void daemon_policy_reload(struct daemon *dm, const struct config *cfg);
+
+/* daemon_cluster.c: [cluster] (see cluster/cluster.h). start: 0 (also when
+ * no cluster is configured) or -1 on a bad [cluster] section (logged). The
+ * hooks publish local bans/prolongs, explicit unbans (tombstones) and
+ * failures of jails with shared counting; they never block. */
+int daemon_cluster_start(struct daemon *dm, const struct config *cfg);
+void daemon_cluster_stop(struct daemon *dm);
+void daemon_cluster_ban(struct daemon *dm, const struct daemon_ban *b);
+void daemon_cluster_unban(struct daemon *dm, const char *jail, const char *id);
+void daemon_cluster_failure(struct daemon_jail *j, const char *id, double t);
+/* policy_host hooks (arg = the daemon). */
+void daemon_cluster_greylist_update(void *arg, const char *triplet, double first, double last,
+				    unsigned count);
+void daemon_cluster_ratelimit_add(void *arg, const char *limit, const char *key, double t,
+				  double amount);
+/* Appends "Cluster:\t..." (text) or ",\"cluster\":{...}" (json); nothing without a cluster. */
+void daemon_cluster_status(struct daemon *dm, int json, struct strbuf *out);
 
 double daemon_now(void);
 double daemon_random(struct daemon *dm);

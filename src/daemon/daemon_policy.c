@@ -62,6 +62,11 @@ static void section(const struct config *cfg, const char *name, struct kvlist *o
 	}
 }
 
+struct policy *daemon_policy_engine(struct daemon_policy *p)
+{
+	return p ? p->engine : NULL;
+}
+
 /* The policy's sections as one text, to tell whether a reload changed them. */
 static char *conf_text(const struct config *cfg)
 {
@@ -362,7 +367,9 @@ int daemon_policy_start(struct daemon *dm, const struct config *cfg)
 {
 	if (!daemon_policy_enabled(cfg))
 		return 0;
-	struct policy_host host = {.arg = dm, .is_banned = is_banned, .on_event = on_event};
+	struct policy_host host = {.arg = dm, .is_banned = is_banned, .on_event = on_event,
+				   .on_greylist_update = daemon_cluster_greylist_update,
+				   .on_ratelimit_add = daemon_cluster_ratelimit_add};
 	char err[512];
 	dm->policy = daemon_policy_new(dm->loop, cfg, dm->store, &host, NULL, err, sizeof err);
 	if (!dm->policy) {

@@ -22,6 +22,7 @@ struct store;
 struct strbuf;
 struct policy_host;
 struct daemon_policy;
+struct policy;
 
 #define DAEMON_POLICY_LISTEN_DEFAULT "inet:127.0.0.1:10023"
 
@@ -33,6 +34,8 @@ struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg
 void daemon_policy_free(struct daemon_policy *p);
 /* Commits queued state now (also done every second by a timer). */
 void daemon_policy_flush(struct daemon_policy *p);
+/* The engine (for cluster imports); valid until daemon_policy_free(). */
+struct policy *daemon_policy_engine(struct daemon_policy *p);
 /* 1 when verb is one of the policy service's control verbs. */
 int daemon_policy_is_verb(const char *verb);
 /* Runs a control verb; 0 = OK, -1 = ERR (message in out). p may be NULL
