@@ -35,7 +35,7 @@ static const struct subcommand commands[] = {
 	 "run jails over old logs with their own clock: who would have been banned when"},
 	{"report", cmd_report,
 	 "report [-c DIR] [--state DIR] [--since DUR] [--now EPOCH] [--jail JAIL]...\n"
-	 "               [--geoip FILE] [--top N] [--json | --html FILE] [LOG...|-]",
+	 "               [--geoip FILE] [--top N] [--audit] [--json | --html FILE] [LOG...|-]",
 	 "attacks per hour and jail, top addresses, networks, user names, bans (text/JSON/HTML)"},
 	{"status", cmd_status, "status [JAIL] [--json]", "jails, or one jail's counters and bans"},
 	{"banned", cmd_banned, "banned [ADDR...] [--json]",

@@ -2,7 +2,7 @@
  * report - `mxjail report`: where attacks come from and what they try.
  *
  *   mxjail report [-c DIR] [--state DIR] [--since DUR] [--now EPOCH] [--jail J]...
- *                 [--geoip FILE] [--top N] [--json | --html FILE] [LOG...|-]
+ *                 [--geoip FILE] [--top N] [--audit] [--json | --html FILE] [LOG...|-]
  *
  * Two inputs, either or both. LOGs are read once, oldest file first (by
  * modification time, so rotated logs come before the current one), and every
@@ -14,7 +14,8 @@
  * state database (--state DIR, or with no LOG the configured statedir) adds
  * the bans mxjail made, their history and evidence, and the policy service's
  * greylist and rate-limit rows; it is read from a copy, so the daemon's file
- * is never changed. Nothing is written except the --html file.
+ * is never changed. With --audit the findings of `mxjail audit` are added.
+ * Nothing is written except the --html file.
  *
  * The aggregation and the three output formats live in src/report/; this
  * file only wires configuration, filters, logs and the store to it.
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +49,7 @@
 
 #define DEFAULT_STATEDIR "/var/lib/mxjail"
 #define MAX_WHY 20000          /* addresses whose ban history is looked up */
+#define MAX_AUDIT (16 << 20)   /* bytes of `mxjail audit` output kept */
 
 struct qfilter {
 	char *key;
@@ -85,7 +88,7 @@ static double wall_now(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: mxjail report [-c DIR] [--state DIR] [--since DUR] [--now EPOCH]\n"
-			"                     [--jail JAIL]... [--geoip FILE] [--top N]\n"
+			"                     [--jail JAIL]... [--geoip FILE] [--top N] [--audit]\n"
 			"                     [--json | --html FILE] [LOG...|-]\n");
 }
 
@@ -497,6 +500,68 @@ static int read_state(struct run *q, const char *statedir, int have_logs, double
 	return 0;
 }
 
+/* ---------- audit ---------- */
+
+/* Runs `mxjail audit -c DIR [--json]` (this same binary) and hands what it
+ * prints to the report: the audit gathers its own inputs (postconf,
+ * doveconf), so the report asks it rather than doing that again. Exit 1
+ * only means a high finding. */
+static void run_audit(struct report *r, const char *dir, int json)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	int fd[2];
+	if (n <= 0 || pipe(fd) != 0) {
+		report_note(r, "audit: cannot run mxjail audit");
+		return;
+	}
+	exe[n] = '\0';
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fd[0]);
+		close(fd[1]);
+		report_note(r, "audit: %s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 2);
+		}
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		char *argv[] = {exe, "audit", "-c", (char *)dir, json ? "--json" : NULL, NULL};
+		execv(exe, argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	struct strbuf out = STRBUF_INIT;
+	char buf[8192];
+	ssize_t k;
+	while ((k = read(fd[0], buf, sizeof buf)) != 0) {
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (out.len < MAX_AUDIT)
+			strbuf_add(&out, buf, (size_t)k);
+	}
+	close(fd[0]);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(st) && WEXITSTATUS(st) <= 1 && out.len && out.len < MAX_AUDIT &&
+	    memchr(strbuf_str(&out), '\0', out.len) == NULL)
+		report_audit(r, strbuf_str(&out), json);
+	else
+		report_note(r, "audit: mxjail audit -c %s gave no report (exit %d)", dir,
+			    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	strbuf_free(&out);
+}
+
 /* ---------- command ---------- */
 
 struct logname {
@@ -516,7 +581,7 @@ static int cmp_logname(const void *a, const void *b)
 int cmd_report(int argc, char **argv)
 {
 	const char *dir = MXJAIL_SYSCONFDIR, *statedir = NULL, *html = NULL, *geoip = NULL;
-	int json = 0;
+	int json = 0, audit = 0;
 	double now = -1, since = 0;
 	size_t top = 20;
 	char **want = NULL;
@@ -529,6 +594,7 @@ int cmd_report(int argc, char **argv)
 		{"jail", required_argument, NULL, 'j'},
 		{"geoip", required_argument, NULL, 'g'},
 		{"top", required_argument, NULL, 't'},
+		{"audit", no_argument, NULL, 'A'},
 		{"json", no_argument, NULL, 'J'},
 		{"html", required_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
@@ -574,6 +640,7 @@ int cmd_report(int argc, char **argv)
 			break;
 		}
 		case 'J': json = 1; break;
+		case 'A': audit = 1; break;
 		case 'H': html = optarg; break;
 		case 'h': usage(); free(want); return 0;
 		default: usage(); free(want); return 2;
@@ -688,6 +755,8 @@ int cmd_report(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	if (audit)
+		run_audit(q.r, dir, json);
 	report_finish(q.r, geo, now);
 	struct strbuf o = STRBUF_INIT;
 	if (json)

@@ -193,6 +193,7 @@ struct report *report_free(struct report *r)
 	free(r->user_order);
 	free(r->repeat_order);
 	free(r->geo_name);
+	free(r->audit);
 	free(r);
 	return NULL;
 }
@@ -206,6 +207,22 @@ size_t report_jail(struct report *r, const char *name)
 	memset(&r->jails[r->njails], 0, sizeof r->jails[r->njails]);
 	r->jails[r->njails].name = xstrdup(name);
 	return r->njails++;
+}
+
+void report_audit(struct report *r, const char *out, int is_json)
+{
+	free(r->audit);
+	r->audit = NULL;
+	if (!out)
+		return;
+	/* JSON is embedded as it is: accept exactly one object, nothing around it */
+	size_t n = strlen(out);
+	while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+		n--;
+	if (is_json && (n < 2 || out[0] != '{' || out[n - 1] != '}'))
+		return;
+	r->audit = xstrndup(out, n);
+	r->audit_json = is_json;
 }
 
 void report_input(struct report *r, unsigned long lines, const char *source)

@@ -105,6 +105,11 @@ size_t report_naddrs(const struct report *r);
 const char *report_addr(const struct report *r, size_t i);
 int report_has(struct report *r, const char *id);
 
+/* What `mxjail audit` flags, as it printed it: JSON text (embedded as is
+ * under "audit" in --json; it must be one object) or its table (text and
+ * HTML). NULL: the audit was not run. */
+void report_audit(struct report *r, const char *out, int is_json);
+
 /* Counters of the input, for the header. */
 void report_input(struct report *r, unsigned long lines, const char *source);
 void report_note(struct report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -467,6 +467,11 @@ void report_format_html(const struct report *r, struct strbuf *o)
 		hbars(o, "asns", "Failures per autonomous system", v, n);
 		free(ord);
 	}
+	if (r->audit && !r->audit_json) {
+		strbuf_adds(o, "<h2>What the audit flags</h2>\n<pre id=\"audit\">");
+		esc(o, r->audit);
+		strbuf_adds(o, "</pre>\n");
+	}
 	free(v);
 	strbuf_free(&t);
 	report_time(r->now, a, sizeof a);

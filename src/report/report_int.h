@@ -151,6 +151,8 @@ struct report {
 	size_t nrepeat;                 /* addresses banned twice or more */
 	size_t *repeat_order;
 	char *geo_name;
+	char *audit;                    /* `mxjail audit` output, or NULL */
+	int audit_json;
 	int finished;
 };
 

@@ -246,6 +246,16 @@ void report_format_text(const struct report *r, struct strbuf *o)
 		}
 	}
 
+	if (r->audit && !r->audit_json) {
+		strbuf_adds(o, "\nWhat the audit flags (mxjail audit)\n  ");
+		for (const char *p = r->audit; *p; p++) {
+			strbuf_addc(o, *p);
+			if (*p == '\n' && p[1] != '\n')
+				strbuf_adds(o, "  ");
+		}
+		strbuf_addc(o, '\n');
+	}
+
 	if (r->countries.n) {
 		strbuf_adds(o, "\nCountries\n");
 		ord = report_table_order(&r->countries);
@@ -543,6 +553,8 @@ void report_format_json(const struct report *r, struct strbuf *o)
 	}
 	strbuf_adds(o, "]}");
 
+	strbuf_adds(o, ",\"audit\":");
+	strbuf_adds(o, r->audit && r->audit_json ? r->audit : "null");
 	strbuf_adds(o, ",\"countries\":");
 	jtable(r, o, &r->countries, "country", 1);
 	strbuf_adds(o, ",\"asns\":");

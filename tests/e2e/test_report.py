@@ -493,6 +493,22 @@ def test_logs_are_read_oldest_first(tmp_path):
     assert d["bans"]["by_source"]["estimated"] == 1
 
 
+def test_audit_findings(gen, tmp_path):
+    d = json.loads(report(["-c", gen["conf"], "--now", NOW, "--audit", "--json", "--top", "1",
+                           gen["log"]]).stdout)
+    a = d["audit"]
+    assert isinstance(a["score"], int) and 0 <= a["score"] <= 100
+    assert isinstance(a["findings"], list)
+    for f in a["findings"]:
+        assert {"id", "severity", "why", "fix"} <= set(f)
+    assert gen["json"]["audit"] is None
+    out = report(["-c", gen["conf"], "--now", NOW, "--audit", "--top", "1", gen["log"]]).stdout
+    assert "What the audit flags (mxjail audit)" in out and "score: " in out
+    page = tmp_path / "audit.html"
+    report(["-c", gen["conf"], "--now", NOW, "--audit", "--top", "1", "--html", page, gen["log"]])
+    assert '<pre id="audit">' in page.read_text()
+
+
 def test_usage_errors(tmp_path):
     conf = conf_tree(tmp_path / "conf")
     for args in (["--json", "--html", tmp_path / "x"], ["--top", "0"], ["--now", "soon"],
