@@ -209,17 +209,16 @@ static int client_line(struct greylist *g, char *s, struct strbuf *resrc, char *
 			snprintf(buf, sizeof(buf), "%s.0/24", s);
 			ip = addr_parse_cidr(buf, strlen(buf), &a) == 0 ? 1 : -1;
 		} else if (!slash && all_digits_dots(s, 1)) {
-			/* postgrey means /16 here (its comment says so) */
-			snprintf(buf, sizeof(buf), "%s.0.0/16", s);
+			/* postgrey's comment says /16, but it asks NetAddr::IP for
+			 * "a.b" with mask 24, which is a.b.0.0/24: keep what it does */
+			snprintf(buf, sizeof(buf), "%s.0.0/24", s);
 			ip = addr_parse_cidr(buf, strlen(buf), &a) == 0 ? 1 : -1;
 		} else if (slash) {
 			*slash = '/';
 		}
 	}
-	if (ip < 0) {
-		snprintf(msg, msglen, "expected an IP address or prefix, got '%s'", s);
-		return -1;
-	}
+	if (ip < 0)
+		return 0;   /* postgrey skips addresses it cannot parse ("300.1.2.3") */
 	if (ip > 0) {
 		g->ips = xgrow(g->ips, &g->ipcap, g->nips, sizeof(*g->ips));
 		g->ips[g->nips++] = a;

@@ -356,7 +356,7 @@ static void greylist_whitelists(void **state)
 	assert_true(fd >= 0);
 	const char *extra = "# local additions\n"
 			    "  mail.partner.example   # trailing comment\n"
-			    "10.1.2\n10.9\n2001:db8:77::/48\n203.0.113.5/32\n/^mx\\d+\\.regex\\.example$/\n";
+			    "10.1.2\n10.9\n300.1.2.3\n2001:db8:77::/48\n203.0.113.5/32\n/^mx\\d+\\.regex\\.example$/\n";
 	assert_int_equal(write(fd, extra, strlen(extra)), (ssize_t)strlen(extra));
 	close(fd);
 	char rl[] = "/tmp/mxjail-test-wr-XXXXXX";
@@ -379,7 +379,7 @@ static void greylist_whitelists(void **state)
 		RCPT("192.0.2.1", "MAIL7.telekom.de", "a@b", "c@d"),          /* case */
 		RCPT("66.216.126.174", "unknown", "a@b", "c@d"),              /* Debian IP */
 		RCPT("195.235.39.200", "unknown", "a@b", "c@d"),              /* partial /24 */
-		RCPT("10.9.200.1", "unknown", "a@b", "c@d"),                  /* partial /16 */
+		RCPT("10.9.0.77", "unknown", "a@b", "c@d"),                   /* "10.9": /24 */
 		RCPT("2001:db8:77:1::1", "unknown", "a@b", "c@d"),
 		RCPT("203.0.113.5", "unknown", "a@b", "c@d"),
 		RCPT("192.0.2.1", "smtp.mail.partner.example", "a@b", "c@d"),
@@ -401,6 +401,7 @@ static void greylist_whitelists(void **state)
 		RCPT("192.0.2.1", "unknown", "a@b", "c@d"),
 		RCPT("192.0.2.1", "ms-smtp-03.nyroc.rr.com.evil", "a@b", "c@d"),
 		RCPT("10.1.3.1", "x", "a@b", "c@d"),
+		RCPT("10.9.200.1", "x", "a@b", "c@d"),       /* postgrey's "a.b" is a.b.0.0/24 */
 		RCPT("192.0.2.1", "x", "a@b", "vip@example.org"),
 		RCPT("192.0.2.1", "x", "a@b", "xvip@example.net"),
 		RCPT("192.0.2.1", "x", "a@b", "x@notlists.example.org"),
@@ -421,7 +422,7 @@ static void greylist_whitelists(void **state)
 	kvlist_set(&g, "whitelist_clients", local);
 	kvlist_set(&g, "whitelist_recipients", "/nonexistent");
 	assert_null(policy_new(NULL, &g, NULL, NULL, NULL, NULL, T0, err, sizeof(err)));
-	assert_non_null(strstr(err, ":8: "));
+	assert_non_null(strstr(err, ":9: "));
 	/* an unreadable file is an error, a missing one is not */
 	kvlist_set(&g, "whitelist_clients", "/");
 	assert_null(policy_new(NULL, &g, NULL, NULL, NULL, NULL, T0, err, sizeof(err)));
