@@ -7,7 +7,8 @@
  * user name and fields, scanned for ban notices and counted as a failure of
  * the address-looking token after "from " (or a fixed one), with a time
  * taken from the line's first bytes. Tables are capped at 64 keys so the
- * untracked paths run too. Then the report is finished and written in all
+ * untracked paths run too. The whole input is also counted as the policy
+ * engine's listings. Then the report is finished and written in all
  * three formats; every found user name must be shorter than its buffer.
  */
 #include <stdint.h>
@@ -54,7 +55,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			report_estimate_ban(r, jails[0], id, t, len % 2 ? 600 : -1);
 		p += len + 1;
 	}
-	report_kv(r, "greylist", "k", (const char *)data, size);
+	/* the input as the policy engine's listings (NUL-terminated copy) */
+	char *text = malloc(size + 1);
+	if (!text)
+		abort();
+	memcpy(text, data, size);
+	text[size] = '\0';
+	struct report_policy_state ps;
+	report_policy_count(text, text, &ps);
+	if (ps.triplets != ps.passed + ps.waiting || ps.whitelisted > ps.clients)
+		abort();
+	report_policy_state(r, &ps);
+	free(text);
 	report_finish(r, NULL, 2000000000.0);
 	struct strbuf out = STRBUF_INIT;
 	report_format_text(r, &out);

@@ -44,6 +44,7 @@
 #include "jails/ignore.h"
 #include "jails/jail.h"
 #include "net/addr.h"
+#include "policy/policy.h"
 #include "report/report.h"
 #include "store/store.h"
 
@@ -300,17 +301,48 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-struct kvwalk {
-	struct report *r;
-	const char *ns;
-};
-
-static int kv_cb(const char *key, const void *val, size_t len, double expires, void *arg)
+/* mxjail.conf [name] as a kvlist of its keys (cfg->mxjail holds "name.key"). */
+static void section(const struct config *cfg, const char *name, struct kvlist *out)
 {
-	struct kvwalk *w = arg;
-	(void)expires;
-	report_kv(w->r, w->ns, key, val, len);
-	return 0;
+	size_t n = strlen(name);
+	for (size_t i = 0; i < cfg->mxjail.n; i++) {
+		const struct kv *kv = &cfg->mxjail.v[i];
+		if (strncasecmp(kv->key, name, n) == 0 && kv->key[n] == '.')
+			kvlist_set(out, kv->key + n + 1, kv->value);
+	}
+}
+
+/* The policy service keeps its tables in its own journal/snapshot rows; the
+ * engine loads them back as the daemon would, and lists them. */
+static void read_policy(struct report *r, const struct config *cfg, struct store *st,
+			double now)
+{
+	struct kvlist sp = KVLIST_INIT, sg = KVLIST_INIT, sr = KVLIST_INIT, ss = KVLIST_INIT;
+	section(cfg, "policy", &sp);
+	section(cfg, "greylist", &sg);
+	section(cfg, "ratelimit", &sr);
+	section(cfg, "spoof", &ss);
+	char err[512];
+	struct policy *p = policy_new(&sp, &sg, &sr, &ss, st, NULL, now, err, sizeof err);
+	kvlist_free(&sp);
+	kvlist_free(&sg);
+	kvlist_free(&sr);
+	kvlist_free(&ss);
+	if (!p) {
+		report_note(r, "policy state not read: %s", err);
+		return;
+	}
+	struct strbuf gl = STRBUF_INIT, rl = STRBUF_INIT;
+	int hg = policy_greylist_list(p, 1, now, &gl) == 0;
+	int hr = policy_ratelimit_list(p, 1, now, &rl) == 0;
+	if (hg || hr) {
+		struct report_policy_state ps;
+		report_policy_count(hg ? strbuf_str(&gl) : NULL, hr ? strbuf_str(&rl) : NULL, &ps);
+		report_policy_state(r, &ps);
+	}
+	strbuf_free(&gl);
+	strbuf_free(&rl);
+	policy_free(p);
 }
 
 /* Live bans, the history of every address seen (store_why), their evidence
@@ -379,7 +411,8 @@ static void remove_dir(const char *dir)
 /* The store opens read-write and moves a database it cannot use aside (a
  * newer schema, damage): a report must never do that to the daemon's file,
  * so it reads a copy of the database and its write-ahead log. */
-static int read_state(struct run *q, const char *statedir, int have_logs, double now)
+static int read_state(struct run *q, const struct config *cfg, const char *statedir,
+		      int have_logs, double now)
 {
 	char *path = xasprintf("%s/mxjail.sqlite3", statedir);
 	if (access(path, R_OK) != 0) {
@@ -482,11 +515,7 @@ static int read_state(struct run *q, const char *statedir, int have_logs, double
 		report_note(q->r, "ban history looked up for %d of %zu addresses", MAX_WHY, nids);
 	store_banlist_free(&live);
 	report_input(q->r, 0, path);
-	static const char *const ns[] = {"greylist", "awl", "ratelimit"};
-	for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
-		struct kvwalk w = {q->r, ns[i]};
-		store_kv_foreach(st, ns[i], now, kv_cb, &w);
-	}
+	read_policy(q->r, cfg, st, now);
 	report_note(q->r, "state %s: %zu bans in force, %lu bans with the history of the %zu "
 			  "addresses seen or banned now",
 		    path, nlive, nb, nids);
@@ -745,7 +774,7 @@ int cmd_report(int argc, char **argv)
 		if (read_log(&q, ln[i].name) < 0)
 			rc = 1;
 	free(ln);
-	if (statedir && read_state(&q, statedir, nlogs > 0, now) < 0)
+	if (statedir && read_state(&q, &cfg, statedir, nlogs > 0, now) < 0)
 		rc = 1;
 
 	char gerr[512];

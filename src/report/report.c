@@ -590,23 +590,42 @@ void report_scan_line(struct report *r, const char *line, size_t len, double t)
 		r->pol_spoof++;
 }
 
-void report_kv(struct report *r, const char *ns, const char *key, const char *val, size_t len)
+void report_policy_state(struct report *r, const struct report_policy_state *ps)
 {
-	(void)key;
-	r->have_kv = 1;
-	if (strcmp(ns, "greylist") == 0) {
-		r->kv_triplets++;
-		/* "first last count" (policy/greylist.c); a count above 1 means retried */
-		char buf[96];
-		snprintf(buf, sizeof buf, "%.*s", (int)(len < 95 ? len : 95), val ? val : "");
-		double first, last;
-		unsigned count;
-		if (sscanf(buf, "%lf %lf %u", &first, &last, &count) == 3 && count > 1)
-			r->kv_triplets_retried++;
-	} else if (strcmp(ns, "awl") == 0) {
-		r->kv_awl++;
-	} else if (strcmp(ns, "ratelimit") == 0) {
-		r->kv_ratelimit++;
+	r->pstate = *ps;
+	r->have_pstate = 1;
+}
+
+static unsigned long count_str(const char *hay, const char *needle)
+{
+	unsigned long n = 0;
+	size_t len = strlen(needle);
+	for (const char *p = hay; (p = strstr(p, needle)); p += len)
+		n++;
+	return n;
+}
+
+void report_policy_count(const char *gl, const char *rl, struct report_policy_state *ps)
+{
+	memset(ps, 0, sizeof *ps);
+	if (gl) {
+		ps->passed = count_str(gl, ",\"state\":\"passed\"}");
+		ps->waiting = count_str(gl, ",\"state\":\"waiting\"}");
+		ps->triplets = ps->passed + ps->waiting;
+		ps->whitelisted = count_str(gl, ",\"whitelisted\":true}");
+		ps->clients = ps->whitelisted + count_str(gl, ",\"whitelisted\":false}");
+	}
+	if (rl) {
+		static const char mark[] = ",\"exceeded\":";
+		for (const char *p = rl; (p = strstr(p, mark)); ) {
+			p += sizeof mark - 1;
+			char *end;
+			unsigned long v = strtoul(p, &end, 10);
+			if (end != p && *end == ',') {
+				ps->rl_keys++;
+				ps->rl_exceeded += v;
+			}
+		}
 	}
 }
 

@@ -95,9 +95,19 @@ int report_estimate_ban(struct report *r, size_t jail, const char *id, double t,
  * limited, spoof rejects) and mxjail/fail2ban ban notices. t < 0: no date. */
 void report_scan_line(struct report *r, const char *line, size_t len, double t);
 
-/* A key/value row of the policy service from the state database: ns is
- * "greylist", "awl" or "ratelimit". */
-void report_kv(struct report *r, const char *ns, const char *key, const char *val, size_t len);
+/* The policy service's persisted state: greylist triplets (passed the delay
+ * or still waiting), clients that passed (auto-whitelisted ones), rate-limit
+ * keys and how often they were exceeded. */
+struct report_policy_state {
+	unsigned long triplets, passed, waiting, clients, whitelisted;
+	unsigned long rl_keys, rl_exceeded;
+};
+void report_policy_state(struct report *r, const struct report_policy_state *ps);
+/* Counts what policy_greylist_list() and policy_ratelimit_list() print as
+ * JSON (either may be NULL) into ps. Strings inside are JSON-escaped, so a
+ * sender or key cannot fake the markers counted here. */
+void report_policy_count(const char *greylist_json, const char *ratelimit_json,
+			 struct report_policy_state *ps);
 
 /* The failure ids (normalised addresses) counted so far: i < report_naddrs().
  * Valid until the next event. report_has() is 1 when id (normalised) is one. */

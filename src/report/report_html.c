@@ -403,10 +403,12 @@ void report_format_html(const struct report *r, struct strbuf *o)
 	strbuf_addf(o, "<h2>Greylisting and rate limits</h2>\n<p>From the logs: %lu greylisted, "
 		       "%lu passed greylisting, %lu rate-limited, %lu spoof rejects by policy.</p>\n",
 		    r->gl_deferred, r->gl_passed, r->rl_limited, r->pol_spoof);
-	if (r->have_kv)
-		strbuf_addf(o, "<p>From the state database: %lu greylist triplets (%lu retried), "
-			       "%lu auto-whitelisted clients, %lu rate-limit keys.</p>\n",
-			    r->kv_triplets, r->kv_triplets_retried, r->kv_awl, r->kv_ratelimit);
+	if (r->have_pstate)
+		strbuf_addf(o, "<p>From the state database: %lu greylist triplets (%lu passed, %lu "
+			       "waiting), %lu clients passed (%lu auto-whitelisted), %lu rate-limit keys "
+			       "exceeded %lu times.</p>\n",
+			    r->pstate.triplets, r->pstate.passed, r->pstate.waiting, r->pstate.clients,
+			    r->pstate.whitelisted, r->pstate.rl_keys, r->pstate.rl_exceeded);
 
 	strbuf_adds(o, "<h2>Jails and bans</h2>\n");
 	{

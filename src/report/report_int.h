@@ -143,8 +143,8 @@ struct report {
 
 	/* policy outcomes */
 	unsigned long gl_deferred, gl_passed, rl_limited, pol_spoof;
-	unsigned long kv_triplets, kv_triplets_retried, kv_awl, kv_ratelimit;
-	int have_kv;
+	struct report_policy_state pstate;
+	int have_pstate;
 
 	/* sorted views made by report_finish() */
 	size_t *addr_order, *net_order, *user_order;

@@ -223,10 +223,12 @@ void report_format_text(const struct report *r, struct strbuf *o)
 	strbuf_addf(o, "\nGreylisting and rate limits\n  from logs: %lu greylisted, %lu passed "
 		       "greylisting, %lu rate-limited, %lu spoof rejects by policy\n",
 		    r->gl_deferred, r->gl_passed, r->rl_limited, r->pol_spoof);
-	if (r->have_kv)
-		strbuf_addf(o, "  from state: %lu greylist triplets (%lu retried), %lu auto-whitelisted "
-			       "clients, %lu rate-limit keys\n",
-			    r->kv_triplets, r->kv_triplets_retried, r->kv_awl, r->kv_ratelimit);
+	if (r->have_pstate)
+		strbuf_addf(o, "  from state: %lu greylist triplets (%lu passed, %lu waiting), %lu "
+			       "clients passed (%lu auto-whitelisted), %lu rate-limit keys exceeded "
+			       "%lu times\n",
+			    r->pstate.triplets, r->pstate.passed, r->pstate.waiting, r->pstate.clients,
+			    r->pstate.whitelisted, r->pstate.rl_keys, r->pstate.rl_exceeded);
 	else
 		strbuf_adds(o, "  from state: no policy data\n");
 
@@ -529,10 +531,13 @@ void report_format_json(const struct report *r, struct strbuf *o)
 	strbuf_addf(o, ",\"policy\":{\"log\":{\"greylisted\":%lu,\"greylist_passed\":%lu,"
 		       "\"rate_limited\":%lu,\"spoof_rejected\":%lu},\"state\":",
 		    r->gl_deferred, r->gl_passed, r->rl_limited, r->pol_spoof);
-	if (r->have_kv)
-		strbuf_addf(o, "{\"greylist_triplets\":%lu,\"greylist_retried\":%lu,"
-			       "\"auto_whitelisted\":%lu,\"ratelimit_keys\":%lu}}",
-			    r->kv_triplets, r->kv_triplets_retried, r->kv_awl, r->kv_ratelimit);
+	if (r->have_pstate)
+		strbuf_addf(o, "{\"greylist_triplets\":%lu,\"greylist_passed\":%lu,"
+			       "\"greylist_waiting\":%lu,\"greylist_clients\":%lu,"
+			       "\"auto_whitelisted\":%lu,\"ratelimit_keys\":%lu,"
+			       "\"ratelimit_exceeded\":%lu}}",
+			    r->pstate.triplets, r->pstate.passed, r->pstate.waiting, r->pstate.clients,
+			    r->pstate.whitelisted, r->pstate.rl_keys, r->pstate.rl_exceeded);
 	else
 		strbuf_adds(o, "null}");
 

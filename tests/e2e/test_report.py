@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -546,6 +547,15 @@ def test_state_of_a_running_daemon(tmp_path):
     (conf / "jail.local").write_text(
         "[sshd]\nenabled = true\nlogpath = %s\nbackend = polling\nmaxretry = 3\n"
         "findtime = 10m\nbantime = 1h\n" % authlog)
+    # the policy service too, for its greylist and rate-limit state
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    (conf / "mxjail.conf").write_text(
+        "[policy]\nenabled = yes\nlisten = inet:127.0.0.1:%d\nchecks = ratelimit greylist\n"
+        "[greylist]\ndelay = 300\nwhitelist_clients =\nwhitelist_recipients =\n"
+        "[ratelimit]\nc = client_address: 1 requests / 1h\n" % port)
     proc = subprocess.Popen([BIN, "run", "-f", "-c", conf, "--state", state, "--socket", sock,
                              "--logtarget", out, "--loglevel", "INFO", "--backend", "null"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -574,6 +584,22 @@ def test_state_of_a_running_daemon(tmp_path):
         with open(authlog, "a") as f:
             f.write("".join(_ssh_line("203.0.113.5", now) for _ in range(3)))
         wait(lambda: "203.0.113.5" in cli("banned").stdout, "log ban")
+        replies = []
+        for client in ("10.7.7.7", "10.7.7.7", "10.8.8.8"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\n"
+                           "protocol_name=ESMTP\nclient_address=%s\nclient_name=unknown\n"
+                           "helo_name=h.example\nsender=s@remote.example\n"
+                           "recipient=r@example.test\nrecipient_count=0\n\n" % client).encode())
+                c.settimeout(10)
+                buf = b""
+                while not buf.endswith(b"\n\n"):
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    buf += d
+                replies.append(buf.decode())
+        assert all(r.startswith("action=DEFER_IF_PERMIT") for r in replies), replies
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -590,6 +616,10 @@ def test_state_of_a_running_daemon(tmp_path):
     assert b["repeat_offenders"] == 1
     rep = b["top_repeat_offenders"][0]
     assert rep["address"] == "192.0.2.7" and rep["bans"] == 2 and rep["banned_now"] is True
+    # two triplets wait out the delay; one client went over its rate limit once
+    pol = d["policy"]["state"]
+    assert pol["greylist_triplets"] == 2 and pol["greylist_waiting"] == 2, pol
+    assert pol["ratelimit_keys"] == 2 and pol["ratelimit_exceeded"] == 1, pol
     # the evidence of the log ban is counted as failures when no log is given
     assert d["kinds"]["ssh_failed_password"]["lines"] == 3
     assert d["users"]["top"][0]["user"] == "root"

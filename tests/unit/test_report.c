@@ -157,9 +157,26 @@ static void failures_bans_and_policy(void **state)
 	const char *g = "postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[192.0.2.5]: 450 4.2.0 <a@b>: "
 			"Recipient address rejected: Greylisted, please retry in 300 seconds";
 	report_scan_line(r, g, strlen(g), 1740823200);
-	report_kv(r, "greylist", "192.0.2/a@b/c@d", "1740823200 1740823500 2", 23);
-	report_kv(r, "greylist", "192.0.2/a@b/c@e", "garbage", 7);
-	report_kv(r, "awl", "192.0.2", "3 1740823500", 12);
+	/* what the policy engine lists; a sender cannot fake a marker: it is escaped */
+	struct report_policy_state ps;
+	report_policy_count(
+		"{\"triplets\":[{\"client\":\"192.0.2\",\"sender\":\"a\\\",\\\"state\\\":"
+		"\\\"passed\\\"}\",\"recipient\":\"c@d\",\"first\":1,\"last\":400,\"count\":2,"
+		"\"state\":\"passed\"},{\"client\":\"192.0.2\",\"sender\":\"b\",\"recipient\":\"c\","
+		"\"first\":1,\"last\":1,\"count\":1,\"state\":\"waiting\"}],\"clients\":[{\"client\":"
+		"\"192.0.2\",\"passes\":9,\"last\":400,\"whitelisted\":true}]}",
+		"[{\"limit\":\"a\",\"keytype\":\"client_address\",\"key\":\"x\",\"last\":1,"
+		"\"exceeded\":4,\"windows\":[]},{\"limit\":\"a\",\"keytype\":\"client_address\","
+		"\"key\":\"y\",\"last\":1,\"exceeded\":0,\"windows\":[]}]",
+		&ps);
+	assert_int_equal(ps.triplets, 2);
+	assert_int_equal(ps.passed, 1);
+	assert_int_equal(ps.waiting, 1);
+	assert_int_equal(ps.clients, 1);
+	assert_int_equal(ps.whitelisted, 1);
+	assert_int_equal(ps.rl_keys, 2);
+	assert_int_equal(ps.rl_exceeded, 4);
+	report_policy_state(r, &ps);
 	assert_int_equal(report_estimate_ban(r, ssh, "192.0.2.2", 1000, 600), 1);
 	assert_int_equal(report_estimate_ban(r, ssh, "192.0.2.2", 1500, 600), 0); /* still banned */
 	assert_int_equal(report_estimate_ban(r, ssh, "192.0.2.2", 1700, 600), 1);
@@ -175,8 +192,10 @@ static void failures_bans_and_policy(void **state)
 				   "\"bans\":{\"state\":0,\"log\":2,\"estimated\":2}"));
 	assert_non_null(strstr(js, "{\"name\":\"postfix\",\"failures\":1,"));
 	assert_non_null(strstr(js, "\"greylisted\":1"));
-	assert_non_null(strstr(js, "\"greylist_triplets\":2,\"greylist_retried\":1,"
-				   "\"auto_whitelisted\":1"));
+	assert_non_null(strstr(js, "\"greylist_triplets\":2,\"greylist_passed\":1,"
+				   "\"greylist_waiting\":1,\"greylist_clients\":1,"
+				   "\"auto_whitelisted\":1,\"ratelimit_keys\":2,"
+				   "\"ratelimit_exceeded\":4"));
 	assert_non_null(strstr(js, "\"repeat_offenders\":2"));
 	assert_non_null(strstr(js, "\"user\":\"<b>&\\\"x\\\"</b>\""));
 	assert_non_null(strstr(js, "\"network\":\"2001:db8::/64\""));
