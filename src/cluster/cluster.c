@@ -27,6 +27,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 #include "cluster/cluster.h"
 #include "cluster/redisloop.h"
@@ -145,6 +146,10 @@ static const char SCRIPT_RL[] =
 	" 'k', ARGV[2], 't', ARGV[3], 'n', ARGV[4], 'node', ARGV[5])\n"
 	"return 1\n";
 
+static const char *const SCRIPTS[] = {SCRIPT_BAN, SCRIPT_CHECK, SCRIPT_COUNT, SCRIPT_GL,
+				       SCRIPT_RL};
+#define NSCRIPTS (sizeof SCRIPTS / sizeof SCRIPTS[0])
+
 /* ---------- state ---------- */
 
 enum qkind { Q_BAN, Q_UNBAN, Q_COUNT, Q_FORGET, Q_GL, Q_RL, Q_SNAP };
@@ -195,6 +200,7 @@ struct cluster {
 	int reading;             /* an XREAD is out */
 	uint64_t watchdog;
 	uint64_t next_resync;
+	char sha[NSCRIPTS][41];  /* SHA-1 of each script, for EVALSHA */
 	struct snapent *snap;    /* during anti-entropy */
 	size_t nsnap;
 	char lasterr[256];
@@ -551,6 +557,18 @@ static int conn_send(struct conn *k, redisCallbackFn *cb, void *priv, int argc,
 {
 	if (!k->ac)
 		return -1;
+	/* scripts travel as EVALSHA: the text (up to 2 KB) once per connection */
+	const char *v[24];
+	if (argc >= 2 && argc <= 24 && !strcmp(argv[0], "EVAL")) {
+		for (size_t i = 0; i < NSCRIPTS; i++)
+			if (argv[1] == SCRIPTS[i]) {
+				memcpy(v, argv, (size_t)argc * sizeof *v);
+				v[0] = "EVALSHA";
+				v[1] = k->c->sha[i];
+				argv = v;
+				break;
+			}
+	}
 	if (redisAsyncCommandArgv(k->ac, cb, priv, argc, argv, NULL) != REDIS_OK)
 		return -1;
 	if (!k->pending++) {
@@ -658,6 +676,10 @@ static void conn_open(struct conn *k)
 		const char *argv[] = {"SELECT", db};
 		conn_send(k, on_hello, k, 2, argv, cmd_limit(c));
 	}
+	for (size_t i = 0; i < NSCRIPTS; i++) {
+		const char *argv[] = {"SCRIPT", "LOAD", SCRIPTS[i]};
+		conn_send(k, on_hello, k, 3, argv, cmd_limit(c));
+	}
 	const char *argv[] = {"PING"};
 	conn_send(k, on_hello, k, 1, argv, cmd_limit(c));
 }
@@ -690,6 +712,11 @@ static void on_item(redisAsyncContext *ac, void *reply, void *priv)
 	if (!c->qn || !c->inflight)
 		return;
 	struct qitem *it = qat(c, 0);
+	if (r->type == REDIS_REPLY_ERROR && r->str && !strncmp(r->str, "NOSCRIPT", 8)) {
+		/* the script cache was flushed: reconnect, load again, replay */
+		c->cmd.kill = 1;
+		return;
+	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		c->errors++;
 		snprintf(c->lasterr, sizeof c->lasterr, "cmd: %s", r->str ? r->str : "error");
@@ -726,7 +753,7 @@ static void on_item(redisAsyncContext *ac, void *reply, void *priv)
 
 static void drain(struct cluster *c)
 {
-	if (c->cmd.state != C_READY)
+	if (c->cmd.state != C_READY || c->cmd.kill)
 		return;
 	while (c->inflight < c->qn && c->inflight < MAX_INFLIGHT) {
 		struct qitem *it = qat(c, c->inflight);
@@ -1100,6 +1127,13 @@ struct cluster *cluster_new(struct loop *l, const struct cluster_opts *o,
 	c->k_bans = xasprintf("%s:bans", c->o.prefix);
 	c->k_idx = xasprintf("%s:banidx", c->o.prefix);
 	c->k_policy = xasprintf("%s:policy", c->o.prefix);
+	for (size_t i = 0; i < NSCRIPTS; i++) {
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int mdlen = 0;
+		EVP_Digest(SCRIPTS[i], strlen(SCRIPTS[i]), md, &mdlen, EVP_sha1(), NULL);
+		for (unsigned int k = 0; k < mdlen && k < 20; k++)
+			snprintf(c->sha[i] + 2 * k, 3, "%02x", md[k]);
+	}
 	c->cmd.c = c->rd.c = c;
 	c->cmd.name = "cmd";
 	c->rd.name = "rd";
