@@ -7,11 +7,11 @@
  * maxretry spoof attempts within findtime, like any jail).
  *
  * Timing: requests are answered from memory (policy_eval never does I/O);
- * a timer commits the write-behind queue in one transaction every 200 ms
- * (five small commits a second stall the loop for less than one large one,
- * and kill -9 still loses under a second of updates) and a short timer
- * expires a bounded number of entries. The commit itself still runs on the
- * loop thread: its duration is in `policy status` (state commits).
+ * the write-behind queue is committed in one transaction as soon as a few
+ * hundred changes are queued (looked at every 50 ms) and at least once a
+ * second otherwise, so each commit is short (kill -9 loses under a second
+ * of updates), and a short timer expires a bounded number of entries. The
+ * commit runs on the loop thread: its cost is in `policy status`.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/loop.h"
@@ -29,7 +30,9 @@
 #include "policy/policysrv.h"
 #include "store/store.h"
 
-#define FLUSH_MS 200
+#define FLUSH_CHECK_MS 50     /* how often the queue is looked at */
+#define FLUSH_PENDING 256      /* flush at once from this many queued changes */
+#define FLUSH_MAX_AGE 1.0      /* and at the latest this long after the last one */
 #define EXPIRE_MS 100
 #define EXPIRE_BUDGET 500
 
@@ -43,7 +46,8 @@ struct daemon_policy {
 	int flush_failing;
 	char *conftext;               /* the sections it was built from (reload compares) */
 	unsigned long flushes;
-	uint64_t flush_ms, flush_max_ms;   /* time spent committing state, for status */
+	double flush_us, flush_max_us;     /* time spent committing state, for status */
+	double last_flush;                 /* monotonic seconds */
 };
 
 int daemon_policy_enabled(const struct config *cfg)
@@ -87,17 +91,25 @@ static void eval_cb(void *arg, const struct policy_req *r, struct strbuf *out)
 	policy_eval(p->engine, r, loop_realtime(), out);
 }
 
+static double mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
 void daemon_policy_flush(struct daemon_policy *p)
 {
-	uint64_t t0 = loop_now_ms();
+	double t0 = mono_us();
 	int r = policy_flush(p->engine, loop_realtime());
-	uint64_t took = loop_now_ms() - t0;
+	double took = mono_us() - t0;
+	p->last_flush = (t0 + took) / 1e6;
 	p->flushes++;
-	p->flush_ms += took;
-	if (took > p->flush_max_ms)
-		p->flush_max_ms = took;
-	if (took >= 100)
-		log_debug("policy: saving state took %llu ms", (unsigned long long)took);
+	p->flush_us += took;
+	if (took > p->flush_max_us)
+		p->flush_max_us = took;
+	if (took >= 100000)
+		log_debug("policy: saving state took %.0f ms", took / 1000);
 	if (r < 0 && !p->flush_failing)
 		log_warnx("policy: saving state: %s; kept in memory, retrying",
 			  p->store ? store_error(p->store) : strerror(-r));
@@ -109,8 +121,12 @@ void daemon_policy_flush(struct daemon_policy *p)
 static void on_flush(struct loop *l, void *arg)
 {
 	struct daemon_policy *p = arg;
-	daemon_policy_flush(p);
-	p->flush_timer = loop_timer_add(l, FLUSH_MS, on_flush, p);
+	/* small commits often: each stalls the loop for about a microsecond
+	 * per queued change, so none grows long at high request rates */
+	size_t n = policy_pending(p->engine);
+	if (n >= FLUSH_PENDING || (n && mono_us() / 1e6 - p->last_flush >= FLUSH_MAX_AGE))
+		daemon_policy_flush(p);
+	p->flush_timer = loop_timer_add(l, FLUSH_CHECK_MS, on_flush, p);
 }
 
 static void on_expire(struct loop *l, void *arg)
@@ -182,7 +198,8 @@ struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg
 		return NULL;
 	}
 	p->conftext = conf_text(cfg);
-	p->flush_timer = loop_timer_add(l, FLUSH_MS, on_flush, p);
+	p->last_flush = mono_us() / 1e6;
+	p->flush_timer = loop_timer_add(l, FLUSH_CHECK_MS, on_flush, p);
 	p->expire_timer = loop_timer_add(l, EXPIRE_MS, on_expire, p);
 	return p;
 }
@@ -240,10 +257,9 @@ static int ctl_run(struct daemon_policy *p, int argc, char **argv, int json, str
 		if (json) {
 			strbuf_adds(out, "{\"service\":");
 			policysrv_format(p->srv, 1, out);
-			strbuf_addf(out, ",\"state_commits\":%lu,\"state_commit_ms\":%llu,"
-				    "\"state_commit_max_ms\":%llu,\"checks\":",
-				    p->flushes, (unsigned long long)p->flush_ms,
-				    (unsigned long long)p->flush_max_ms);
+			strbuf_addf(out, ",\"state_commits\":%lu,\"state_commit_ms\":%.3f,"
+				    "\"state_commit_max_ms\":%.3f,\"checks\":",
+				    p->flushes, p->flush_us / 1000, p->flush_max_us / 1000);
 			size_t mark = out->len;
 			r = policy_status(p->engine, 1, out);
 			while (out->len > mark && out->s[out->len - 1] == '\n')
@@ -253,9 +269,8 @@ static int ctl_run(struct daemon_policy *p, int argc, char **argv, int json, str
 			strbuf_adds(out, "}\n");
 		} else {
 			policysrv_format(p->srv, 0, out);
-			strbuf_addf(out, "State commits: %lu, %llu ms in total, longest %llu ms\n",
-				    p->flushes, (unsigned long long)p->flush_ms,
-				    (unsigned long long)p->flush_max_ms);
+			strbuf_addf(out, "State commits: %lu, %.1f ms in total, longest %.1f ms\n",
+				    p->flushes, p->flush_us / 1000, p->flush_max_us / 1000);
 			r = policy_status(p->engine, 0, out);
 		}
 		return r < 0 ? -1 : 0;
