@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		char user[64], field[64], id[80];
+		char user[64] = "", field[64], id[80];
 		size_t k = report_classify(p, len);
 		if (k >= report_nkinds)
 			abort();
