@@ -534,7 +534,8 @@ void fw_map_free(struct fw_map *m)
 
 /* ---- banaction registry ---- */
 
-enum reg_kind { REG_NFT, REG_NFT_ALLPORTS, REG_HOSTSDENY, REG_IPT, REG_IPT_ALLPORTS, REG_IPT_NEW, REG_LATER };
+enum reg_kind { REG_NFT, REG_NFT_ALLPORTS, REG_HOSTSDENY, REG_IPT, REG_IPT_ALLPORTS, REG_IPT_NEW,
+		REG_IPSET, REG_IPSET_ALLPORTS, REG_ROUTE, REG_LATER };
 
 static const struct {
 	const char *name;
@@ -550,12 +551,12 @@ static const struct {
 	{"iptables-allports", REG_IPT_ALLPORTS},
 	{"iptables-new", REG_IPT_NEW},
 	{"iptables-xt_recent-echo", REG_LATER},
-	{"iptables-ipset", REG_LATER},
-	{"iptables-ipset-proto4", REG_LATER},
-	{"iptables-ipset-proto6", REG_LATER},
-	{"iptables-ipset-proto6-allports", REG_LATER},
+	{"iptables-ipset", REG_IPSET},
+	{"iptables-ipset-proto4", REG_IPSET},
+	{"iptables-ipset-proto6", REG_IPSET},
+	{"iptables-ipset-proto6-allports", REG_IPSET_ALLPORTS},
 	{"hostsdeny", REG_HOSTSDENY},
-	{"route", REG_LATER},
+	{"route", REG_ROUTE},
 };
 
 static const char *opt(const struct kvlist *opts, const char *key)
@@ -595,10 +596,26 @@ int fw_action_resolve(const char *name, const struct kvlist *opts, const struct 
 				       out->opts.path);
 		return 0;
 	}
+	if (registry[k].kind == REG_ROUTE) {
+		/* a route knows no ports: the whole host is unreachable */
+		out->backend = &fw_route_backend;
+		out->allports = 1;
+		out->jail.name = jail ? jail->name : NULL;
+		const char *bt = opt(opts, "blocktype");
+		if (bt && strcmp(bt, "unreachable") != 0 && strcmp(bt, "blackhole") != 0 &&
+		    strcmp(bt, "prohibit") != 0)
+			return fw_errf(err, errlen,
+				       "route: blocktype=%s not supported (expected unreachable, "
+				       "blackhole or prohibit)", bt);
+		out->opts.blocktype = bt;
+		return 0;
+	}
+	int ipset = registry[k].kind == REG_IPSET || registry[k].kind == REG_IPSET_ALLPORTS;
 	int ipt = registry[k].kind == REG_IPT || registry[k].kind == REG_IPT_ALLPORTS ||
-		  registry[k].kind == REG_IPT_NEW;
-	out->backend = ipt ? &fw_iptables_backend : &fw_nft_backend;
-	out->allports = registry[k].kind == REG_NFT_ALLPORTS || registry[k].kind == REG_IPT_ALLPORTS;
+		  registry[k].kind == REG_IPT_NEW || ipset;
+	out->backend = ipset ? &fw_ipset_backend : ipt ? &fw_iptables_backend : &fw_nft_backend;
+	out->allports = registry[k].kind == REG_NFT_ALLPORTS || registry[k].kind == REG_IPT_ALLPORTS ||
+			registry[k].kind == REG_IPSET_ALLPORTS;
 	if (ipt) {
 		out->opts.chain = opt(opts, "chain");
 		out->opts.newonly = registry[k].kind == REG_IPT_NEW;

@@ -50,6 +50,7 @@ struct fw_options {
 	const char *chain;        /* iptables: the chain jumping to f2b-<jail> (NULL = "INPUT") */
 	int newonly;              /* iptables-new: match only new connections */
 	const char *bindir;       /* iptables: where iptables-restore etc. are (NULL = PATH) */
+	const char *blocktype;    /* route: unreachable (NULL), blackhole or prohibit */
 };
 
 /* What a jail bans: the jail's name and its fail2ban `port` / `protocol`. */
@@ -104,6 +105,15 @@ const char *fw_hostsdeny_libwrap_note(const char *service);
  * `chain` option) per protocol and port list; each commit is one
  * `iptables-restore --noflush` (and one ip6tables-restore) batch. */
 extern const struct fw_backend fw_iptables_backend;
+/* fail2ban's iptables-ipset(-proto4/-proto6/-proto6-allports): per jail and
+ * family a hash:ip set f2b-<jail> / f2b-<jail>6 with element timeouts,
+ * filled through libipset (a commit is a few netlink messages), and one
+ * "-m set --match-set" rule per protocol through iptables-restore. */
+extern const struct fw_backend fw_ipset_backend;
+/* fail2ban's route: an unreachable (blocktype=blackhole, prohibit) route per
+ * banned host in the main table, through rtnetlink (libmnl), one batch of
+ * messages per commit. */
+extern const struct fw_backend fw_route_backend;
 
 struct fw {
 	const struct fw_backend *be;

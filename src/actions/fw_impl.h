@@ -69,6 +69,14 @@ void fw_map_key(const struct fw_map_ent *e, struct addr *out);
 int fw_jail_ports(const struct fw_jail *j, char **ports, unsigned *protos, int *all, char *err,
 		  size_t errlen);
 
+/* Runs the program name (from bindir, NULL = PATH) with up to three
+ * arguments and input on stdin, at most 10 s; stdout into out (may be NULL).
+ * 0 when it exited 0, else a negative errno with its stderr in err. Used for
+ * iptables-restore/-save by the iptables and ipset backends. */
+struct strbuf;
+int fw_tool_run(const char *bindir, const char *name, const char *arg1, const char *arg2,
+		const char *arg3, const char *input, struct strbuf *out, char *err, size_t errlen);
+
 /* Clamps a timeout to FW_MAX_TIMEOUT (0 stays forever). */
 unsigned long fw_clamp_timeout(unsigned long t);
 

@@ -58,17 +58,12 @@ struct ipt_st {
 
 /* ---------------------------------------------------------------- tools */
 
-static char *tool_path(const struct ipt_st *s, const char *name)
-{
-	return s->bindir ? xasprintf("%s/%s", s->bindir, name) : xstrdup(name);
-}
-
 /* Runs tool with args, input on stdin; stdout into out (may be NULL),
- * stderr into err. Returns 0 when it exited 0. */
-static int run_tool(const struct ipt_st *s, const char *name, const char *arg1, const char *arg2,
-		    const char *arg3, const char *input, struct strbuf *out, char *err, size_t errlen)
+ * stderr into err. Returns 0 when it exited 0. (fw_impl.h) */
+int fw_tool_run(const char *bindir, const char *name, const char *arg1, const char *arg2,
+		const char *arg3, const char *input, struct strbuf *out, char *err, size_t errlen)
 {
-	char *path = tool_path(s, name);
+	char *path = bindir ? xasprintf("%s/%s", bindir, name) : xstrdup(name);
 	int in[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1};
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
 		int e = errno;
@@ -430,7 +425,7 @@ static int apply(struct ipt_st *s, int f, const char *body, char *err, size_t er
 	if (!*body)
 		return 0;
 	char *batch = xasprintf("*filter\n%sCOMMIT\n", body);
-	int r = run_tool(s, restore_tool(f), "--noflush", "-w", NULL, batch, NULL, err, errlen);
+	int r = fw_tool_run(s->bindir, restore_tool(f), "--noflush", "-w", NULL, batch, NULL, err, errlen);
 	free(batch);
 	return r;
 }
@@ -555,7 +550,7 @@ static int ipt_check(void *st, char *err, size_t errlen)
 		if (!any)
 			continue;
 		struct strbuf out = STRBUF_INIT;
-		int r = run_tool(s, save_tool(f), "-t", "filter", NULL, NULL, &out, err, errlen);
+		int r = fw_tool_run(s->bindir, save_tool(f), "-t", "filter", NULL, NULL, &out, err, errlen);
 		if (r < 0) {
 			strbuf_free(&out);
 			return r;
@@ -625,7 +620,7 @@ static int ipt_rebuild(void *st, const struct fw_ban *bans, size_t n, char *err,
 			continue;
 		}
 		struct strbuf save = STRBUF_INIT, b = STRBUF_INIT;
-		int r = run_tool(s, save_tool(f), "-t", "filter", NULL, NULL, &save, err, errlen);
+		int r = fw_tool_run(s->bindir, save_tool(f), "-t", "filter", NULL, NULL, &save, err, errlen);
 		if (r < 0) {
 			free(used);
 			strbuf_free(&save);

@@ -182,6 +182,7 @@ static void jail_free_one(struct daemon_jail *j)
 	free(j->fw_path);
 	free(j->fw_dlist);
 	free(j->fw_chain);
+	free(j->fw_blocktype);
 	free(j->actions);
 	for (size_t i = 0; i < j->ncmds; i++)
 		fw_cmd_release(j->cmds[i]);
@@ -254,9 +255,9 @@ void daemon_fw_bind(struct daemon *dm, struct daemon_jail *j)
 		j->fw = &dm->fw;
 		return;
 	}
-	char *key = xasprintf("%s|%s|%s|%s|%d", j->fw_be->name, j->fw_path ? j->fw_path : "",
+	char *key = xasprintf("%s|%s|%s|%s|%d|%s", j->fw_be->name, j->fw_path ? j->fw_path : "",
 			      j->fw_dlist ? j->fw_dlist : "", j->fw_chain ? j->fw_chain : "",
-			      j->fw_newonly);
+			      j->fw_newonly, j->fw_blocktype ? j->fw_blocktype : "");
 	for (size_t i = 0; i < dm->nxfw; i++)
 		if (strcmp(dm->xfw[i]->key, key) == 0) {
 			j->fw = &dm->xfw[i]->fw;
@@ -268,6 +269,7 @@ void daemon_fw_bind(struct daemon *dm, struct daemon_jail *j)
 	o.daemon_list = j->fw_dlist;
 	o.chain = j->fw_chain;
 	o.newonly = j->fw_newonly;
+	o.blocktype = j->fw_blocktype;
 	struct daemon_xfw *x = xcalloc(1, sizeof *x);
 	char err[512];
 	if (fw_open(&x->fw, j->fw_be, &o, err, sizeof err) < 0) {
@@ -375,6 +377,7 @@ static int jail_actions(struct daemon *dm, const struct jail_conf *jc, struct da
 				j->fw_dlist = fa.opts.daemon_list ? xstrdup(fa.opts.daemon_list) : NULL;
 				j->fw_chain = fa.opts.chain ? xstrdup(fa.opts.chain) : NULL;
 				j->fw_newonly = fa.opts.newonly;
+				j->fw_blocktype = fa.opts.blocktype ? xstrdup(fa.opts.blocktype) : NULL;
 				if (fa.backend == &fw_hostsdeny_backend) {
 					const char *flt = jc->filter && *jc->filter ? jc->filter : "";
 					const char *note = fw_hostsdeny_libwrap_note(jc->name);

@@ -223,3 +223,104 @@ def test_iptables_multiport_native(tmp_path, made, netns):
     save6 = ipt_save(netns, True)
     assert save6.count("-s 2001:db8::5/128") == 1 and save6.count("-j f2b-sshd") == 1
     assert ipt_save(netns).count("-j f2b-sshd") == 1
+
+
+IPSET_OK = IPT_OK and shutil.which("ipset")
+
+
+def ns_out(ns, *cmd):
+    import subprocess
+    return subprocess.run(["ip", "netns", "exec", ns] + list(cmd), capture_output=True,
+                          text=True).stdout
+
+
+def ipset_members(ns, name):
+    out = ns_out(ns, "ipset", "list", name)
+    return out.split("Members:\n", 1)[1] if "Members:\n" in out else ""
+
+
+@pytest.mark.skipif(not IPSET_OK, reason="needs root, ip, nft, ipset and iptables (network namespace)")
+def test_ipset_native(tmp_path, made, netns):
+    import subprocess
+    d = Daemon(tmp_path, netns=netns, extra=(
+        "action = iptables-ipset-proto6[name=sshd, port=\"ssh,smtp\", protocol=tcp]\n"))
+    made.append(d)
+    d.start(backend="nftables")
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(lambda: ATTACKER + " timeout " in ipset_members(netns, "f2b-sshd"), what="the element")
+    # the element carries the ban's remaining time (bantime 1h)
+    t = int(ipset_members(netns, "f2b-sshd").split(ATTACKER + " timeout ")[1].split()[0])
+    assert 3500 < t <= 3600
+    save = ns_out(netns, "iptables-save", "-t", "filter")
+    assert ("-A INPUT -p tcp -m multiport --dports 22,25 -m set --match-set f2b-sshd src -j DROP"
+            in save)
+    assert save.count("--match-set f2b-sshd src") == 1
+    assert "f2b-sshd6" not in ns_out(netns, "ipset", "list", "-n")  # IPv6 set made on demand
+    assert d.cli("ban", "sshd", "2001:db8::5").stdout.strip() == "1"
+    poll(lambda: "2001:db8::5 timeout" in ipset_members(netns, "f2b-sshd6"), what="v6 element")
+    assert "--match-set f2b-sshd6 src" in ns_out(netns, "ip6tables-save", "-t", "filter")
+    assert d.cli("unban", ATTACKER).stdout.strip() == "1"
+    poll(lambda: ATTACKER not in ipset_members(netns, "f2b-sshd"), what="the element removed")
+    # many addresses in one call: one libipset batch
+    many = ["11.0.%d.%d" % (i >> 8, i & 255) for i in range(1000)]
+    assert d.cli("ban", "sshd", *many).stdout.strip() == "1000"
+    poll(lambda: ipset_members(netns, "f2b-sshd").count(" timeout ") == 1000, what="1000 elements")
+    # someone flushes INPUT: the periodic check puts the rule back, once
+    subprocess.run(["ip", "netns", "exec", netns, "iptables", "-F", "INPUT"], check=True)
+    poll(lambda: "--match-set f2b-sshd src" in ns_out(netns, "iptables-save"), timeout=15,
+         what="the rule restored")
+    assert ns_out(netns, "iptables-save").count("--match-set f2b-sshd src") == 1
+    # kill -9, the set destroyed: a restart rebuilds it from state
+    d.kill()
+    subprocess.run(["ip", "netns", "exec", netns, "iptables", "-F", "INPUT"], check=True)
+    subprocess.run(["ip", "netns", "exec", netns, "ipset", "destroy", "f2b-sshd"], check=True)
+    d.start(backend="nftables")
+    assert ipset_members(netns, "f2b-sshd").count(" timeout ") == 1000
+    assert "2001:db8::5 timeout" in ipset_members(netns, "f2b-sshd6")
+    assert ns_out(netns, "iptables-save").count("--match-set f2b-sshd src") == 1
+    assert ns_out(netns, "ip6tables-save").count("--match-set f2b-sshd6 src") == 1
+
+
+def routes(ns, kind, six=False):
+    return ns_out(ns, "ip", "-6" if six else "-4", "route", "show", "type", kind)
+
+
+@pytest.mark.skipif(not NS_OK, reason="needs root, nft and ip (network namespace)")
+def test_route_native(tmp_path, made, netns):
+    import subprocess
+    d = Daemon(tmp_path, netns=netns, extra=(
+        "action = route\n\n"
+        "[sshd-bh]\nenabled = true\nfilter = sshd\nlogpath = %s\nbackend = polling\n"
+        "action = route[blocktype=blackhole]\n" % str(tmp_path / "other.log")))
+    made.append(d)
+    d.start(backend="nftables")
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(lambda: ATTACKER in routes(netns, "unreachable"), what="the unreachable route")
+    assert d.cli("ban", "sshd-bh", OTHER).stdout.strip() == "1"
+    poll(lambda: OTHER in routes(netns, "blackhole"), what="the blackhole route")
+    assert d.cli("ban", "sshd", "2001:db8::5").stdout.strip() == "1"
+    poll(lambda: "2001:db8::5" in routes(netns, "unreachable", six=True), what="the v6 route")
+    # the kernel drops what goes there: a connect to it fails at once
+    r = subprocess.run(["ip", "netns", "exec", netns, "ping", "-c1", "-W1", "2001:db8::5"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert d.cli("unban", "sshd", ATTACKER).stdout.strip() == "1"
+    poll(lambda: ATTACKER not in routes(netns, "unreachable"), what="the route removed")
+    assert OTHER in routes(netns, "blackhole")  # the other jail's ban stays
+    many = ["11.0.%d.%d" % (i >> 8, i & 255) for i in range(1000)]
+    assert d.cli("ban", "sshd", *many).stdout.strip() == "1000"
+    poll(lambda: routes(netns, "unreachable").count("\n") == 1000, what="1000 routes")
+    # routes flushed by someone: the periodic check puts them back
+    subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "flush", "type", "unreachable"],
+                   check=True)
+    poll(lambda: routes(netns, "unreachable").count("\n") == 1000, timeout=20,
+         what="the routes restored")
+    # kill -9 and restart in the same namespace: nothing doubled, nothing lost
+    d.kill()
+    d.start(backend="nftables")
+    assert routes(netns, "unreachable").count("\n") == 1000
+    assert "2001:db8::5" in routes(netns, "unreachable", six=True)
+    assert OTHER in routes(netns, "blackhole")
+    assert d.cli("unban", "--all").returncode == 0
+    poll(lambda: not routes(netns, "unreachable").strip(), what="every route removed")
+    assert not routes(netns, "blackhole").strip()

@@ -291,14 +291,31 @@ static void test_registry(void **state)
 	assert_int_equal(fw_action_resolve("nftables", &opts, &j, &act, err, sizeof err), -EINVAL);
 	kvlist_free(&opts);
 
-	static const char *later[] = {"iptables-multiport-log",
-				      "iptables-ipset", "iptables-ipset-proto6", "route"};
+	static const char *later[] = {"iptables-multiport-log", "iptables-xt_recent-echo"};
 	for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
 		assert_int_equal(fw_action_resolve(later[i], NULL, &j, &act, err, sizeof err), -ENOSYS);
 		assert_null(act.backend);
 		assert_string_equal(act.name, later[i]);
 		assert_non_null(strstr(err, "not built yet"));
 	}
+	/* ipset and route: native backends, ports per action like fail2ban's */
+	assert_int_equal(fw_action_resolve("iptables-ipset-proto6", NULL, &j, &act, err, sizeof err), 0);
+	assert_ptr_equal(act.backend, &fw_ipset_backend);
+	assert_int_equal(act.allports, 0);
+	assert_int_equal(fw_action_resolve("iptables-ipset-proto6-allports", NULL, &j, &act, err,
+					   sizeof err), 0);
+	assert_ptr_equal(act.backend, &fw_ipset_backend);
+	assert_int_equal(act.allports, 1);
+	assert_int_equal(fw_action_resolve("route", NULL, &j, &act, err, sizeof err), 0);
+	assert_ptr_equal(act.backend, &fw_route_backend);
+	assert_null(act.opts.blocktype);
+	kvlist_set(&opts, "blocktype", "blackhole");
+	assert_int_equal(fw_action_resolve("route", &opts, &j, &act, err, sizeof err), 0);
+	assert_string_equal(act.opts.blocktype, "blackhole");
+	kvlist_free(&opts);
+	kvlist_set(&opts, "blocktype", "drop");
+	assert_int_equal(fw_action_resolve("route", &opts, &j, &act, err, sizeof err), -EINVAL);
+	kvlist_free(&opts);
 	assert_int_equal(fw_action_resolve("sendmail-whois", NULL, &j, &act, err, sizeof err), -ENOENT);
 	assert_int_equal(fw_action_resolve("nftables-multiport-x", NULL, &j, &act, err, sizeof err),
 			 -ENOENT);
