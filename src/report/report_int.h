@@ -166,7 +166,7 @@ void report_jail_list(const struct report *r, uint64_t mask, struct strbuf *out)
 void report_kind_list(uint64_t mask, struct strbuf *out);
 /* A table's entries sorted by n, descending (indices; caller frees). */
 size_t *report_table_order(const struct rtable *t);
-/* "2025-03-01 00:00" UTC-free local time of an epoch, or "-" when t <= 0. */
+/* "2025-03-01 00:00:00" in local time, or "-" when t <= 0. */
 void report_time(double t, char *buf, size_t len);
 
 #endif
