@@ -42,17 +42,18 @@ struct ptable {
 enum { PT_EXPIRE, PT_SNAPSHOT };
 
 void policy_ptable_init(struct ptable *t, size_t max);
-/* Frees every entry with freefn (which frees the struct; the key is freed here). */
+/* Frees every entry with freefn (or free()); the key is part of the entry. */
 void policy_ptable_free(struct ptable *t, void (*freefn)(struct pent *));
 struct pent *policy_ptable_get(struct ptable *t, const char *key, size_t keylen);
 /* Inserts a zeroed entry of `size` bytes (>= sizeof struct pent) for a key
- * that is not in the table; when the table is full the tail is evicted first
- * and handed to evictfn (which frees the struct; the key is freed after). */
+ * that is not in the table (the key is copied into the same allocation);
+ * when the table is full the tail is evicted first and handed to evictfn
+ * (which frees it) or freed. */
 struct pent *policy_ptable_add(struct ptable *t, const char *key, size_t keylen, size_t size,
 			       void (*evictfn)(struct pent *, void *), void *arg);
 /* Unlinks e (the caller then frees it with policy_ptable_drop). */
 void policy_ptable_unlink(struct ptable *t, struct pent *e);
-void policy_ptable_drop(struct pent *e);   /* frees key and struct */
+void policy_ptable_drop(struct pent *e);   /* frees the entry (and its key) */
 void policy_ptable_touch(struct ptable *t, struct pent *e);   /* move to LRU head */
 /* Returns the next entry of a slow walk over the whole table (NULL at the end
  * of a round, after which the walk starts again). Examined entries may be

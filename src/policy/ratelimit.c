@@ -463,13 +463,23 @@ static void add_num(struct strbuf *out, double v)
 	}
 }
 
+/* "2 LAST OVER OVERLAST NRULES" then per rule "WIDTH HEAD N" and N pairs
+ * "SLOT COUNT" for the non-empty slots only: most keys have used one or two
+ * slots, and rows are written at the rate keys change. */
 static void serialise(const struct rlimit *l, const struct rkey *e, struct strbuf *out)
 {
-	strbuf_addf(out, "1 %.3f %lu %.3f %zu", e->last, e->over, e->over_last, l->nr);
+	strbuf_addf(out, "2 %.3f %lu %.3f %zu", e->last, e->over, e->over_last, l->nr);
 	for (size_t j = 0; j < l->nr; j++) {
-		strbuf_addf(out, " %.6g %lld", l->r[j].width, e->w[j].head);
-		for (int s = 0; s < RL_SLOTS; s++)
-			add_num(out, e->w[j].c[s]);
+		int used = 0;
+		for (int k = 0; k < RL_SLOTS; k++)
+			used += e->w[j].c[k] != 0;
+		strbuf_addf(out, " %.6g %lld %d", l->r[j].width, e->w[j].head, used);
+		for (int k = 0; k < RL_SLOTS; k++)
+			if (e->w[j].c[k] != 0) {
+				strbuf_addc(out, ' ');
+				policy_add_u64(out, (uint64_t)k);
+				add_num(out, e->w[j].c[k]);
+			}
 	}
 }
 
@@ -486,7 +496,7 @@ static void load_one(struct ratelimit *rl, const char *k, size_t kl, const char 
 	unsigned long over;
 	size_t nr;
 	int n = 0;
-	if (sscanf(p, "1 %lf %lu %lf %zu%n", &last, &over, &overl, &nr, &n) < 4) {
+	if (sscanf(p, "2 %lf %lu %lf %zu%n", &last, &over, &overl, &nr, &n) < 4) {
 		free(s);
 		return;
 	}
@@ -504,21 +514,30 @@ static void load_one(struct ratelimit *rl, const char *k, size_t kl, const char 
 		if (end == p)
 			break;
 		p = end;
-		double c[RL_SLOTS];
-		int s2;
-		for (s2 = 0; s2 < RL_SLOTS; s2++) {
-			c[s2] = strtod(p, &end);
-			if (end == p || !(c[s2] >= 0))
+		long used = strtol(p, &end, 10);
+		if (end == p || used < 0 || used > RL_SLOTS)
+			break;
+		p = end;
+		double c[RL_SLOTS] = {0};
+		long i;
+		for (i = 0; i < used; i++) {
+			long slot = strtol(p, &end, 10);
+			if (end == p || slot < 0 || slot >= RL_SLOTS)
 				break;
 			p = end;
+			double v = strtod(p, &end);
+			if (end == p || !(v >= 0 && v < 1e15))
+				break;
+			p = end;
+			c[slot] = v;
 		}
-		if (s2 < RL_SLOTS)
+		if (i < used)
 			break;
 		/* a rule whose window changed since starts afresh */
 		if (j < l->nr && fabs(width - l->r[j].width) < 1e-3 * l->r[j].width) {
 			e->w[j].head = head;
 			e->w[j].sum = 0;
-			for (s2 = 0; s2 < RL_SLOTS; s2++) {
+			for (int s2 = 0; s2 < RL_SLOTS; s2++) {
 				e->w[j].c[s2] = c[s2];
 				e->w[j].sum += c[s2];
 			}
