@@ -59,6 +59,13 @@ static size_t topn(const struct report *r, size_t n)
 
 /* ---------- text ---------- */
 
+/* A jail's column: as wide as its name, at least 8. */
+static int jail_width(const char *name)
+{
+	size_t n = strlen(name);
+	return n < 8 ? 8 : n > 40 ? 40 : (int)n;
+}
+
 static void gmt_day(long day, char *buf, size_t len)
 {
 	time_t t = (time_t)day * 86400;
@@ -136,16 +143,28 @@ void report_format_text(const struct report *r, struct strbuf *o)
 		strbuf_addf(o, "  %-12s %9lu\n", r->svc[so[i]], r->svc_count[so[i]]);
 
 	if (r->nhours) {
-		strbuf_adds(o, "\nAttacks per day, UTC (per hour and jail: --json, --html)\n");
+		/* one row per day, one column per jail (hours: --json, --html) */
+		strbuf_adds(o, "\nAttacks per day and jail, UTC (per hour: --json, --html)\n  DAY        "
+			       "     TOTAL");
+		for (size_t j = 0; j < r->njails; j++)
+			strbuf_addf(o, " %*s", jail_width(r->jails[j].name), r->jails[j].name);
+		strbuf_addc(o, '\n');
+		unsigned long *row = xcalloc(r->njails + 1, sizeof *row);
 		long day = r->hours[0].hour / 24, hour = r->hours[0].hour, peak_h = hour;
 		unsigned long n = 0, hn = 0, peak = 0;
-		for (size_t i = 0; i < r->nhours; i++) {
-			const struct rhour *h = &r->hours[i];
-			if (h->hour / 24 != day) {
+		for (size_t i = 0; i <= r->nhours; i++) {
+			const struct rhour *h = i < r->nhours ? &r->hours[i] : NULL;
+			if (!h || h->hour / 24 != day) {
 				gmt_day(day, a, sizeof a);
-				strbuf_addf(o, "  %s %9lu\n", a, n);
+				strbuf_addf(o, "  %s %9lu", a, n);
+				for (size_t j = 0; j < r->njails; j++)
+					strbuf_addf(o, " %*lu", jail_width(r->jails[j].name), row[j]);
+				strbuf_addc(o, '\n');
+				if (!h)
+					break;
 				day = h->hour / 24;
 				n = 0;
+				memset(row, 0, (r->njails + 1) * sizeof *row);
 			}
 			if (h->hour != hour) {
 				hour = h->hour;
@@ -153,13 +172,14 @@ void report_format_text(const struct report *r, struct strbuf *o)
 			}
 			n += h->n;
 			hn += h->n;
+			if (h->jail < r->njails)
+				row[h->jail] += h->n;
 			if (hn > peak) {
 				peak = hn;
 				peak_h = hour;
 			}
 		}
-		gmt_day(day, a, sizeof a);
-		strbuf_addf(o, "  %s %9lu\n", a, n);
+		free(row);
 		gmt_day(peak_h / 24, a, sizeof a);
 		strbuf_addf(o, "  busiest hour: %s %02ld:00 UTC with %lu failures\n", a, peak_h % 24,
 			    peak);
