@@ -708,9 +708,11 @@ static void persistence(void **state)
 	eval(p, &q, RCPT("192.0.2.1", "x", "a@b", "c@d"), T0 + 61);     /* passes, AWL 1 */
 	eval(p, &q, RCPT("192.0.3.1", "x", "w@b", "c@d"), T0 + 62);     /* waiting */
 	eval(p, &q, DATA("192.0.2.1", "alice", "a@b", "4"), T0 + 62);
+	assert_true(policy_pending(p) >= 4);
 	int frc = policy_flush(p, T0 + 63);
 	if (frc != 0)
 		fail_msg("flush: %d %s", frc, store_error(st));
+	assert_int_equal(policy_pending(p), 0);
 	assert_int_equal(policy_flush(p, T0 + 63), 0);                   /* nothing queued */
 	policy_free(p);
 	st = store_close(st);
