@@ -188,11 +188,15 @@ static void on_event(void *arg, const char *check, const char *id, const char *k
 		     const char *line, double now)
 {
 	(void)arg;
-	(void)check;
 	(void)id;
 	(void)key;
 	(void)now;
-	log_info("%s", line);
+	/* greylist defers are routine (most first attempts) and Postfix logs
+	 * them too: one log write per request would cost more than the check */
+	if (!strcmp(check, "greylist"))
+		log_debug("%s", line);
+	else
+		log_info("%s", line);
 }
 
 static int mkdirs(const char *dir, mode_t mode)

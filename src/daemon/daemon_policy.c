@@ -363,7 +363,12 @@ static void on_event(void *arg, const char *check, const char *id, const char *k
 {
 	struct daemon *dm = arg;
 	(void)key;
-	log_info("%s", line);
+	/* greylist defers are routine (most first attempts) and Postfix logs
+	 * them too: one log write per request would cost more than the check */
+	if (!strcmp(check, "greylist"))
+		log_debug("%s", line);
+	else
+		log_info("%s", line);
 	if (!dm->set)
 		return;
 	for (size_t i = 0; i < dm->set->njails; i++) {
