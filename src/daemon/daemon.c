@@ -193,6 +193,7 @@ static void on_check(struct loop *l, void *arg)
 		jail_expire(dm->set->jails[i]->j, daemon_now());
 		daemon_ignore_poll(dm->set->jails[i]);
 	}
+	daemon_logpaths_poll(dm); /* files matching a logpath glob since the last look */
 	loop_timer_add(l, CHECK_INTERVAL_MS, on_check, dm);
 }
 
@@ -262,19 +263,32 @@ static void apply_general(struct daemon *dm, const struct config *cfg)
 
 int daemon_reload(struct daemon *dm, struct strbuf *msg)
 {
-	log_notice("reloading the configuration from %s", dm->confdir);
+	return daemon_reload_jail(dm, NULL, msg);
+}
+
+int daemon_reload_jail(struct daemon *dm, const char *jail, struct strbuf *msg)
+{
+	if (jail)
+		log_notice("reloading jail [%s] from %s", jail, dm->confdir);
+	else
+		log_notice("reloading the configuration from %s", dm->confdir);
 	daemon_bans_commit(dm);
 	struct diag d = DIAG_INIT;
 	struct config cfg = {0};
 	config_load(dm->confdir, &cfg, &d);
+	/* one jail: the others keep what they run with (daemon_reload.c), and
+	 * the global settings and services stay as they are */
+	if (jail && d.nerrors == 0)
+		daemon_config_keep_others(dm, &cfg, jail);
 	struct daemon_set *s = NULL;
 	if (d.nerrors == 0) {
-		apply_general(dm, &cfg);
+		if (!jail)
+			apply_general(dm, &cfg);
 		s = daemon_set_build(dm, &cfg, &d);
 	}
-	if (d.nerrors == 0)
+	if (d.nerrors == 0 && !jail)
 		daemon_http_start(dm, &cfg);
-	if (d.nerrors == 0)
+	if (d.nerrors == 0 && !jail)
 		daemon_policy_reload(dm, &cfg);
 	config_free(&cfg);
 	report_diag(&d);
@@ -321,8 +335,16 @@ int daemon_reload(struct daemon *dm, struct strbuf *msg)
 	daemon_fw_rebuild(dm, "reload");
 	daemon_set_start(dm, s);
 	daemon_lines_batch_end(dm);
-	log_notice("reloaded: %zu jail%s", s->njails, s->njails == 1 ? "" : "s");
-	strbuf_addf(msg, "reloaded %zu jail%s\n", s->njails, s->njails == 1 ? "" : "s");
+	if (jail && daemon_jail_find(s, jail)) {
+		log_notice("reloaded jail [%s]", jail);
+		strbuf_addf(msg, "reloaded jail %s\n", jail);
+	} else if (jail) {
+		log_notice("jail [%s] is no longer enabled: stopped", jail);
+		strbuf_addf(msg, "jail %s is no longer enabled: stopped\n", jail);
+	} else {
+		log_notice("reloaded: %zu jail%s", s->njails, s->njails == 1 ? "" : "s");
+		strbuf_addf(msg, "reloaded %zu jail%s\n", s->njails, s->njails == 1 ? "" : "s");
+	}
 	return 0;
 }
 

@@ -533,7 +533,7 @@ int daemon_ctl_handle(void *arg, int argc, char **argv, int json, struct strbuf 
 		if (argc > 1 && !daemon_jail_find(dm->set, argv[1]))
 			return err_out(out, "Sorry but the jail '%s' does not exist", argv[1]);
 		struct strbuf msg = STRBUF_INIT;
-		int r = daemon_reload(dm, &msg);
+		int r = daemon_reload_jail(dm, argc > 1 ? argv[1] : NULL, &msg);
 		if (json) {
 			strbuf_addf(out, "{\"ok\":%s,\"message\":", r == 0 ? "true" : "false");
 			jstr(out, strbuf_str(&msg));

@@ -57,6 +57,9 @@ struct daemon_jail {
 	int journal;                   /* reads the journal, not files */
 	char **files;                  /* expanded logpaths (and patterns not found yet) */
 	size_t nfiles;
+	char **globs;                  /* logpath patterns with glob characters (re-expanded) */
+	int *globtail;                 /* their ` tail` flags */
+	size_t nglobs;
 	/* firewall: the one native action this jail uses (has_fw = 0: counting only) */
 	int has_fw;
 	struct fw_jail fwj;
@@ -191,6 +194,9 @@ void daemon_set_start(struct daemon *dm, struct daemon_set *s);
 void daemon_set_stop_sources(struct daemon *dm, struct daemon_set *s);
 struct daemon_set *daemon_set_free(struct daemon_set *s);
 struct daemon_jail *daemon_jail_find(const struct daemon_set *s, const char *name);
+/* Expands the jails' logpath globs again and starts reading files that
+ * match now (the periodic check calls it; a glob per pattern, cheap). */
+void daemon_logpaths_poll(struct daemon *dm);
 /* Writes changed file positions and the journal cursor into the store batch. */
 void daemon_save_positions(struct daemon *dm);
 /* Parses the jail's numeric options into p (defaults applied). */
@@ -257,6 +263,11 @@ void daemon_ignore_format(const struct daemon_jail *j, struct strbuf *out);
 int daemon_ctl_handle(void *arg, int argc, char **argv, int json, struct strbuf *out);
 /* daemon.c: reload (SIGHUP or `reload`); returns 0 or -1 with a message in out. */
 int daemon_reload(struct daemon *dm, struct strbuf *msg);
+/* `reload JAIL`: only that jail takes its settings from disk (jail NULL = all). */
+int daemon_reload_jail(struct daemon *dm, const char *jail, struct strbuf *msg);
+/* daemon_reload.c: turns a freshly loaded cfg into "jail from disk, every
+ * other jail as it runs now" (sections rebuilt from the running jails' options). */
+void daemon_config_keep_others(struct daemon *dm, struct config *cfg, const char *jail);
 
 /* daemon_http.c: Prometheus metrics and the status page. start (re)reads
  * [mxjail] metrics / metrics_token (restarting the listener when they

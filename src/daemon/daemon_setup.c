@@ -142,6 +142,12 @@ static int expand_logpaths(const struct jail_conf *jc, struct daemon_jail *j, in
 		}
 		if (lp.tail)
 			*tail = 1;
+		if (has_glob(lp.pattern)) {
+			j->globs = xrealloc(j->globs, (j->nglobs + 1) * sizeof *j->globs);
+			j->globtail = xrealloc(j->globtail, (j->nglobs + 1) * sizeof *j->globtail);
+			j->globtail[j->nglobs] = lp.tail;
+			j->globs[j->nglobs++] = xstrdup(lp.pattern);
+		}
 		char **list = NULL;
 		size_t n = 0;
 		if (logpath_glob(lp.pattern, &list, &n, err, sizeof err) < 0) {
@@ -177,6 +183,10 @@ static void jail_free_one(struct daemon_jail *j)
 	for (size_t i = 0; i < j->nfiles; i++)
 		free(j->files[i]);
 	free(j->files);
+	for (size_t i = 0; i < j->nglobs; i++)
+		free(j->globs[i]);
+	free(j->globs);
+	free(j->globtail);
 	free(j->fw_port);
 	free(j->fw_protocol);
 	free(j->fw_path);
@@ -648,6 +658,61 @@ static int pos_from_store(const struct store_pos *sp, struct filesrc_pos *p)
 	return 0;
 }
 
+/* Starts following one file source (its saved position, else since/tail). */
+static void source_start_file(struct daemon *dm, struct daemon_source *src)
+{
+	struct store_pos sp;
+	struct filesrc_pos pos = {0};
+	int have = store_pos_get(dm->store, src->path, &sp) == 0 && pos_from_store(&sp, &pos) == 0;
+	pos.path = src->path;
+	if (have) {
+		src->saved = pos;
+		src->have_saved = 1;
+	}
+	struct filesrc_start st = {
+		.mode = src->tail ? FILESRC_TAIL : FILESRC_SINCE,
+		.pos = have ? &pos : NULL,
+		.since = src->since,
+		.date_cb = source_date,
+		.date_arg = src,
+	};
+	src->fs = filesrc_new(dm->fset, src->path, &st, on_file_line, src);
+	log_info("reading %s%s", src->path,
+		 have ? " from its saved position" : src->tail ? " from its end" : "");
+}
+
+void daemon_logpaths_poll(struct daemon *dm)
+{
+	struct daemon_set *s = dm->set;
+	for (size_t i = 0; s && i < s->njails; i++) {
+		struct daemon_jail *j = s->jails[i];
+		if (j->journal)
+			continue;
+		for (size_t g = 0; g < j->nglobs; g++) {
+			char **list = NULL;
+			size_t n = 0;
+			char err[256];
+			if (logpath_glob(j->globs[g], &list, &n, err, sizeof err) < 0)
+				continue;
+			for (size_t k = 0; k < n; k++) {
+				int known = 0;
+				for (size_t f = 0; f < j->nfiles && !known; f++)
+					known = strcmp(j->files[f], list[k]) == 0;
+				if (known)
+					continue;
+				j->files = xrealloc(j->files, (j->nfiles + 1) * sizeof *j->files);
+				j->files[j->nfiles++] = xstrdup(list[k]);
+				struct daemon_source *src = source_get(dm, s, list[k], 0);
+				source_attach(src, j, j->globtail[g]);
+				log_notice("[%s] new log file %s (logpath %s)", j->name, list[k], j->globs[g]);
+				if (!src->fs)
+					source_start_file(dm, src);
+			}
+			logpath_free_list(list, n);
+		}
+	}
+}
+
 void daemon_set_start(struct daemon *dm, struct daemon_set *s)
 {
 	int any_journal = 0;
@@ -657,24 +722,7 @@ void daemon_set_start(struct daemon *dm, struct daemon_set *s)
 			any_journal = 1;
 			continue;
 		}
-		struct store_pos sp;
-		struct filesrc_pos pos = {0};
-		int have = store_pos_get(dm->store, src->path, &sp) == 0 && pos_from_store(&sp, &pos) == 0;
-		pos.path = src->path;
-		if (have) {
-			src->saved = pos;
-			src->have_saved = 1;
-		}
-		struct filesrc_start st = {
-			.mode = src->tail ? FILESRC_TAIL : FILESRC_SINCE,
-			.pos = have ? &pos : NULL,
-			.since = src->since,
-			.date_cb = source_date,
-			.date_arg = src,
-		};
-		src->fs = filesrc_new(dm->fset, src->path, &st, on_file_line, src);
-		log_info("reading %s%s", src->path,
-			 have ? " from its saved position" : src->tail ? " from its end" : "");
+		source_start_file(dm, src);
 	}
 	if (!any_journal)
 		return;

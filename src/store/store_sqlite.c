@@ -497,6 +497,16 @@ static int try_open(struct store *s, const char *path, const struct store_opts *
 		}
 	}
 
+	/* The hourly purge looks for ended history rows; without this index it
+	 * reads the whole table (and the bans table for its NOT IN) each time,
+	 * about 0.1 s of blocked event loop with 100,000 bans. Added without a
+	 * schema bump: older mxjail versions ignore an extra index. */
+	rc = sqlite3_exec(s->db, "CREATE INDEX IF NOT EXISTS history_end ON history(endtime)"
+				 " WHERE endtime IS NOT NULL", NULL, NULL, NULL);
+	if (rc != SQLITE_OK && is_corrupt_rc(rc)) {
+		seterr(s, "creating an index: %s", sqlite3_errstr(rc));
+		return TRY_BAD;
+	}
 	for (int i = 0; i < S_COUNT; i++) {
 		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					&s->st[i], NULL);

@@ -307,6 +307,61 @@ def test_reload_with_broken_config_keeps_running(daemon):
     assert d.cli("ping").returncode == 0
 
 
+def test_reload_one_jail_only(daemon, tmp_path):
+    other = str(tmp_path / "other.log")
+    open(other, "w").close()
+    d = daemon(extra="\n[sshd2]\nenabled = true\nfilter = sshd\nlogpath = %s\n"
+               "backend = polling\nmaxretry = 5\n" % other).start()
+    d.cli("ban", "sshd", OTHER)
+    d.cli("ban", "sshd2", OTHER)
+    d.append(syslog_line(ATTACKER))
+    poll(lambda: d.status()["total_failed"] == 1, what="one failure counted")
+    path = os.path.join(d.conf, "jail.local")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("maxretry = 3", "maxretry = 4").replace("maxretry = 5",
+                                                                      "maxretry = 6"))
+    r = d.cli("reload", "sshd2")
+    assert "reloaded jail sshd2" in r.stdout
+    assert d.cli("get", "sshd2", "maxretry").stdout.strip() == "6"
+    assert d.cli("get", "sshd", "maxretry").stdout.strip() == "3"  # not reloaded
+    assert ("sshd", OTHER) in d.banned() and ("sshd2", OTHER) in d.banned()
+    assert d.status()["total_failed"] == 1
+    # the running sshd still bans after 3 failures (its old setting)
+    d.append(syslog_line(ATTACKER), syslog_line(ATTACKER))
+    poll(lambda: ("sshd", ATTACKER) in d.banned(), what="ban with the kept maxretry")
+    r = d.cli("reload", "sshd")
+    assert d.cli("get", "sshd", "maxretry").stdout.strip() == "4"
+    # a jail turned off on disk stops on its own reload; its bans are lifted
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("[sshd2]\nenabled = true", "[sshd2]\nenabled = false"))
+    r = d.cli("reload", "sshd2")
+    assert "no longer enabled" in r.stdout
+    assert ("sshd2", OTHER) not in d.banned() and ("sshd", OTHER) in d.banned()
+    assert d.cli("reload", "nosuch", check=False).returncode != 0
+
+
+def test_logpath_glob_picks_up_new_files(daemon, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text("")
+    d = daemon(extra="\n[globbed]\nenabled = true\nfilter = sshd\nlogpath = %s/*.log\n"
+               "backend = polling\nmaxretry = 2\n" % logs).start()
+    # a file that matches the pattern only now: read without a reload
+    with open(str(logs / "b.log"), "w") as f:
+        f.write(syslog_line(ATTACKER) * 2)
+    poll(lambda: ("globbed", ATTACKER) in d.banned(), timeout=15, what="ban from the new file")
+    assert "new log file %s/b.log" % logs in d.logtext()
+    # a file already followed is not added twice
+    time.sleep(5.5)
+    assert d.logtext().count("new log file %s/b.log" % logs) == 1
+    st = d.status("globbed")
+    assert st["total_failed"] == 2
+
+
 def test_bad_config_fails_clearly(daemon, tmp_path):
     d = daemon(extra="maxretry = lots")
     d.start(wait=False)
