@@ -6,7 +6,7 @@
  * PORTS is a comma list; a port ending in 465/993/995 or suffixed 's' speaks
  * TLS from the first byte. Without any of --smtp/--imap/--pop3, SMTP is probed
  * on PORT or 25,587,465. Exit status: 0 nothing high, 1 at least one high
- * finding, 2 usage errors or nothing could be probed (then the reason).
+ * finding, 2 usage errors or a port or check that could not be completed.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -160,7 +160,7 @@ int cmd_probe(int argc, char **argv)
 	if (!json)
 		for (size_t i = 0; i < r.nerr; i++)
 			fprintf(stderr, "mxjail probe: %s\n", r.errors[i]);
-	int status = probe_count(&r, PROBE_HIGH) ? 1 : (rc != 0 || (r.nerr && r.n == 0)) ? 2 : 0;
+	int status = probe_count(&r, PROBE_HIGH) ? 1 : (rc != 0 || r.nerr) ? 2 : 0;
 	strbuf_free(&out);
 	probe_report_free(&r);
 	return status;

@@ -59,7 +59,7 @@ static int mb_tls(struct probe_ctx *ctx, struct pconn *c)
 		snprintf(c->err, sizeof c->err, "cannot create a TLS context");
 		return -1;
 	}
-	return pconn_tls(c, sc, ctx->o->tls_name);
+	return pconn_tls(c, sc, probe_sni(ctx));
 }
 
 /* Sends a tagged IMAP command, collects untagged lines into caps (those

@@ -314,6 +314,8 @@ int probe_run(const struct probe_opts *o, struct probe_report *r)
 				: (const void *)&((struct sockaddr_in6 *)&ctx.addr)->sin6_addr;
 	inet_ntop(ctx.addr.ss_family, a, ctx.addrstr, sizeof ctx.addrstr);
 	r->address = xstrdup(ctx.addrstr);
+	snprintf(ctx.addrlit, sizeof ctx.addrlit, "%s%s", ctx.addr.ss_family == AF_INET6 ? "IPv6:" : "",
+		 ctx.addrstr);
 	if (o->source) {
 		if (resolve(o->source, 1, &ctx.src, &ctx.srclen, ctx.addr.ss_family, err,
 			    sizeof err) != 0) {

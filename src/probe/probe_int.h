@@ -19,6 +19,7 @@ struct probe_ctx {
 	struct sockaddr_storage addr; /* the only address we connect to (port set per call) */
 	socklen_t addrlen;
 	char addrstr[64];
+	char addrlit[80];              /* the address as an SMTP literal body: 192.0.2.1 or IPv6:... */
 	struct sockaddr_storage src;
 	socklen_t srclen;
 	double last_connect;          /* monotonic seconds of our last connect */
@@ -82,6 +83,9 @@ void probe_tls_checks(struct probe_ctx *ctx, int proto, const struct probe_port 
 /* Certificate and negotiated-parameter findings of an established session. */
 void probe_tls_session(struct probe_ctx *ctx, SSL *ssl, enum probe_kind kind,
 		       const char *service);
+
+/* The name to send as SNI: --name, else the host unless it is an address. */
+const char *probe_sni(const struct probe_ctx *ctx);
 
 void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp);
 void probe_imap_port(struct probe_ctx *ctx, const struct probe_port *pp);

@@ -65,7 +65,7 @@ static int smtp_start(struct probe_ctx *ctx, const struct probe_port *pp, struct
 		return -1;
 	if (pp->implicit_tls) {
 		SSL_CTX *sc = probe_ssl_ctx(ctx, 0, 0, "ALL:@SECLEVEL=0");
-		if (!sc || pconn_tls(c, sc, NULL) != 0)
+		if (!sc || pconn_tls(c, sc, probe_sni(ctx)) != 0)
 			return -1;
 	}
 	int code = pconn_smtp(c);
@@ -200,8 +200,8 @@ static void relay_tests(struct probe_ctx *ctx, const struct probe_port *pp, cons
 	for (size_t i = 0; i < sizeof relay_variants / sizeof relay_variants[0]; i++) {
 		const struct relay_variant *v = &relay_variants[i];
 		char from[512], rcpt[512];
-		snprintf(from, sizeof from, v->from, ctx->o->relay_to, ctx->domain, ctx->addrstr);
-		snprintf(rcpt, sizeof rcpt, v->rcpt, ctx->o->relay_to, ctx->domain, ctx->addrstr);
+		snprintf(from, sizeof from, v->from, ctx->o->relay_to, ctx->domain, ctx->addrlit);
+		snprintf(rcpt, sizeof rcpt, v->rcpt, ctx->o->relay_to, ctx->domain, ctx->addrlit);
 		struct pconn c;
 		if (smtp_start(ctx, pp, &c, 1) != 0) {
 			probe_error(ctx->r, "%s: relay test (%s): %s", service, v->name, c.err);
@@ -353,10 +353,11 @@ static void injection_test(struct probe_ctx *ctx, const struct probe_port *pp,
 	}
 	int injected = 0;
 	if (pconn_printf(&c, "STARTTLS\r\nNOOP\r\n") == 0 && pconn_smtp(&c) == 220) {
-		SSL_CTX *sc = probe_ssl_ctx(ctx, 0, 0, "ALL:@SECLEVEL=0");
+		SSL_CTX *sc = NULL;
 		if (c.rpos < c.rlen) {
 			injected = 1; /* answered the NOOP in plaintext before TLS: also broken */
-		} else if (sc && pconn_tls(&c, sc, NULL) == 0) {
+		} else if ((sc = probe_ssl_ctx(ctx, 0, 0, "ALL:@SECLEVEL=0")) != NULL &&
+			   pconn_tls(&c, sc, probe_sni(ctx)) == 0) {
 			double w = c.rtimeout < 2 ? c.rtimeout : 2;
 			if (pconn_wait(&c, w) == 1 && pconn_smtp(&c) > 0)
 				injected = 1;
@@ -436,7 +437,7 @@ void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp)
 		free(first);
 	}
 	if (!ctx->domain[0])
-		snprintf(ctx->domain, sizeof ctx->domain, "[%s]", ctx->addrstr);
+		snprintf(ctx->domain, sizeof ctx->domain, "[%s]", ctx->addrlit);
 	int tls_now = pp->implicit_tls;
 	if (!pp->implicit_tls) {
 		if (e.starttls)
@@ -483,8 +484,7 @@ void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp)
 	if (!pp->implicit_tls && e.starttls && !authed && !c.err[0]) {
 		code = pconn_smtp_cmd(&c, "STARTTLS");
 		SSL_CTX *sc = code == 220 ? probe_ssl_ctx(ctx, 0, 0, "ALL:@SECLEVEL=0") : NULL;
-		const char *sni = ctx->o->tls_name ? ctx->o->tls_name : NULL;
-		if (sc && pconn_tls(&c, sc, sni) == 0) {
+		if (sc && pconn_tls(&c, sc, probe_sni(ctx)) == 0) {
 			tls_now = 1;
 			probe_tls_session(ctx, c.ssl, kind, service);
 			code = pconn_smtp_cmd(&c, "EHLO %s", ctx->o->helo);

@@ -44,7 +44,7 @@ SSL_CTX *probe_ssl_ctx(struct probe_ctx *ctx, int minv, int maxv, const char *ci
 	return s;
 }
 
-static const char *sni_name(struct probe_ctx *ctx)
+const char *probe_sni(const struct probe_ctx *ctx)
 {
 	const char *n = ctx->o->tls_name ? ctx->o->tls_name : ctx->o->host;
 	unsigned char tmp[16];
@@ -261,7 +261,7 @@ static int try_tls(struct probe_ctx *ctx, int proto, const struct probe_port *pp
 		pconn_close(&c);
 		return -1;
 	}
-	int rc = pconn_tls(&c, sc, sni_name(ctx)) == 0 ? 1 : 0;
+	int rc = pconn_tls(&c, sc, probe_sni(ctx)) == 0 ? 1 : 0;
 	if (rc == 1 && info) {
 		strbuf_addf(info, "%s %s, key exchange ", SSL_get_version(c.ssl),
 			    SSL_get_cipher_name(c.ssl));
@@ -346,7 +346,7 @@ void probe_tls_checks(struct probe_ctx *ctx, int proto, const struct probe_port 
 		struct pconn c;
 		SSL_CTX *sc = probe_ssl_ctx(ctx, 0, 0, "ALL:@SECLEVEL=0");
 		if (sc && probe_tls_preamble(ctx, proto, pp, &c) == 0) {
-			if (pconn_tls(&c, sc, sni_name(ctx)) == 0)
+			if (pconn_tls(&c, sc, probe_sni(ctx)) == 0)
 				probe_tls_session(ctx, c.ssl, kind, service);
 		} else if (sc) {
 			SSL_CTX_free(sc);

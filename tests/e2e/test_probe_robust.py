@@ -1,0 +1,230 @@
+"""mxjail probe against small fake servers that misbehave: garbage instead of
+SMTP, a server that stalls, one that drops the connection, a 1 MB line, an
+endless multiline reply, a byte-trickling tarpit, a TLS handshake that never
+finishes, and IMAP/POP3 ports that answer nonsense. Each run must end with a
+clear error (exit 2) and never hang; the subprocess timeout is only a hang
+guard. Needs no root: the servers listen on 127.0.0.1 ports chosen by the OS."""
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+BIN = os.environ.get("MXJAIL_BIN")
+pytestmark = pytest.mark.skipif(not BIN or not os.path.exists(BIN), reason="MXJAIL_BIN not set")
+
+
+class FakeServer:
+    """Accepts connections on 127.0.0.1 and runs handler(conn) in a thread each."""
+
+    def __init__(self, handler):
+        while True:
+            # ports ending in 465/993/995 mean implicit TLS to the probe
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            if self.sock.getsockname()[1] % 1000 not in (465, 993, 995):
+                break
+            self.sock.close()
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.handler = handler
+        self.stop = threading.Event()
+        self.conns = []
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._run, args=(c,), daemon=True).start()
+
+    def _run(self, c):
+        try:
+            self.handler(c, self.stop)
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def probe(*args, guard=120):
+    t0 = time.monotonic()
+    p = subprocess.run([BIN, "probe", *args, "--timeout", "1", "--delay", "0"],
+                       capture_output=True, text=True, timeout=guard)
+    return p, time.monotonic() - t0
+
+
+def run_against(handler, *extra, port_opt="--smtp"):
+    srv = FakeServer(handler)
+    try:
+        return probe("127.0.0.1", port_opt, str(srv.port), *extra)
+    finally:
+        srv.close()
+
+
+def garbage(c, stop):
+    c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    stop.wait(5)
+
+
+def stall(c, stop):
+    stop.wait(30)
+
+
+def drop(c, stop):
+    c.close()
+
+
+def drop_mid_reply(c, stop):
+    c.sendall(b"220-mx.example.test\r\n220-more")
+
+
+def megabyte(c, stop):
+    try:
+        c.sendall(b"220 " + b"A" * (1024 * 1024))
+    except OSError:
+        pass
+    stop.wait(5)
+
+
+def endless(c, stop):
+    try:
+        while not stop.is_set():
+            c.sendall(b"220-and more\r\n" * 100)
+    except OSError:
+        pass
+
+
+def trickle(c, stop):
+    try:
+        c.sendall(b"220")
+        while not stop.is_set():
+            c.sendall(b" x")
+            time.sleep(0.3)
+    except OSError:
+        pass
+
+
+def nul_bytes(c, stop):
+    c.sendall(b"220 mx\x00.example.test\r\n")
+    stop.wait(5)
+
+
+def tls_stall(c, stop):
+    """Greets, offers STARTTLS, agrees to it, then never speaks TLS."""
+    c.sendall(b"220 mx.example.test ESMTP\r\n")
+    buf = b""
+    while not stop.is_set():
+        d = c.recv(4096)
+        if not d:
+            return
+        buf += d
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            cmd = line.strip().upper()
+            if cmd.startswith(b"EHLO"):
+                c.sendall(b"250-mx.example.test\r\n250 STARTTLS\r\n")
+            elif cmd == b"STARTTLS":
+                c.sendall(b"220 go ahead\r\n")
+                stop.wait(30)
+                return
+            elif cmd == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                return
+            else:
+                c.sendall(b"502 5.5.2 no\r\n")
+
+
+@pytest.mark.parametrize("handler,message", [
+    (garbage, "not an SMTP reply line"),
+    (stall, "server stalled"),
+    (drop, "closed the connection"),
+    (drop_mid_reply, "closed the connection in the middle of a reply"),
+    (megabyte, "reply line longer than 4096 bytes"),
+    (endless, "multiline reply longer than"),
+    (trickle, "deadline"),
+    (nul_bytes, "NUL byte"),
+])
+def test_smtp_misbehaving(handler, message):
+    p, took = run_against(handler)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert message in p.stderr, p.stderr
+    assert "error:" in p.stdout
+    print(f"{handler.__name__}: exit 2 after {took:.1f} s: {p.stderr.strip()}")
+
+
+def test_smtp_misbehaving_json():
+    p, _ = run_against(garbage, "--json")
+    import json
+    doc = json.loads(p.stdout)
+    assert p.returncode == 2
+    assert any("not an SMTP reply line" in e for e in doc["errors"])
+    assert doc["address"] == "127.0.0.1"
+
+
+def test_tls_handshake_stall_is_bounded():
+    p, took = run_against(tls_stall)
+    # the dialogue worked: STARTTLS offered, every TLS check reports its timeout
+    assert "smtp.starttls" in p.stdout
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "TLS handshake" in p.stderr or "TLS handshake" in p.stdout, p.stdout + p.stderr
+    print(f"tls_stall: exit {p.returncode} after {took:.1f} s")
+
+
+@pytest.mark.parametrize("opt", ["--imap", "--pop3"])
+@pytest.mark.parametrize("handler,message", [
+    (garbage, "not a"),
+    (stall, "server stalled"),
+    (drop, "closed the connection"),
+    (megabyte, "line longer than 8192 bytes"),
+])
+def test_mailbox_misbehaving(opt, handler, message):
+    p, _ = run_against(handler, port_opt=opt)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert message in p.stderr, p.stderr
+
+
+def test_connection_refused():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    p, _ = probe(f"127.0.0.1:{port}")
+    assert p.returncode == 2
+    assert "Connection refused" in p.stderr
+
+
+def test_usage_errors():
+    for args in (["--smtp", "x"], ["host", "--timeout", "0"], ["host", "--bogus"], [],
+                 ["host", "--smtp", "70000"]):
+        p = subprocess.run([BIN, "probe", *args], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2, args
+    p = subprocess.run([BIN, "probe", "no-such-host.invalid"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2
+    assert "cannot resolve" in p.stderr
+    p = subprocess.run([BIN, "probe", "127.0.0.1:1", "--source", "::1"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2
+    assert "source address" in p.stderr
