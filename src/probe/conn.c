@@ -164,7 +164,10 @@ static void ssl_err(struct pconn *c, const char *what)
 	char buf[200];
 	if (e) {
 		ERR_error_string_n(e, buf, sizeof buf);
-		snprintf(c->err, sizeof c->err, "%s: %s", what, buf);
+		snprintf(c->err, sizeof c->err, "%s: %s%s", what, buf,
+			 ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER
+				 ? " (the server did not answer with TLS)"
+				 : "");
 	} else {
 		snprintf(c->err, sizeof c->err, "%s: connection closed by the server", what);
 	}

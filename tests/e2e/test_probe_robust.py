@@ -228,3 +228,49 @@ def test_usage_errors():
                        text=True, timeout=60)
     assert p.returncode == 2
     assert "source address" in p.stderr
+
+
+class Recorder:
+    """An SMTP server that accepts everything and records each session's commands."""
+
+    def __init__(self):
+        self.sessions = []
+
+    def __call__(self, c, stop):
+        cmds = []
+        self.sessions.append(cmds)
+        c.sendall(b"220 mx.fake.test ESMTP\r\n")
+        f = c.makefile("rb")
+        for line in f:
+            cmd = line.rstrip(b"\r\n").decode("latin-1")
+            cmds.append(cmd)
+            u = cmd.upper()
+            if u.startswith("EHLO"):
+                c.sendall(b"250-mx.fake.test\r\n250-VRFY\r\n250 PIPELINING\r\n")
+            elif u == "QUIT":
+                c.sendall(b"221 bye\r\n")
+                return
+            elif u.startswith("DATA"):
+                c.sendall(b"354 go\r\n")
+            else:
+                c.sendall(b"250 2.0.0 ok\r\n")
+
+
+def test_relay_variants_fresh_connection_each_never_data():
+    rec = Recorder()
+    p, _ = run_against(rec, "--intrusive")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "smtp.relay.open" in p.stdout
+    every = [c for s in rec.sessions for c in s]
+    assert not any(c.upper().startswith("DATA") for c in every), every
+    relay = [s for s in rec.sessions if any("relaytest" in c for c in s)]
+    assert len(relay) == 14
+    for s in relay:
+        assert sum(c.upper().startswith("RCPT") for c in s) == 1, s
+        assert s[-1] == "QUIT"
+    # without --intrusive: no relay or enumeration traffic at all
+    rec2 = Recorder()
+    p, _ = run_against(rec2)
+    every = [c for s in rec2.sessions for c in s]
+    assert not any("relaytest" in c or c.upper().startswith(("VRFY", "EXPN", "AUTH"))
+                   for c in every), every
