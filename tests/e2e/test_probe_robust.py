@@ -274,3 +274,95 @@ def test_relay_variants_fresh_connection_each_never_data():
     every = [c for s in rec2.sessions for c in s]
     assert not any("relaytest" in c or c.upper().startswith(("VRFY", "EXPN", "AUTH"))
                    for c in every), every
+
+
+def _smtp_until_starttls(c):
+    """Greets, answers EHLO with STARTTLS; returns the bytes received after
+    (and together with) the STARTTLS line, or None when the client quit."""
+    c.sendall(b"220 mx.fake.test ESMTP\r\n")
+    buf = b""
+    while True:
+        d = c.recv(4096)
+        if not d:
+            return None
+        buf += d
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            u = line.strip().upper()
+            if u.startswith(b"EHLO"):
+                c.sendall(b"250-mx.fake.test\r\n250 STARTTLS\r\n")
+            elif u == b"STARTTLS":
+                c.sendall(b"220 2.0.0 Ready to start TLS\r\n")
+                return buf
+            elif u == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                return None
+            else:
+                c.sendall(b"250 ok\r\n")
+
+
+def ancient_ssl(c, stop):
+    """Answers SSLv2 and SSLv3-only hellos like a server that speaks them."""
+    rest = _smtp_until_starttls(c)
+    if rest is None:
+        return
+    hello = rest
+    while len(hello) < 11:
+        d = c.recv(4096)
+        if not d:
+            return
+        hello += d
+    if hello[0] & 0x80 and hello[2] == 1:
+        c.sendall(bytes([0x80, 0x20, 4, 0, 1, 0, 2]) + b"\0" * 27)   # SSLv2 SERVER-HELLO
+    elif hello[0] == 0x16 and hello[1:3] == b"\x03\x00" and hello[9:11] == b"\x03\x00":
+        c.sendall(b"\x16\x03\x00\x00\x26\x02\x00\x00\x22\x03\x00" + b"\x11" * 32)
+
+
+def test_sslv2_sslv3_detected():
+    p, _ = run_against(ancient_ssl)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "tls.sslv2" in p.stdout and "tls.sslv3" in p.stdout, p.stdout
+
+
+def _make_cert(tmp_path):
+    key, crt = str(tmp_path / "k.pem"), str(tmp_path / "c.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", key, "-out", crt, "-subj", "/CN=mx.fake.test"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def test_starttls_injection_detected(tmp_path):
+    import ssl
+    if not shutil_which("openssl"):
+        pytest.skip("needs the openssl command")
+    crt, key = _make_cert(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+
+    def injectable(c, stop):
+        rest = _smtp_until_starttls(c)
+        if rest is None:
+            return
+        pending = rest  # plaintext that arrived with STARTTLS: a broken server keeps it
+        t = ctx.wrap_socket(c, server_side=True)
+        for line in pending.split(b"\r\n"):
+            if line.strip():
+                t.sendall(b"250 2.0.0 Ok (" + line.strip() + b")\r\n")
+        t.settimeout(3)
+        try:
+            while t.recv(4096):
+                t.sendall(b"250 ok\r\n")
+        except OSError:
+            pass
+
+    p, _ = run_against(injectable)
+    assert "smtp.starttls.injection" in p.stdout, p.stdout + p.stderr
+    # the certificate is checked too: self-signed, and expiring within 14 days
+    assert "tls.cert.untrusted" in p.stdout
+    assert "tls.cert.expiring" in p.stdout
+
+
+def shutil_which(name):
+    import shutil
+    return shutil.which(name)
