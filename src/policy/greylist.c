@@ -862,6 +862,11 @@ int policy_gl_load(struct greylist *g, struct store *st, double now)
 	return rc < 0 ? rc : 0;
 }
 
+void policy_gl_nostore(struct greylist *g)
+{
+	g->qtrip.off = g->qawl.off = 1;
+}
+
 size_t policy_gl_pending(const struct greylist *g)
 {
 	return g->qtrip.n + g->qawl.n;

@@ -60,6 +60,8 @@ struct policy {
 
 void policy_queue_push(struct pqueue *q, const char *key, size_t keylen)
 {
+	if (q->off)
+		return;
 	q->v = xgrow(q->v, &q->cap, q->n, sizeof(*q->v));
 	q->v[q->n++] = xstrndup(key, keylen);
 }
@@ -223,6 +225,13 @@ struct policy *policy_new(const struct kvlist *policy, const struct kvlist *grey
 		default:
 			break;
 		}
+	}
+	if (!st) {
+		/* nothing would ever drain the write-behind queues */
+		if (p->gl)
+			policy_gl_nostore(p->gl);
+		if (p->rl)
+			policy_rl_nostore(p->rl);
 	}
 	if (st) {
 		rc = p->gl ? policy_gl_load(p->gl, st, now) : 0;

@@ -65,6 +65,7 @@ uint64_t policy_hash(uint64_t seed, const char *s, size_t n);
 struct pqueue {
 	char **v;
 	size_t n, cap;
+	int off;             /* no store: pushes are dropped */
 };
 void policy_queue_push(struct pqueue *q, const char *key, size_t keylen);
 void policy_queue_clear(struct pqueue *q);
@@ -136,6 +137,7 @@ enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, dou
 int policy_gl_load(struct greylist *g, struct store *st, double now);
 int policy_gl_flush(struct greylist *g, struct store *st, double now);
 size_t policy_gl_pending(const struct greylist *g);
+void policy_gl_nostore(struct greylist *g);   /* memory only: queue nothing */
 size_t policy_gl_expire(struct greylist *g, double now, size_t budget);
 void policy_gl_list(struct greylist *g, int json, double now, struct strbuf *out);
 int policy_gl_del(struct greylist *g, const char *what);
@@ -156,6 +158,7 @@ const char *policy_rl_why(const struct ratelimit *rl);
 int policy_rl_load(struct ratelimit *rl, struct store *st, double now);
 int policy_rl_flush(struct ratelimit *rl, struct store *st, double now);
 size_t policy_rl_pending(const struct ratelimit *rl);
+void policy_rl_nostore(struct ratelimit *rl);
 size_t policy_rl_expire(struct ratelimit *rl, double now, size_t budget);
 void policy_rl_list(struct ratelimit *rl, int json, double now, struct strbuf *out);
 int policy_rl_reset(struct ratelimit *rl, const char *key);

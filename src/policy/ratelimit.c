@@ -612,6 +612,11 @@ int policy_rl_load(struct ratelimit *rl, struct store *st, double now)
 	return rc < 0 ? rc : 0;
 }
 
+void policy_rl_nostore(struct ratelimit *rl)
+{
+	rl->q.off = 1;
+}
+
 size_t policy_rl_pending(const struct ratelimit *rl)
 {
 	return rl->q.n;

@@ -985,6 +985,7 @@ static void caps_and_speed(void **state)
 		mkreq(&q, spec);
 		policy_eval(p, &q.r, T0 + i * 0.001, &out);
 	}
+	assert_int_equal(policy_pending(p), 0);   /* no store: nothing queued, ever */
 	struct strbuf s = STRBUF_INIT;
 	policy_status(p, 1, &s);
 	assert_non_null(strstr(s.s, "\"triplets\":1000"));
