@@ -913,9 +913,12 @@ static int is_cont(unsigned char c)
 	return (c & 0xC0) == 0x80;
 }
 
-/* Character index of byte offset b (a character boundary). */
-static long char_index(const char *line, size_t b)
+/* Character index of byte offset b (a character boundary). On a pure-ASCII
+ * line characters are bytes: no counting. */
+static long char_index(const struct datedetect *dd, const char *line, size_t b)
 {
+	if (dd->ascii)
+		return (long)b;
 	long n = 0;
 	for (size_t i = 0; i < b; i++)
 		n += !is_cont((unsigned char)line[i]);
@@ -924,8 +927,14 @@ static long char_index(const char *line, size_t b)
 
 /* Byte offset of character index ci, clamped to len; *beyond when ci is at or
  * past the end. */
-static size_t byte_offset(const char *line, size_t len, long ci, int *beyond)
+static size_t byte_offset(const struct datedetect *dd, const char *line, size_t len, long ci,
+			  int *beyond)
 {
+	if (dd->ascii) {
+		size_t b = ci <= 0 ? 0 : (size_t)ci < len ? (size_t)ci : len;
+		*beyond = b >= len;
+		return b;
+	}
 	size_t i = 0;
 	long n = 0;
 	while (i < len && n < ci) {
@@ -984,13 +993,13 @@ static int dchar_alnum(const struct datedetect *dd, struct dchar c)
 }
 
 /* Python line[ci:ci+1]. */
-static struct dchar slice1(const char *line, size_t len, long ci)
+static struct dchar slice1(const struct datedetect *dd, const char *line, size_t len, long ci)
 {
 	struct dchar c = {0, {0}};
 	if (ci < 0)
 		return c;
 	int beyond;
-	size_t b = byte_offset(line, len, ci, &beyond);
+	size_t b = byte_offset(dd, line, len, ci, &beyond);
 	return beyond ? c : char_at(line, len, b);
 }
 
@@ -1001,9 +1010,9 @@ static int tmpl_search(struct datedetect *dd, struct tmpl *t, const char *line, 
 	size_t bpos = 0, bend = len;
 	int beyond;
 	if (pos > 0)
-		bpos = byte_offset(line, len, pos, &beyond);
+		bpos = byte_offset(dd, line, len, pos, &beyond);
 	if (endpos >= 0)
-		bend = byte_offset(line, len, endpos, &beyond);
+		bend = byte_offset(dd, line, len, endpos, &beyond);
 	if (bend < bpos)
 		return 0;
 	int rc;
@@ -1082,10 +1091,10 @@ static size_t dd_match_time(struct datedetect *dd, const char *line, size_t len,
 			ignore = i;
 		} else {
 			long d = dd->last_pos, e = dd->last_end;
-			struct dchar before = d >= 1 ? slice1(line, len, d - 1) : (struct dchar){0, {0}};
-			struct dchar at = slice1(line, len, d);
-			struct dchar after = slice1(line, len, e);
-			struct dchar endc = e >= 1 ? slice1(line, len, e - 1) : (struct dchar){0, {0}};
+			struct dchar before = d >= 1 ? slice1(dd, line, len, d - 1) : (struct dchar){0, {0}};
+			struct dchar at = slice1(dd, line, len, d);
+			struct dchar after = slice1(dd, line, len, e);
+			struct dchar endc = e >= 1 ? slice1(dd, line, len, e - 1) : (struct dchar){0, {0}};
 			if ((dchar_eq(before, dd->last_pos_prev) ||
 			     (dchar_eq(at, dd->last_pos_first) && !dchar_alnum(dd, dd->last_pos_first))) &&
 			    (dchar_eq(after, dd->last_end_next) ||
@@ -1097,8 +1106,8 @@ static size_t dd_match_time(struct datedetect *dd, const char *line, size_t len,
 			}
 		}
 		if (match) {
-			mdist = char_index(line, ov[0]);
-			mend = mdist + char_index(line + ov[0], ov[1] - ov[0]);
+			mdist = char_index(dd, line, ov[0]);
+			mend = mdist + char_index(dd, line + ov[0], ov[1] - ov[0]);
 			if (!(dd->n == 1 || (t->flags & anchored) ||
 			      (mdist == dd->last_pos && mend == dd->last_end))) {
 				have_found = 1;
@@ -1118,8 +1127,8 @@ static size_t dd_match_time(struct datedetect *dd, const char *line, size_t len,
 			if (!tmpl_search(dd, t, line, len, 0, -1))
 				continue;
 			match = 1;
-			mdist = char_index(line, ov[0]);
-			mend = mdist + char_index(line + ov[0], ov[1] - ov[0]);
+			mdist = char_index(dd, line, ov[0]);
+			mend = mdist + char_index(dd, line + ov[0], ov[1] - ov[0]);
 			if (i + 1 >= dd->n)
 				break;
 			if (t->flags & anchored)

@@ -34,6 +34,7 @@
 #include "core/xmalloc.h"
 #include "filters/hosttags.h"
 #include "filters/pyre.h"
+#include "filters/reqlit.h"
 #include "net/addr.h"
 
 #define MATCH_LIMIT 200000u
@@ -160,6 +161,11 @@ struct filter {
 	int ign_flag;                 /* an ignoreregex matched on this line */
 	int ascii;                    /* the buffer being matched is pure ASCII */
 	char *date_key;               /* see filter_date_key() */
+	/* Literals a line must contain to be worth matching: one of req_pre (the
+	 * prefregex needs it) and one of req_fail (some failregex needs it). An
+	 * empty set checks nothing; use_req 0 checks nothing at all. */
+	struct reqlit req_pre, req_fail;
+	int use_req;
 };
 
 /* ================================================================ helpers */
@@ -840,6 +846,60 @@ static void build_any(struct filter *f)
 	f->has_any = 1;
 }
 
+/* Shortest literal worth a search: one or two bytes are in nearly every line. */
+#define REQ_MIN_LEN 3
+/* More failregex literals than this cost more to search than the regexes. */
+#define REQ_MAX_FAIL 24
+
+/* Computes the literal pre-check (see struct filter). It holds only for
+ * one-line filters: with maxlines > 1 a match may take its words from earlier
+ * lines in the buffer. When ignoreregexes are tried before the prefregex
+ * (fail2ban does so when there are many failregexes) a line can be "ignored"
+ * without any failregex, so no line may be skipped. */
+static void build_req(struct filter *f)
+{
+	f->use_req = 0;
+	if (f->maxlines != 1 || (f->nign && f->nign + 2 < f->nfail) || f->nfail == 0)
+		return;
+	if (f->has_pref && reqlit_from_pattern(f->pref.pat, f->pref.pflags, &f->req_pre) &&
+	    reqlit_minlen(&f->req_pre) < REQ_MIN_LEN)
+		reqlit_free(&f->req_pre);
+	for (size_t i = 0; i < f->nfail; i++) {
+		struct reqlit one;
+		if (!reqlit_from_pattern(f->fail[i].pat, f->fail[i].pflags, &one) ||
+		    reqlit_minlen(&one) < REQ_MIN_LEN) {
+			reqlit_free(&one);
+			reqlit_free(&f->req_fail);
+			break;
+		}
+		reqlit_union(&f->req_fail, &one);
+		reqlit_free(&one);
+	}
+	reqlit_minimize(&f->req_fail);
+	if (f->req_fail.n > REQ_MAX_FAIL)
+		reqlit_free(&f->req_fail);
+	f->use_req = f->req_pre.n > 0 || f->req_fail.n > 0;
+	reqlit_prepare(&f->req_pre);
+	reqlit_prepare(&f->req_fail);
+}
+
+/* Does the text a + c (the line without its date) contain one of s? A literal
+ * may also span the place where the date was cut out. */
+static int req_has(const struct reqlit *s, const char *a, size_t alen, const char *c, size_t clen)
+{
+	if (s->n == 0)
+		return 1;
+	if (reqlit_any(s, c, clen) || (alen && reqlit_any(s, a, alen)))
+		return 1;
+	if (!alen || !clen)
+		return 0;
+	char j[64];
+	size_t ja = alen < 31 ? alen : 31, jc = clen < 31 ? clen : 31;
+	memcpy(j, a + alen - ja, ja);
+	memcpy(j + ja, c, jc);
+	return reqlit_any(s, j, ja + jc);
+}
+
 struct filter *filter_compile(const struct filter_def *def, struct diag *d)
 {
 	struct filter *f = xcalloc(1, sizeof *f);
@@ -908,6 +968,7 @@ struct filter *filter_compile(const struct filter_def *def, struct diag *d)
 		filter_free(f);
 		return NULL;
 	}
+	build_req(f);
 	return f;
 }
 
@@ -949,6 +1010,8 @@ void filter_free(struct filter *f)
 	free(f->st.ignoreregex_hits);
 	filter_def_free(&f->def);
 	free(f->date_key);
+	reqlit_free(&f->req_pre);
+	reqlit_free(&f->req_fail);
 	free(f);
 }
 
@@ -1725,12 +1788,12 @@ enum filter_status filter_process_prepared(struct filter *f, const struct filter
 	const char *line = fl->text;
 	size_t len = fl->len;
 	f->st.lines++;
-	struct tline *tl = tl_new(f);
-	tl->ascii = fl->ascii;
+	/* The line as three parts: a + c is what the regexes see, b the date text. */
+	const char *a = "", *b = "", *c = line;
+	size_t alen = 0, blen = 0, clen = len;
 	double date = 0;
 	int date_ok = 0;
 	if (fl->journal_time >= 0) {
-		tl_set(tl, "", 0, "", 0, line, len);
 		date = fl->journal_time;
 		date_ok = 1;
 		f->last_date = date;
@@ -1741,7 +1804,7 @@ enum filter_status filter_process_prepared(struct filter *f, const struct filter
 		size_t ms = fl->ms, me = fl->me;
 		int found = fl->found;
 		if (found == 1 && me > ms) {
-			tl_set(tl, line, ms, line + ms, me - ms, line + me, len - me);
+			a = line, alen = ms, b = line + ms, blen = me - ms, c = line + me, clen = len - me;
 			date = t;
 			date_ok = 1;
 			strbuf_reset(&f->lasttext);
@@ -1750,9 +1813,10 @@ enum filter_status filter_process_prepared(struct filter *f, const struct filter
 			f->has_last = 1;
 		} else if (found == 1) {
 			/* the template matched an empty date: last known date if recent, or now */
-			tl_set(tl, line, ms, "", 0, line + me, len - me);
+			a = line, alen = ms, c = line + me, clen = len - me;
 			if (f->has_last && f->last_date > clk->now - LAST_DATE_SLACK) {
-				tl_set(tl, "", 0, strbuf_str(&f->lasttext), f->lasttext.len, line, len);
+				a = "", alen = 0, b = strbuf_str(&f->lasttext), blen = f->lasttext.len;
+				c = line, clen = len;
 				date = f->last_date;
 			} else {
 				date = clk->now;
@@ -1761,18 +1825,32 @@ enum filter_status filter_process_prepared(struct filter *f, const struct filter
 		} else {
 			/* no date, or a date text that is not a valid date (found == -1: the
 			 * text is still cut out): the last date when recent, else none */
-			if (found == -1)
-				tl_set(tl, line, ms, line + ms, me - ms, line + me, len - me);
-			else
-				tl_set(tl, "", 0, "", 0, line, len);
+			if (found == -1) {
+				a = line, alen = ms, b = line + ms, blen = me - ms;
+				c = line + me, clen = len - me;
+			}
 			f->st.nodate++;
 			if (f->has_last && f->last_date > clk->now - LAST_DATE_SLACK) {
-				tl_set(tl, "", 0, strbuf_str(&f->lasttext), f->lasttext.len, line, len);
+				a = "", alen = 0, b = strbuf_str(&f->lasttext), blen = f->lasttext.len;
+				c = line, clen = len;
 				date = f->last_date;
 				date_ok = 1;
 			}
 		}
 	}
+	/* A line without the words every match needs cannot match: it is missed
+	 * without running a regex. Nothing else changes for it (one-line filters
+	 * keep no buffer, multi-line sessions only change on a failregex match). */
+	if (f->use_req && (!req_has(&f->req_fail, a, alen, c, clen) ||
+			   !req_has(&f->req_pre, a, alen, c, clen))) {
+		tlist_clear(f, &f->lbuf);
+		f->ign_flag = 0;
+		f->st.missed++;
+		return FILTER_MISSED;
+	}
+	struct tline *tl = tl_new(f);
+	tl->ascii = fl->ascii;
+	tl_set(tl, a, alen, b, blen, c, clen);
 	size_t first = out->n;
 	f->ign_flag = 0;
 	find_failure(f, tl, date, date_ok, out);

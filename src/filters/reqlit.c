@@ -1,0 +1,627 @@
+/*
+ * reqlit - required literals of a PCRE2 pattern (see reqlit.h).
+ *
+ * The pattern is read as a sequence of atoms. A literal character that must
+ * appear (no quantifier, or one with a minimum of at least one) extends the
+ * current run of literal bytes; anything else ends the run. A group that must
+ * appear contributes what its alternatives require: the union of the best
+ * set of each alternative, or nothing when one alternative requires nothing.
+ * Of all runs and groups of a sequence the best set is kept: the one whose
+ * shortest member is longest, as that rejects the most lines.
+ *
+ * A hand-written reader rather than PCRE2's compiled form: PCRE2 exposes no
+ * API for its compiled opcodes, and the reader only has to be safe, not
+ * complete. Unknown syntax (inline option settings, \Q..\E, numeric escapes,
+ * conditionals, recursion) makes the whole answer "nothing known".
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "filters/reqlit.h"
+
+#include <pcre2.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "core/strbuf.h"
+#include "core/xmalloc.h"
+
+#define REQLIT_MAX_DEPTH 64
+#define REQLIT_MAX_LEN 32
+
+struct rdr {
+	const char *p;
+	int ok;    /* 0: syntax not understood, the answer is "nothing known" */
+	int depth;
+};
+
+static void set_add(struct reqlit *s, const char *v, size_t n)
+{
+	s->s = xgrow(s->s, &s->cap, s->n, sizeof *s->s);
+	s->len = xrealloc(s->len, s->cap * sizeof *s->len);
+	s->s[s->n] = xmalloc(n + 1);
+	memcpy(s->s[s->n], v, n);
+	s->s[s->n][n] = '\0';
+	s->len[s->n] = n;
+	s->n++;
+}
+
+void reqlit_free(struct reqlit *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->s[i]);
+	free(s->s);
+	free(s->len);
+	free(s->off);
+	memset(s, 0, sizeof *s);
+}
+
+size_t reqlit_minlen(const struct reqlit *s)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < s->n; i++)
+		if (i == 0 || s->len[i] < m)
+			m = s->len[i];
+	return m;
+}
+
+void reqlit_union(struct reqlit *dst, const struct reqlit *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		set_add(dst, src->s[i], src->len[i]);
+}
+
+static int contains(const char *hay, size_t hn, const char *nd, size_t nn)
+{
+	return nn == 0 || (nn <= hn && memmem(hay, hn, nd, nn) != NULL);
+}
+
+void reqlit_minimize(struct reqlit *s)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		int drop = 0;
+		for (size_t j = 0; j < s->n && !drop; j++) {
+			if (j == i || !s->s[j])
+				continue;
+			/* i is implied by a shorter j, or equal to an earlier j */
+			if (contains(s->s[i], s->len[i], s->s[j], s->len[j]) &&
+			    (s->len[j] < s->len[i] || j < i))
+				drop = 1;
+		}
+		if (drop) {
+			free(s->s[i]);
+			s->s[i] = NULL;
+		}
+	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->s[i]) {
+			s->s[k] = s->s[i];
+			s->len[k++] = s->len[i];
+		}
+	s->n = k;
+}
+
+/* How often a byte shows up in log text, roughly: a literal is looked for
+ * through its least frequent byte, so few positions need a comparison. */
+static int byte_freq(unsigned char c)
+{
+	if (c == ' ')
+		return 100;
+	if (c >= 'a' && c <= 'z')
+		return strchr("etaoinsrhldcu", c) ? 60 : 30;
+	if (c >= '0' && c <= '9')
+		return 50;
+	if (strchr(".:[]-/=_,<>@", c))
+		return 40;
+	if (c >= 'A' && c <= 'Z')
+		return 15;
+	return 10;
+}
+
+void reqlit_prepare(struct reqlit *s)
+{
+	free(s->off);
+	s->off = xcalloc(s->n ? s->n : 1, sizeof *s->off);
+	s->nanc = 0;
+	s->short_member = 0;
+	memset(s->is_anc, 0, sizeof s->is_anc);
+	for (size_t i = 0; i < s->n; i++) {
+		const unsigned char *m = (const unsigned char *)s->s[i];
+		if (s->len[i] < 2) {
+			s->short_member = 1;
+			continue;
+		}
+		size_t best = 0;
+		int bf = byte_freq(m[0]) * byte_freq(m[1]);
+		for (size_t k = 1; k + 1 < s->len[i]; k++) {
+			int f = byte_freq(m[k]) * byte_freq(m[k + 1]);
+			if (f < bf) {
+				bf = f;
+				best = k;
+			}
+		}
+		/* Every anchor pair costs a compare per position of every line: a pair
+		 * already chosen for another member is reused when it is not much more
+		 * frequent than this member's own best. */
+		for (unsigned a = 0; a < s->nanc && a < 16; a++) {
+			const char *hit = memmem(m, s->len[i], s->anc[a], 2);
+			if (hit && byte_freq(s->anc[a][0]) * byte_freq(s->anc[a][1]) <= 4 * bf) {
+				best = (size_t)(hit - (const char *)m);
+				break;
+			}
+		}
+		s->off[i] = best;
+		s->is_anc[m[best]] = 1;
+		unsigned k = 0;
+		while (k < s->nanc && k < 16 && (s->anc[k][0] != m[best] || s->anc[k][1] != m[best + 1]))
+			k++;
+		if (k == s->nanc) {
+			if (k < 16) {
+				s->anc[k][0] = m[best];
+				s->anc[k][1] = m[best + 1];
+				memset(s->va[k], m[best], sizeof s->va[k]);
+				memset(s->vb[k], m[best + 1], sizeof s->vb[k]);
+			}
+			s->nanc++; /* more than 16: the byte-table scan is used */
+		}
+	}
+}
+
+/* Is one of the members whose anchor pair starts at text[pos] at its place there? */
+static int verify(const struct reqlit *s, const char *text, size_t len, size_t pos)
+{
+	unsigned char c = (unsigned char)text[pos], d = (unsigned char)text[pos + 1];
+	for (size_t i = 0; i < s->n; i++) {
+		const char *m = s->s[i];
+		size_t o = s->off[i];
+		if (s->len[i] < 2 || (unsigned char)m[o] != c || (unsigned char)m[o + 1] != d ||
+		    pos < o)
+			continue;
+		size_t st = pos - o;
+		if (st + s->len[i] <= len && memcmp(text + st, m, s->len[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int reqlit_any(const struct reqlit *s, const char *text, size_t len)
+{
+	if (s->n == 0)
+		return 0;
+	if (!s->off || s->short_member) { /* not prepared, or a one-byte member */
+		for (size_t i = 0; i < s->n; i++)
+			if (contains(text, len, s->s[i], s->len[i]))
+				return 1;
+		return 0;
+	}
+	size_t i = 0;
+#if defined(__SSE2__)
+	/* Sixteen positions at a time: byte i against each pair's first byte and
+	 * byte i + 1 against its second, so ordinary letters rarely need a look.
+	 * The last positions are checked in a zero-padded copy (no member holds
+	 * a NUL byte, so the padding matches nothing). */
+	if (s->nanc <= 16) {
+		unsigned char tail[33] = {0};
+		const char *p = text;
+		size_t base = 0;
+		for (;;) {
+			if (i + 17 > len) {
+				if (i >= len)
+					break;
+				memcpy(tail, text + i, len - i);
+				p = (const char *)tail;
+				base = i;
+			}
+			const char *q = p + (i - base);
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+			__m128i w = _mm_loadu_si128((const __m128i *)(const void *)(q + 1));
+			__m128i m = _mm_setzero_si128();
+			for (unsigned k = 0; k < s->nanc; k++) {
+				__m128i x = _mm_loadu_si128((const __m128i *)(const void *)s->va[k]);
+				__m128i y = _mm_loadu_si128((const __m128i *)(const void *)s->vb[k]);
+				m = _mm_or_si128(m, _mm_and_si128(_mm_cmpeq_epi8(v, x),
+								  _mm_cmpeq_epi8(w, y)));
+			}
+			unsigned bits = (unsigned)_mm_movemask_epi8(m);
+			while (bits) {
+				unsigned bit = (unsigned)__builtin_ctz(bits);
+				if (i + bit + 1 < len && verify(s, text, len, i + bit))
+					return 1;
+				bits &= bits - 1;
+			}
+			i += 16;
+		}
+		return 0;
+	}
+#endif
+	for (; i + 1 < len; i++)
+		if (s->is_anc[(unsigned char)text[i]] && verify(s, text, len, i))
+			return 1;
+	return 0;
+}
+
+/* Is a better than b? Longer shortest member first, then fewer members. */
+static int better(const struct reqlit *a, const struct reqlit *b)
+{
+	if (a->n == 0)
+		return 0;
+	if (b->n == 0)
+		return 1;
+	size_t ma = reqlit_minlen(a), mb = reqlit_minlen(b);
+	return ma != mb ? ma > mb : a->n < b->n;
+}
+
+/* Keeps cand in best when it is better; cand is emptied either way. */
+static void offer(struct reqlit *best, struct reqlit *cand)
+{
+	if (better(cand, best)) {
+		reqlit_free(best);
+		*best = *cand;
+		memset(cand, 0, sizeof *cand);
+	} else {
+		reqlit_free(cand);
+	}
+}
+
+static void offer_run(struct reqlit *best, struct strbuf *run)
+{
+	if (run->len) {
+		/* a prefix of a required literal is required too; long ones cost more to search */
+		struct reqlit c = {0};
+		set_add(&c, run->s, run->len > REQLIT_MAX_LEN ? REQLIT_MAX_LEN : run->len);
+		offer(best, &c);
+	}
+	strbuf_reset(run);
+}
+
+/* Reads a quantifier at r->p if there is one; returns its minimum (0 or 1
+ * meaning "at least one"), or 2 when there is no quantifier. */
+static int quantifier(struct rdr *r)
+{
+	const char *p = r->p;
+	int min;
+	if (*p == '?' || *p == '*') {
+		min = 0;
+		p++;
+	} else if (*p == '+') {
+		min = 1;
+		p++;
+	} else if (*p == '{') {
+		const char *q = p + 1;
+		unsigned long lo = 0;
+		int digits = 0;
+		while (*q >= '0' && *q <= '9') {
+			lo = lo * 10 + (unsigned long)(*q - '0');
+			if (lo > 100000)
+				lo = 100000;
+			q++;
+			digits = 1;
+		}
+		int comma = 0;
+		if (*q == ',') {
+			comma = 1;
+			q++;
+			while (*q >= '0' && *q <= '9')
+				q++;
+		}
+		if (*q != '}' || (!digits && !comma)) {
+			/* not a quantifier: a literal '{' follows, which the caller reads */
+			return 2;
+		}
+		min = lo > 0;
+		p = q + 1;
+	} else {
+		return 2;
+	}
+	if (*p == '?' || *p == '+') /* lazy or possessive */
+		p++;
+	r->p = p;
+	return min;
+}
+
+static void read_alts(struct rdr *r, struct reqlit *out);
+
+/* Skips a character class starting at '['. */
+static void skip_class(struct rdr *r)
+{
+	const char *p = r->p + 1;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	while (*p && *p != ']') {
+		if (*p == '\\') {
+			if (!p[1]) {
+				r->ok = 0;
+				return;
+			}
+			p += 2;
+		} else if (*p == '[' && p[1] == ':') {
+			const char *e = strstr(p + 2, ":]");
+			if (!e) {
+				r->ok = 0;
+				return;
+			}
+			p = e + 2;
+		} else {
+			p++;
+		}
+	}
+	if (*p != ']') {
+		r->ok = 0;
+		return;
+	}
+	r->p = p + 1;
+}
+
+/* Skips the group starting at '(' without reading it: it requires nothing
+ * as far as the caller knows, the literals around it keep their meaning. */
+static void skip_group(struct rdr *r)
+{
+	const char *p = r->p;
+	if (p[1] == '?' && p[2] == '#') { /* comment: up to the first ')' */
+		p = strchr(p, ')');
+		if (!p) {
+			r->ok = 0;
+			return;
+		}
+		r->p = p + 1;
+		return;
+	}
+	int depth = 0;
+	while (*p) {
+		if (*p == '\\') {
+			if (!p[1] || p[1] == 'Q') {
+				r->ok = 0;
+				return;
+			}
+			p += 2;
+			continue;
+		}
+		if (*p == '[') {
+			r->p = p;
+			skip_class(r);
+			if (!r->ok)
+				return;
+			p = r->p;
+			continue;
+		}
+		if (*p == '(') {
+			depth++;
+		} else if (*p == ')' && --depth == 0) {
+			r->p = p + 1;
+			return;
+		}
+		p++;
+	}
+	r->ok = 0;
+}
+
+/* Reads a group starting at '('; *out receives what it requires (if it is
+ * mandatory, which the caller decides from the quantifier after it). */
+static void read_group(struct rdr *r, struct reqlit *out)
+{
+	const char *p = r->p + 1;
+	int look = 0;
+	if (*p == '?') {
+		p++;
+		if (*p == ':' || *p == '|' || *p == '>') {
+			p++;
+		} else if ((*p == 'P' && p[1] == '<') || (*p == '<' && p[1] != '=' && p[1] != '!') ||
+			   *p == '\'') {
+			char close = *p == '\'' ? '\'' : '>';
+			p = strchr(p + 1, close);
+			if (!p) {
+				r->ok = 0;
+				return;
+			}
+			p++;
+		} else if (*p == '=' || *p == '!') {
+			look = *p == '!' ? -1 : 1;
+			p++;
+		} else if (*p == '<' && (p[1] == '=' || p[1] == '!')) {
+			look = p[1] == '!' ? -1 : 1;
+			p += 2;
+		} else {
+			const char *q = p;
+			while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '-' ||
+			       *q == '^')
+				q++;
+			if (*q == ')' && q > p) {
+				/* "(?i)": the options change every literal after it */
+				r->ok = 0;
+				return;
+			}
+			/* scoped options "(?i:...)", comments, conditionals, recursion,
+			 * (?P=name): read as requiring nothing */
+			skip_group(r);
+			return;
+		}
+	}
+	if (++r->depth > REQLIT_MAX_DEPTH) {
+		r->ok = 0;
+		return;
+	}
+	r->p = p;
+	struct reqlit in = {0};
+	read_alts(r, &in);
+	r->depth--;
+	if (!r->ok || *r->p != ')') {
+		r->ok = 0;
+		reqlit_free(&in);
+		return;
+	}
+	r->p++;
+	if (look < 0)
+		reqlit_free(&in); /* a negative lookaround requires nothing */
+	else
+		*out = in; /* a positive one's text is in the subject too */
+}
+
+/* A group that is nothing but literal text, like fail2ban's tag groups
+ * "(?P<mlfforget>disconnect)": appends the text to acc and returns the
+ * position after ')', or NULL. Such a group does not end a run, so
+ * "Received (?P<x>disconnect) from" yields one literal. */
+static const char *literal_group(const char *p, struct strbuf *acc, int depth)
+{
+	if (*p != '(' || depth > REQLIT_MAX_DEPTH)
+		return NULL;
+	p++;
+	if (*p == '?') {
+		p++;
+		if (*p == ':') {
+			p++;
+		} else if ((*p == 'P' && p[1] == '<') || (*p == '<' && p[1] != '=' && p[1] != '!')) {
+			p = strchr(p, '>');
+			if (!p)
+				return NULL;
+			p++;
+		} else {
+			return NULL;
+		}
+	}
+	while (*p != ')') {
+		unsigned char c = (unsigned char)*p;
+		if (c == '(') {
+			p = literal_group(p, acc, depth + 1);
+			if (!p)
+				return NULL;
+		} else if (c == '\\') {
+			unsigned char e = (unsigned char)p[1];
+			if (!e || e >= 0x80 || e == '\n' || e == '\r' || (e >= '0' && e <= '9') ||
+			    (e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z'))
+				return NULL;
+			strbuf_addc(acc, (char)e);
+			p += 2;
+		} else if (!c || c >= 0x80 || strchr(".^$*+?{}[|\n\r", c)) {
+			return NULL;
+		} else {
+			strbuf_addc(acc, (char)c);
+			p++;
+		}
+		if (*p == '?' || *p == '*' || *p == '+' || *p == '{')
+			return NULL; /* the last atom is repeated or optional */
+	}
+	return p + 1;
+}
+
+/* One alternative: up to '|', ')' or the end. *out receives its best set. */
+static void read_seq(struct rdr *r, struct reqlit *out)
+{
+	struct strbuf run = STRBUF_INIT, lit = STRBUF_INIT;
+	while (r->ok && *r->p && *r->p != '|' && *r->p != ')') {
+		unsigned char c = (unsigned char)*r->p;
+		if (c == '(') {
+			strbuf_reset(&lit);
+			const char *e = literal_group(r->p, &lit, 0);
+			if (e && !(*e == '?' || *e == '*' || *e == '+' || *e == '{')) {
+				strbuf_add(&run, lit.s, lit.len);
+				r->p = e;
+				continue;
+			}
+			offer_run(out, &run);
+			struct reqlit g = {0};
+			read_group(r, &g);
+			if (!r->ok) {
+				reqlit_free(&g);
+				break;
+			}
+			if (quantifier(r) == 0)
+				reqlit_free(&g);
+			else
+				offer(out, &g);
+			continue;
+		}
+		if (c == '[') {
+			offer_run(out, &run);
+			skip_class(r);
+			quantifier(r);
+			continue;
+		}
+		if (c == '\\') {
+			unsigned char e = (unsigned char)r->p[1];
+			if (!e || e >= 0x80 || e == '\n' || e == '\r' || (e >= '0' && e <= '9') ||
+			    strchr("QEcxopPNgku", e)) {
+				r->ok = 0;
+				break;
+			}
+			if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z')) {
+				/* a class or an assertion (\d \s \w \b \A \n ...) */
+				offer_run(out, &run);
+				r->p += 2;
+				quantifier(r);
+				continue;
+			}
+			r->p++;
+			c = e; /* an escaped punctuation character is itself */
+		} else if (c >= 0x80) {
+			/* a multi-byte character: kept out of runs (quantifiers bind to all of it) */
+			offer_run(out, &run);
+			r->p++;
+			while ((unsigned char)*r->p >= 0x80 && ((unsigned char)*r->p & 0xc0) == 0x80)
+				r->p++;
+			quantifier(r);
+			continue;
+		} else if (strchr(".^$*+?{}\n\r", c)) {
+			/* newlines stay out: the caller searches single lines */
+			offer_run(out, &run);
+			r->p++;
+			quantifier(r);
+			continue;
+		}
+		/* a literal byte */
+		r->p++;
+		int q = quantifier(r);
+		if (q == 0) {
+			offer_run(out, &run);
+		} else {
+			strbuf_addc(&run, (char)c);
+			if (q == 1)
+				offer_run(out, &run);
+		}
+	}
+	offer_run(out, &run);
+	strbuf_free(&run);
+	strbuf_free(&lit);
+}
+
+/* Alternatives up to ')' or the end: the union of each one's best set, or
+ * nothing when one of them requires nothing. */
+static void read_alts(struct rdr *r, struct reqlit *out)
+{
+	int none = 0;
+	for (;;) {
+		struct reqlit a = {0};
+		read_seq(r, &a);
+		if (!r->ok) {
+			reqlit_free(&a);
+			break;
+		}
+		if (a.n == 0)
+			none = 1;
+		if (!none)
+			reqlit_union(out, &a);
+		reqlit_free(&a);
+		if (*r->p != '|')
+			break;
+		r->p++;
+	}
+	if (none || !r->ok)
+		reqlit_free(out);
+}
+
+int reqlit_from_pattern(const char *pat, uint32_t pflags, struct reqlit *out)
+{
+	memset(out, 0, sizeof *out);
+	if (pflags & (PCRE2_CASELESS | PCRE2_EXTENDED | PCRE2_EXTENDED_MORE | PCRE2_LITERAL))
+		return 0;
+	struct rdr r = {pat, 1, 0};
+	read_alts(&r, out);
+	if (!r.ok || *r.p != '\0') {
+		reqlit_free(out);
+		return 0;
+	}
+	reqlit_minimize(out);
+	return out->n > 0;
+}
