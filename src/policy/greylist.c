@@ -19,9 +19,10 @@
  * ("192.0.2" = /24); recipients by "user@domain", "user@", domain or
  * /regex/ (Perl syntax, compiled with PCRE2 under a match limit).
  *
- * State lives in two ptables with caps (oldest entry evicted when full);
- * changes are queued and written by policy_gl_flush() into the store
- * namespaces "greylist" and "awl" as text "first last count" / "count last".
+ * State lives in two ptables with caps (the idlest entry is evicted when
+ * full); changed keys are queued and policy_gl_flush() journals them
+ * (pstate.c) in the store namespaces "greylist" ("first_ms last_ms count")
+ * and "awl" ("count last_ms").
  *
  * DIAGNOSTICS: configuration and whitelist errors name the file and line.
  * No network lookups, no I/O outside load/flush.

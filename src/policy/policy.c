@@ -4,8 +4,8 @@
  * write-behind to the store and the control views.
  *
  * Checks run in the order of `[policy] checks` (default: banned spoof
- * greylist ratelimit). The first DUNNO-or-PREPEND-free verdict (a defer or
- * reject) is the answer; a PREPEND from greylisting (the X-Greylist header)
+ * greylist ratelimit). The first check that defers or rejects gives the
+ * answer; a PREPEND from greylisting (the X-Greylist header)
  * is kept and returned only if no later check refuses the request. Every
  * defer/reject goes to the host's on_event() so jails can count them.
  *

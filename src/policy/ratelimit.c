@@ -20,7 +20,8 @@
  * counted); a request that adds nothing (e.g. RCPT for a recipients limit)
  * is refused once a window is already full, so a client is stopped early.
  *
- * State goes to the store namespace "ratelimit" as "NAME/KEY" -> text.
+ * State is journaled (pstate.c) in the store namespace "ratelimit", one
+ * record per "NAME/KEY" holding the used slots of each window.
  */
 #include <ctype.h>
 #include <errno.h>
