@@ -219,10 +219,10 @@ static int fdict_true(const struct fdict *d, const char *k)
 	return v && *v;
 }
 
-static void fdict_set(struct fdict *d, const char *k, const char *v)
+/* Sets k to nv, which the dict takes over (NULL = None). */
+static void fdict_put(struct fdict *d, const char *k, char *nv)
 {
 	struct fent *e = fdict_find(d, k);
-	char *nv = v ? xstrdup(v) : NULL;
 	if (e) {
 		free(e->v);
 		e->v = nv;
@@ -232,6 +232,11 @@ static void fdict_set(struct fdict *d, const char *k, const char *v)
 	d->e[d->n].k = k;
 	d->e[d->n].v = nv;
 	d->n++;
+}
+
+static void fdict_set(struct fdict *d, const char *k, const char *v)
+{
+	fdict_put(d, k, v ? xstrdup(v) : NULL);
 }
 
 /* Removes k; returns 1 when its value was truthy. */
@@ -1229,9 +1234,7 @@ static void rx_groups_ov(const struct rx *r, const PCRE2_SIZE *ov, size_t nov, c
 		if (e && e->v && (i > 0 && strcmp(r->names[i - 1].name, nm) == 0))
 			continue; /* duplicate name: the first set one wins */
 		if (g) {
-			char *v = xstrndup(g, gl);
-			fdict_set(d, nm, v);
-			free(v);
+			fdict_put(d, nm, xstrndup(g, gl));
 		} else if (!e) {
 			fdict_set(d, nm, NULL);
 		}
@@ -1618,12 +1621,15 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 				fdict_pop_true(&pre, "content");
 				pre_built = 1;
 			}
-			/* prefregex groups first, then the failregex's own (None included) */
+			/* prefregex groups first, then the failregex's own (None included);
+			 * the failregex's values move over rather than being copied */
 			struct fdict *m = xcalloc(1, sizeof *m);
 			for (size_t k = 0; k < pre.n; k++)
 				fdict_set(m, pre.e[k].k, pre.e[k].v);
-			for (size_t k = 0; k < fail->n; k++)
-				fdict_set(m, fail->e[k].k, fail->e[k].v);
+			for (size_t k = 0; k < fail->n; k++) {
+				fdict_put(m, fail->e[k].k, fail->e[k].v);
+				fail->e[k].v = NULL;
+			}
 			fdict_free(fail);
 			fail = m;
 		}

@@ -32,7 +32,8 @@ struct reqlit {
 	size_t *off;             /* offset of that pair in the member */
 	unsigned nanc;           /* distinct anchor pairs */
 	unsigned char anc[16][2];
-	unsigned char va[16][16], vb[16][16]; /* anc[k][0] and anc[k][1] repeated */
+	unsigned char va[16][32], vb[16][32]; /* anc[k][0] and anc[k][1] repeated */
+	int avx2;                /* the CPU has AVX2: 32 positions at a time */
 	unsigned char is_anc[256];
 	int short_member;        /* a member of one byte: plain search */
 };

@@ -262,11 +262,17 @@ int strptime_pyint(const char *str, size_t len, int64_t *out)
 			i++;
 			continue;
 		}
-		uint32_t cp;
-		size_t n = strptime_utf8(s + i, len - i, &cp);
-		int d = digit_value(cp);
-		if (d < 0)
-			return -1;
+		int d;
+		size_t n = 1;
+		if (s[i] >= '0' && s[i] <= '9') { /* nearly always: no decoding */
+			d = s[i] - '0';
+		} else {
+			uint32_t cp;
+			n = strptime_utf8(s + i, len - i, &cp);
+			d = digit_value(cp);
+			if (d < 0)
+				return -1;
+		}
 		if (v < 1000000000000000LL)
 			v = v * 10 + d;
 		ndig++;

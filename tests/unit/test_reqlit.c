@@ -78,12 +78,8 @@ static void shapes(void **state)
 	expect("\\d+\\s*", 0, "");
 }
 
-static void search(void **state)
+static void check_search(const struct reqlit *s)
 {
-	(void)state;
-	struct reqlit s;
-	assert_true(reqlit_from_pattern("(?:Failed password|Invalid user) for ", 0, &s));
-	reqlit_prepare(&s);
 	const char *yes[] = {
 	    "Failed password for root",
 	    "xx Invalid user for",
@@ -97,20 +93,45 @@ static void search(void **state)
 	    "failed password",
 	};
 	for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
-		assert_true(reqlit_any(&s, yes[i], strlen(yes[i])));
+		assert_true(reqlit_any(s, yes[i], strlen(yes[i])));
 	for (size_t i = 0; i < sizeof no / sizeof *no; i++)
-		assert_false(reqlit_any(&s, no[i], strlen(no[i])));
+		assert_false(reqlit_any(s, no[i], strlen(no[i])));
 	/* NUL bytes in the text are ordinary bytes */
 	const char nul[] = "\0\0Invalid user\0";
-	assert_true(reqlit_any(&s, nul, sizeof nul - 1));
+	assert_true(reqlit_any(s, nul, sizeof nul - 1));
 	/* every position of a long text, including the last bytes */
 	char buf[200];
 	for (size_t at = 0; at + 12 <= sizeof buf; at++) {
 		memset(buf, 'v', sizeof buf);
 		memcpy(buf + at, "Invalid user", 12);
-		assert_true(reqlit_any(&s, buf, sizeof buf));
-		assert_false(reqlit_any(&s, buf, at + 11));
+		assert_true(reqlit_any(s, buf, sizeof buf));
+		assert_false(reqlit_any(s, buf, at + 11));
 	}
+}
+
+static void search(void **state)
+{
+	(void)state;
+	struct reqlit s;
+	assert_true(reqlit_from_pattern("(?:Failed password|Invalid user) for ", 0, &s));
+	reqlit_prepare(&s);
+	check_search(&s); /* the CPU's best scan */
+	s.avx2 = 0;
+	check_search(&s); /* SSE2 and the byte table */
+	reqlit_free(&s);
+
+	/* more than 16 anchor pairs: the byte-table scan alone */
+	assert_true(reqlit_from_pattern("(?:A1x|B2x|C3x|D4x|E5x|F6x|G7x|H8x|I9x|J0x|K1x|L2x|M3x|"
+					"N4x|O5x|P6x|Q7x|R8x|S9x|T0x)",
+					0, &s));
+	reqlit_prepare(&s);
+	assert_true(s.nanc > 16);
+	char buf[100];
+	memset(buf, 'x', sizeof buf);
+	assert_false(reqlit_any(&s, buf, sizeof buf));
+	memcpy(buf + sizeof buf - 3, "T0x", 3);
+	assert_true(reqlit_any(&s, buf, sizeof buf));
+	assert_false(reqlit_any(&s, buf, sizeof buf - 1));
 	reqlit_free(&s);
 }
 
