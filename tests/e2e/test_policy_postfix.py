@@ -3,7 +3,8 @@ loopback, driven by real swaks: greylisting (450 4.2.0, early retry 450, 250
 after `delay` and delivered with X-Greylist), recipient and client whitelists,
 a client banned with `mxjail ban` refused with 554 at RCPT, a spoofed sender of
 the served domain from an unauthenticated remote client refused, a SASL
-sender (XCLIENT LOGIN=) deferred at DATA once over its recipient limit,
+sender (XCLIENT LOGIN=) deferred at DATA once over its recipient limit (DATA
+asks through a unix socket in Postfix's private/ directory),
 greylist state surviving a restart, and [policy-spoof] banning after 3 spoofs.
 
 Remote clients are impersonated with XCLIENT (only text in the SMTP dialogue;
@@ -104,7 +105,7 @@ smtpd_recipient_restrictions =
     reject_unauth_destination,
     check_policy_service {{ inet:127.0.0.1:{policy}, timeout=10s, default_action=DUNNO }}
 smtpd_data_restrictions =
-    check_policy_service {{ inet:127.0.0.1:{policy}, timeout=10s, default_action=DUNNO }}
+    check_policy_service {{ unix:private/mxjail, timeout=10s, default_action=DUNNO }}
 """
 
 MXJAIL_CONF = """\
@@ -113,7 +114,7 @@ statedir = {base}/state
 socket = {base}/mxjail.sock
 [policy]
 enabled = yes
-listen = inet:127.0.0.1:{policy}
+listen = inet:127.0.0.1:{policy} unix:{base}/spool/private/mxjail
 [greylist]
 delay = {delay}
 whitelist_clients = {base}/wl_clients
@@ -223,8 +224,8 @@ class Env:
 def env():
     e = Env()
     try:
+        e.start_postfix()   # first: mxjail's unix listener goes into its private/
         e.start_mxjail()
-        e.start_postfix()
         yield e
     finally:
         e.stop_postfix()
