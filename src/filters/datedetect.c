@@ -1266,6 +1266,16 @@ int datedetect_find_ascii(struct datedetect *dd, const char *line, size_t len, i
 		*t = (double)v;
 		return 1;
 	}
+	size_t tl = ov[3] - ov[2];
+	const char *text = line + ov[2];
+	if (dd->cache.tm == tm && dd->cache.len == tl && dd->cache.now == clk->now &&
+	    dd->cache.has_tz == clk->has_tz && dd->cache.tz_offset == clk->tz_offset &&
+	    memcmp(dd->cache.text, text, tl) == 0) {
+		*t = dd->cache.t;
+		return dd->cache.rc;
+	}
+	/* the fields are only read when the text is new (most lines repeat the
+	 * previous line's date text) */
 	for (size_t k = 0; k < tm->nfields; k++) {
 		uint32_t g = tm->fields[k].group;
 		dd->fbuf[k].key = tm->fields[k].key;
@@ -1276,14 +1286,6 @@ int datedetect_find_ascii(struct datedetect *dd, const char *line, size_t len, i
 			dd->fbuf[k].s = line + ov[2 * g];
 			dd->fbuf[k].len = ov[2 * g + 1] - ov[2 * g];
 		}
-	}
-	size_t tl = ov[3] - ov[2];
-	const char *text = line + ov[2];
-	if (dd->cache.tm == tm && dd->cache.len == tl && dd->cache.now == clk->now &&
-	    dd->cache.has_tz == clk->has_tz && dd->cache.tz_offset == clk->tz_offset &&
-	    memcmp(dd->cache.text, text, tl) == 0) {
-		*t = dd->cache.t;
-		return dd->cache.rc;
 	}
 	struct strptime_clock sc = {clk->now, clk->has_tz, clk->tz_offset, &dd->tzc};
 	int rc = strptime_fields_time(dd->fbuf, tm->nfields, &sc, t) < 0 ? -1 : 1;

@@ -201,7 +201,7 @@ static int strv_has(const struct strv *s, const char *v)
 static struct fent *fdict_find(const struct fdict *d, const char *k)
 {
 	for (size_t i = 0; i < d->n; i++)
-		if (d->e[i].k == k || strcmp(d->e[i].k, k) == 0)
+		if (d->e[i].k == k || (d->e[i].k[0] == k[0] && strcmp(d->e[i].k, k) == 0))
 			return &d->e[i];
 	return NULL;
 }
