@@ -26,6 +26,7 @@
 #include "core/xmalloc.h"
 #include "daemon/daemon_int.h"
 #include "daemon/daemon_policy.h"
+#include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "policy/policysrv.h"
 #include "store/store.h"
@@ -310,6 +311,58 @@ static int ctl_run(struct daemon_policy *p, int argc, char **argv, int json, str
 
 /* ---------- inside `mxjail run` ---------- */
 
+/* Prometheus: the service's own counters, and per check the engine's
+ * requests/passes/defers/rejects. The engine offers those only through
+ * policy_status(); its JSON has one flat object per check beginning
+ * {"name":"X","requests":N,"passes":N,"defers":N,"rejects":N, which is read
+ * back here (an engine counters call would be cleaner; when the text
+ * changes, the per-check samples are simply missing). */
+static void collect(struct metrics_buf *b, void *arg)
+{
+	struct daemon_policy *p = arg;
+	struct policysrv_stats st;
+	policysrv_stats(p->srv, &st);
+	metrics_single(b, "mxjail_policy_connections", METRICS_GAUGE,
+		       "Open connections to the policy service.", (double)st.conns);
+	metrics_family(b, "mxjail_policy_connections_total", METRICS_COUNTER,
+		       "Connections accepted, and refused (over the limit or no descriptor).");
+	metrics_sample1(b, "result", "accepted", (double)st.accepted);
+	metrics_sample1(b, "result", "refused", (double)st.refused);
+	metrics_single(b, "mxjail_policy_requests_total", METRICS_COUNTER,
+		       "Policy requests answered.", (double)st.requests);
+	metrics_single(b, "mxjail_policy_malformed_total", METRICS_COUNTER,
+		       "Malformed or oversized requests (closed without a reply).",
+		       (double)st.malformed);
+	metrics_single(b, "mxjail_policy_timeouts_total", METRICS_COUNTER,
+		       "Connections closed idle or with a reply nobody read.", (double)st.timeouts);
+	metrics_single(b, "mxjail_policy_state_commits_total", METRICS_COUNTER,
+		       "Commits of greylist and rate-limit state.", (double)p->flushes);
+	metrics_single(b, "mxjail_policy_state_commit_seconds_total", METRICS_COUNTER,
+		       "Time spent in those commits (the event loop waits meanwhile).",
+		       p->flush_us / 1e6);
+	struct strbuf js = STRBUF_INIT;
+	if (policy_status(p->engine, 1, &js) < 0) {
+		strbuf_free(&js);
+		return;
+	}
+	metrics_family(b, "mxjail_policy_verdicts_total", METRICS_COUNTER,
+		       "Verdicts per check: pass, defer, reject.");
+	const char *q = strbuf_str(&js);
+	while ((q = strstr(q, "{\"name\":\"")) != NULL) {
+		char name[32];
+		unsigned long req, pass, def, rej;
+		if (sscanf(q, "{\"name\":\"%31[a-z]\",\"requests\":%lu,\"passes\":%lu,"
+			      "\"defers\":%lu,\"rejects\":%lu",
+			   name, &req, &pass, &def, &rej) == 5) {
+			metrics_sample2(b, "check", name, "verdict", "pass", (double)pass);
+			metrics_sample2(b, "check", name, "verdict", "defer", (double)def);
+			metrics_sample2(b, "check", name, "verdict", "reject", (double)rej);
+		}
+		q++;
+	}
+	strbuf_free(&js);
+}
+
 static int is_banned(void *arg, const struct addr *a)
 {
 	struct daemon *dm = arg;
@@ -397,12 +450,15 @@ int daemon_policy_start(struct daemon *dm, const struct config *cfg)
 		fprintf(stderr, "mxjail run: policy service: %s\n", err);
 		return -1;
 	}
+	metrics_register(daemon_metrics(dm), collect, dm->policy);
 	log_info("policy service started");
 	return 0;
 }
 
 void daemon_policy_stop(struct daemon *dm)
 {
+	if (dm->policy && dm->metrics)
+		metrics_unregister(dm->metrics, collect, dm->policy);
 	daemon_policy_free(dm->policy);
 	dm->policy = NULL;
 }

@@ -336,9 +336,11 @@ def test_inside_daemon_jail_and_reload(tmp_path):
         "[DEFAULT]\nbantime = 600\nfindtime = 600\n\n"
         "[policy-spoof]\nenabled = true\nbackend = policy\nfilter =\n"
         "policyevents = spoof\nmaxretry = 3\n")
+    mport = free_port()
     base = f"""[mxjail]
 statedir = {tmp_path}/state
 socket = {tmp_path}/mxjail.sock
+metrics = 127.0.0.1:{mport}
 [policy]
 enabled = yes
 listen = inet:127.0.0.1:{port}
@@ -376,6 +378,13 @@ domains = example.test
         r = ctl("banned")
         assert "policy-spoof" in r.stdout and "10.5.5.5" in r.stdout, r.stdout + r.stderr
         assert "554 5.7.1" in ask(client="10.5.5.5")
+        # Prometheus: the service's counters and verdicts per check
+        import urllib.request
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
+                                      timeout=10).read().decode()
+        assert "mxjail_policy_requests_total " in body, body
+        assert 'mxjail_policy_verdicts_total{check="spoof",verdict="reject"} 3' in body, body
+        assert 'mxjail_policy_verdicts_total{check="banned",verdict="reject"} 1' in body
         # rate limit: 2 requests per client, the third is deferred
         assert ask(client="10.6.6.6").startswith("action=DEFER_IF_PERMIT 4.2.0")
         assert ask(client="10.6.6.6").startswith("action=DEFER_IF_PERMIT 4.2.0")
@@ -393,6 +402,9 @@ domains = example.test
         r = ctl("greylist", "list")
         assert "10.6.6.0" in r.stdout, r.stdout + r.stderr
         assert "554 5.7.1" in ask(client="10.5.5.5")
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
+                                      timeout=10).read().decode()
+        assert "mxjail_policy_state_commits_total" in body  # the new service's collector
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
