@@ -39,7 +39,7 @@ W=$(mktemp -d /tmp/mxjail-bench-cluster.XXXXXX)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 0.3
+    sleep 1
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     rm -rf "$W"
 }

@@ -45,6 +45,9 @@
 #define XREAD_COUNT "512"
 #define FIELD_MAX 1024          /* longest jail, id, key we accept from Redis */
 #define ID_MAX 48               /* stream ids: "ms-seq" */
+#define POLICY_BATCH 128        /* policy records per script call */
+#define BATCH_WAIT_MS 2         /* a policy record waits this long for others */
+#define BATCH_MAX (1u << 22)    /* longest batch field we accept from Redis */
 
 /* ---------- scripts ---------- */
 
@@ -125,34 +128,49 @@ static const char SCRIPT_COUNT[] =
 	"redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000) + 1000)\n"
 	"return redis.call('ZCARD', KEYS[1])\n";
 
-/* KEYS: triplet hash, policy stream. ARGV: triplet, first, last, count,
- * node, ttl, maxlen. An older update than the stored one changes nothing. */
-static const char SCRIPT_GL[] =
-	"local l = redis.call('HGET', KEYS[1], 'last')\n"
-	"if l and tonumber(l) and tonumber(l) > tonumber(ARGV[3]) then return 0 end\n"
-	"redis.call('HSET', KEYS[1], 'first', ARGV[2], 'last', ARGV[3], 'count', ARGV[4],"
-	" 'node', ARGV[5])\n"
-	"redis.call('EXPIRE', KEYS[1], ARGV[6])\n"
-	"redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'op', 'G', 'k', ARGV[1],"
-	" 'first', ARGV[2], 'last', ARGV[3], 'count', ARGV[4], 'node', ARGV[5])\n"
-	"return 1\n";
+/* KEYS: policy stream. ARGV: node, maxlen, key prefix, greylist ttl,
+ * rate-limit ttl, then one record per argument:
+ *   "G<TAB>triplet<TAB>first<TAB>last<TAB>count"
+ *   "R<TAB>limit<TAB>key<TAB>time<TAB>amount<TAB>unique member"
+ * Greylist records older than the stored one and rate-limit members seen
+ * before (a replay) are skipped; the rest become ONE stream entry (field b,
+ * records joined by newlines), so a busy policy service costs Redis one
+ * script call and one entry per batch, not per request. */
+static const char SCRIPT_POLICY[] =
+	"local node, maxlen, pfx = ARGV[1], ARGV[2], ARGV[3]\n"
+	"local out = {}\n"
+	"for i = 6, #ARGV do\n"
+	"  local r = ARGV[i]\n"
+	"  local f = {}\n"
+	"  for x in string.gmatch(r, '[^\\t]+') do f[#f + 1] = x end\n"
+	"  if f[1] == 'G' and #f == 5 and tonumber(f[4]) then\n"
+	"    local k = pfx .. ':gl:' .. f[2]\n"
+	"    local l = tonumber(redis.call('HGET', k, 'last'))\n"
+	"    if not (l and l > tonumber(f[4])) then\n"
+	"      redis.call('HSET', k, 'first', f[3], 'last', f[4], 'count', f[5], 'node', node)\n"
+	"      redis.call('EXPIRE', k, ARGV[4])\n"
+	"      out[#out + 1] = r\n"
+	"    end\n"
+	"  elseif f[1] == 'R' and #f == 6 and tonumber(f[4]) then\n"
+	"    local k = pfx .. ':rl:' .. f[2] .. ':' .. f[3]\n"
+	"    if redis.call('ZADD', k, f[4], f[6]) == 1 then\n"
+	"      redis.call('EXPIRE', k, ARGV[5])\n"
+	"      out[#out + 1] = r\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"if #out > 0 then\n"
+	"  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'op', 'P', 'node', node,"
+	" 'b', table.concat(out, '\\n'))\n"
+	"end\n"
+	"return #out\n";
 
-/* KEYS: window zset, policy stream. ARGV: limit, key, time, amount, node,
- * unique member, ttl, maxlen. A replayed member is not appended twice. */
-static const char SCRIPT_RL[] =
-	"if redis.call('ZADD', KEYS[1], ARGV[3], ARGV[6]) == 0 then return 0 end\n"
-	"redis.call('EXPIRE', KEYS[1], ARGV[7])\n"
-	"redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'op', 'R', 'limit', ARGV[1],"
-	" 'k', ARGV[2], 't', ARGV[3], 'n', ARGV[4], 'node', ARGV[5])\n"
-	"return 1\n";
-
-static const char *const SCRIPTS[] = {SCRIPT_BAN, SCRIPT_CHECK, SCRIPT_COUNT, SCRIPT_GL,
-				       SCRIPT_RL};
+static const char *const SCRIPTS[] = {SCRIPT_BAN, SCRIPT_CHECK, SCRIPT_COUNT, SCRIPT_POLICY};
 #define NSCRIPTS (sizeof SCRIPTS / sizeof SCRIPTS[0])
 
 /* ---------- state ---------- */
 
-enum qkind { Q_BAN, Q_UNBAN, Q_COUNT, Q_FORGET, Q_GL, Q_RL, Q_SNAP };
+enum qkind { Q_BAN, Q_UNBAN, Q_COUNT, Q_FORGET, Q_POLICY, Q_SNAP };
 enum cstate { C_DOWN, C_CONNECTING, C_READY };
 
 struct qitem {
@@ -191,7 +209,9 @@ struct cluster {
 	char *k_bans, *k_idx, *k_policy;
 	struct conn cmd, rd;
 	struct qitem *q;         /* ring */
-	size_t qcap, qhead, qn, inflight;
+	size_t qcap, qhead, qn, inflight;  /* inflight: items sent, not answered */
+	unsigned short bsz[MAX_INFLIGHT];   /* items per unanswered command, oldest first */
+	size_t bhead, bn;
 	unsigned long dropped, acked, errors, received, applied, resyncs;
 	unsigned long seq;
 	double started;
@@ -199,6 +219,7 @@ struct cluster {
 	int rd_synced;           /* the check script ran on this rd connection */
 	int reading;             /* an XREAD is out */
 	uint64_t watchdog;
+	uint64_t batch_timer;    /* policy records wait this short while to travel together */
 	uint64_t next_resync;
 	char sha[NSCRIPTS][41];  /* SHA-1 of each script, for EVALSHA */
 	struct snapent *snap;    /* during anti-entropy */
@@ -464,6 +485,14 @@ static void qitem_free(struct qitem *it)
 	memset(it, 0, sizeof *it);
 }
 
+static void on_batch_timer(struct loop *l, void *arg)
+{
+	(void)l;
+	struct cluster *c = arg;
+	c->batch_timer = 0;
+	drain(c);
+}
+
 /* Takes a NULL-terminated list of strings; argv[1] is kept by pointer when
  * script is set. Returns 0, or -1 when the queue is full (dropped). */
 static int enqueue(struct cluster *c, enum qkind kind, const char *jail, const char *id,
@@ -502,7 +531,10 @@ static int enqueue(struct cluster *c, enum qkind kind, const char *jail, const c
 	it->jail = dupnull(jail);
 	it->id = dupnull(id);
 	c->qn++;
-	drain(c);
+	if (kind != Q_POLICY)
+		drain(c);
+	else if (!c->batch_timer)
+		c->batch_timer = loop_timer_add(c->loop, BATCH_WAIT_MS, on_batch_timer, c);
 	return 0;
 }
 
@@ -513,6 +545,15 @@ static void qpop(struct cluster *c)
 	c->qn--;
 	if (c->inflight)
 		c->inflight--;
+}
+
+/* A policy record of the batch script; NULL when a field holds a tab or a
+ * newline (cannot be framed: not shared). */
+static char *policy_rec(const char *fmt, const char *a, const char *b, const char *rest)
+{
+	if (strpbrk(a, "\t\n") || (b && strpbrk(b, "\t\n")) || !*a || (b && !*b))
+		return NULL;
+	return b ? xasprintf(fmt, a, b, rest) : xasprintf(fmt, a, rest);
 }
 
 /* ---------- connections ---------- */
@@ -528,7 +569,7 @@ static void conn_down(struct conn *k, const char *why)
 	if (!k->down_since)
 		k->down_since = loop_now_ms();
 	if (k == &c->cmd)
-		c->inflight = 0;     /* unanswered items are sent again */
+		c->inflight = 0, c->bn = 0;   /* unanswered items are sent again */
 	else
 		c->reading = 0, c->rd_synced = 0;
 	if (why && *why)
@@ -558,8 +599,8 @@ static int conn_send(struct conn *k, redisCallbackFn *cb, void *priv, int argc,
 	if (!k->ac)
 		return -1;
 	/* scripts travel as EVALSHA: the text (up to 2 KB) once per connection */
-	const char *v[24];
-	if (argc >= 2 && argc <= 24 && !strcmp(argv[0], "EVAL")) {
+	const char *v[16 + POLICY_BATCH];
+	if (argc >= 2 && argc <= 16 + POLICY_BATCH && !strcmp(argv[0], "EVAL")) {
 		for (size_t i = 0; i < NSCRIPTS; i++)
 			if (argv[1] == SCRIPTS[i]) {
 				memcpy(v, argv, (size_t)argc * sizeof *v);
@@ -709,8 +750,11 @@ static void on_item(redisAsyncContext *ac, void *reply, void *priv)
 	redisReply *r = reply;
 	if (!conn_reply(&c->cmd, r))
 		return;
-	if (!c->qn || !c->inflight)
+	if (!c->qn || !c->inflight || !c->bn)
 		return;
+	size_t nitems = c->bsz[c->bhead];
+	c->bhead = (c->bhead + 1) % MAX_INFLIGHT;
+	c->bn--;
 	struct qitem *it = qat(c, 0);
 	if (r->type == REDIS_REPLY_ERROR && r->str && !strncmp(r->str, "NOSCRIPT", 8)) {
 		/* the script cache was flushed: reconnect, load again, replay */
@@ -746,8 +790,9 @@ static void on_item(redisAsyncContext *ac, void *reply, void *priv)
 			break;
 		}
 	}
-	/* a host callback may have queued more; the front is still this item */
-	qpop(c);
+	/* a host callback may have queued more; the front is still this command's */
+	for (size_t i = 0; i < nitems && c->qn; i++)
+		qpop(c);
 	drain(c);
 }
 
@@ -755,13 +800,47 @@ static void drain(struct cluster *c)
 {
 	if (c->cmd.state != C_READY || c->cmd.kill)
 		return;
-	while (c->inflight < c->qn && c->inflight < MAX_INFLIGHT) {
+	while (c->inflight < c->qn && c->bn < MAX_INFLIGHT) {
 		struct qitem *it = qat(c, c->inflight);
-		if (conn_send(&c->cmd, on_item, c, it->argc, (const char **)it->argv, cmd_limit(c)) < 0) {
+		size_t n = 1;
+		int r;
+		if (it->kind == Q_POLICY) {
+			/* consecutive policy records go out as one batch */
+			const char *argv[16 + POLICY_BATCH];
+			char gl[32], rl[32], ml[32];
+			snprintf(ml, sizeof ml, "%ld", c->o.maxlen);
+			snprintf(gl, sizeof gl, "%.0f", c->o.greylist_ttl > 0 ? c->o.greylist_ttl : 3024000);
+			snprintf(rl, sizeof rl, "%.0f", c->o.ratelimit_ttl > 0 ? c->o.ratelimit_ttl : 86400);
+			int k = 0;
+			argv[k++] = "EVAL";
+			argv[k++] = SCRIPT_POLICY;
+			argv[k++] = "1";
+			argv[k++] = c->k_policy;
+			argv[k++] = c->o.node;
+			argv[k++] = ml;
+			argv[k++] = c->o.prefix;
+			argv[k++] = gl;
+			argv[k++] = rl;
+			n = 0;
+			while (n < POLICY_BATCH && c->inflight + n < c->qn) {
+				struct qitem *p = qat(c, c->inflight + n);
+				if (p->kind != Q_POLICY)
+					break;
+				argv[k++] = p->argv[0];
+				n++;
+			}
+			r = conn_send(&c->cmd, on_item, c, k, argv, cmd_limit(c));
+		} else {
+			r = conn_send(&c->cmd, on_item, c, it->argc, (const char **)it->argv,
+				      cmd_limit(c));
+		}
+		if (r < 0) {
 			c->cmd.kill = 1;
 			return;
 		}
-		c->inflight++;
+		c->bsz[(c->bhead + c->bn) % MAX_INFLIGHT] = (unsigned short)n;
+		c->bn++;
+		c->inflight += n;
 	}
 }
 
@@ -891,17 +970,56 @@ static int id_ok(const redisReply *e)
 	return 1;
 }
 
-static const char *field(const redisReply *kv, const char *name)
+static const char *field_n(const redisReply *kv, const char *name, size_t max)
 {
 	for (size_t i = 0; i + 1 < kv->elements; i += 2) {
 		const redisReply *k = kv->element[i], *v = kv->element[i + 1];
-		if (!str_ok(k) || v->type != REDIS_REPLY_STRING || v->len >= FIELD_MAX ||
+		if (!str_ok(k) || v->type != REDIS_REPLY_STRING || v->len >= max ||
 		    memchr(v->str, 0, v->len))
 			continue;
 		if (!strcmp(k->str, name))
 			return v->str;
 	}
 	return NULL;
+}
+
+static const char *field(const redisReply *kv, const char *name)
+{
+	return field_n(kv, name, FIELD_MAX);
+}
+
+/* One batch of policy records (see SCRIPT_POLICY), split in place on a copy. */
+static void on_policy_batch(struct cluster *c, const char *b)
+{
+	char *dup = xstrdup(b), *save = NULL;
+	for (char *rec = strtok_r(dup, "\n", &save); rec; rec = strtok_r(NULL, "\n", &save)) {
+		char *f[7];
+		int n = 0;
+		for (char *p = rec; n < 7;) {
+			f[n++] = p;
+			p = strchr(p, '\t');
+			if (!p)
+				break;
+			*p++ = 0;
+		}
+		int ok = 1;
+		if (n == 5 && !strcmp(f[0], "G") && (c->o.share & CLUSTER_SHARE_GREYLIST) &&
+		    c->h.greylist) {
+			double first = num(f[2], &ok), last = num(f[3], &ok), count = num(f[4], &ok);
+			if (ok && *f[1] && count >= 0 && count < 4e9) {
+				c->applied++;
+				c->h.greylist(c->h.arg, f[1], first, last, (unsigned)count);
+			}
+		} else if (n == 6 && !strcmp(f[0], "R") && (c->o.share & CLUSTER_SHARE_RATELIMIT) &&
+			   c->h.ratelimit) {
+			double t = num(f[3], &ok), amount = num(f[4], &ok);
+			if (ok && *f[1] && *f[2]) {
+				c->applied++;
+				c->h.ratelimit(c->h.arg, f[1], f[2], t, amount);
+			}
+		}
+	}
+	free(dup);
 }
 
 static void on_event(struct cluster *c, int bans, const redisReply *kv)
@@ -927,21 +1045,10 @@ static void on_event(struct cluster *c, int bans, const redisReply *kv)
 		}
 		return;
 	}
-	if (!strcmp(op, "G") && (c->o.share & CLUSTER_SHARE_GREYLIST) && c->h.greylist) {
-		const char *k = field(kv, "k");
-		double first = num(field(kv, "first"), &ok), last = num(field(kv, "last"), &ok);
-		double count = num(field(kv, "count"), &ok);
-		if (k && *k && ok && count >= 0 && count < 4e9) {
-			c->applied++;
-			c->h.greylist(c->h.arg, k, first, last, (unsigned)count);
-		}
-	} else if (!strcmp(op, "R") && (c->o.share & CLUSTER_SHARE_RATELIMIT) && c->h.ratelimit) {
-		const char *lim = field(kv, "limit"), *k = field(kv, "k");
-		double t = num(field(kv, "t"), &ok), n = num(field(kv, "n"), &ok);
-		if (lim && k && *lim && *k && ok) {
-			c->applied++;
-			c->h.ratelimit(c->h.arg, lim, k, t, n);
-		}
+	if (!strcmp(op, "P")) {
+		const char *b = field_n(kv, "b", BATCH_MAX);
+		if (b)
+			on_policy_batch(c, b);
 	}
 }
 
@@ -1159,6 +1266,9 @@ struct cluster *cluster_free(struct cluster *c)
 		return NULL;
 	if (c->watchdog)
 		loop_timer_del(c->loop, c->watchdog);
+	c->h.link = NULL;        /* closing is not a lost link */
+	if (c->batch_timer)
+		loop_timer_del(c->loop, c->batch_timer);
 	if (c->cmd.ac)
 		conn_kill(&c->cmd, NULL);
 	if (c->rd.ac)
@@ -1236,16 +1346,14 @@ void cluster_publish_greylist(struct cluster *c, const char *triplet, double fir
 {
 	if (!c || !(c->o.share & CLUSTER_SHARE_GREYLIST))
 		return;
-	char *key = xasprintf("%s:gl:%s", c->o.prefix, triplet);
-	char f[32], l[32], n[32], ttl[32], ml[32];
-	snprintf(f, sizeof f, "%.3f", first);
-	snprintf(l, sizeof l, "%.3f", last);
-	snprintf(n, sizeof n, "%u", count);
-	snprintf(ttl, sizeof ttl, "%.0f", c->o.greylist_ttl);
-	snprintf(ml, sizeof ml, "%ld", c->o.maxlen);
-	const char *args[] = {"2", key, c->k_policy, triplet, f, l, n, c->o.node, ttl, ml, NULL};
-	enqueue(c, Q_GL, NULL, NULL, SCRIPT_GL, args);
-	free(key);
+	char rest[96];
+	snprintf(rest, sizeof rest, "%.3f\t%.3f\t%u", first, last, count);
+	char *rec = policy_rec("G\t%s\t%s", triplet, NULL, rest);
+	if (!rec)
+		return;
+	const char *args[] = {rec, NULL};
+	enqueue(c, Q_POLICY, NULL, NULL, NULL, args);
+	free(rec);
 }
 
 void cluster_publish_ratelimit(struct cluster *c, const char *limit, const char *key,
@@ -1253,17 +1361,15 @@ void cluster_publish_ratelimit(struct cluster *c, const char *limit, const char 
 {
 	if (!c || !(c->o.share & CLUSTER_SHARE_RATELIMIT))
 		return;
-	char *rk = xasprintf("%s:rl:%s:%s", c->o.prefix, limit, key);
-	char ts[32], n[32], member[192], ttl[32], ml[32];
-	snprintf(ts, sizeof ts, "%.3f", t);
-	snprintf(n, sizeof n, "%.17g", amount);
-	snprintf(member, sizeof member, "%s:%.0f:%lu:%s", c->o.node, c->started, ++c->seq, n);
-	snprintf(ttl, sizeof ttl, "%.0f", c->o.ratelimit_ttl);
-	snprintf(ml, sizeof ml, "%ld", c->o.maxlen);
-	const char *args[] = {"2", rk, c->k_policy, limit, key, ts, n, c->o.node, member, ttl, ml,
-			      NULL};
-	enqueue(c, Q_RL, NULL, NULL, SCRIPT_RL, args);
-	free(rk);
+	char rest[256];
+	snprintf(rest, sizeof rest, "%.3f\t%.17g\t%s:%.0f:%lu", t, amount, c->o.node, c->started,
+		 ++c->seq);
+	char *rec = policy_rec("R\t%s\t%s\t%s", limit, key, rest);
+	if (!rec)
+		return;
+	const char *args[] = {rec, NULL};
+	enqueue(c, Q_POLICY, NULL, NULL, NULL, args);
+	free(rec);
 }
 
 unsigned cluster_share(const struct cluster *c)

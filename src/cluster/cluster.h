@@ -6,7 +6,7 @@
  *   PREFIX:bans     stream of ban/unban events (op B|U, jail, id, tob, end, node)
  *   PREFIX:banidx   hash "jail<TAB>id" -> "B end tob node" | "U time node":
  *                   the current answer per ban, with tombstones for unbans
- *   PREFIX:policy   stream of greylist (op G) and rate-limit (op R) updates
+ *   PREFIX:policy   stream of batches (op P) of greylist and rate-limit updates
  *   PREFIX:gl:TRIPLET, PREFIX:rl:LIMIT:KEY, PREFIX:fail:JAIL:ID
  *                   per-item records with TTLs (greylist, rate limits,
  *                   shared failure counts)
