@@ -58,6 +58,7 @@ static int wait_fd(struct pconn *c, short ev, const char *what)
 	for (;;) {
 		int ms = wait_ms(c);
 		if (ms == 0) {
+			c->timed_out = 1;
 			snprintf(c->err, sizeof c->err, "%s: the server took longer than the time allowed",
 				 what);
 			return -1;
@@ -72,6 +73,7 @@ static int wait_fd(struct pconn *c, short ev, const char *what)
 			snprintf(c->err, sizeof c->err, "%s: %s", what, strerror(errno));
 			return -1;
 		}
+		c->timed_out = 1;
 		if (probe_now() >= c->deadline)
 			snprintf(c->err, sizeof c->err, "%s: connection deadline reached", what);
 		else
@@ -349,6 +351,7 @@ int pconn_wait(struct pconn *c, double secs)
 	c->rtimeout = secs;
 	if (c->deadline > probe_now() + secs)
 		c->deadline = probe_now() + secs;
+	c->timed_out = 0;
 	long k = fill(c, "waiting");
 	c->rtimeout = save_t;
 	c->deadline = save_d;
@@ -356,7 +359,12 @@ int pconn_wait(struct pconn *c, double secs)
 		return 1;
 	if (k == 0)
 		return -1;
-	return strstr(c->err, "stalled") || strstr(c->err, "deadline") ? 0 : -1;
+	if (c->timed_out) {
+		c->timed_out = 0;
+		c->err[0] = '\0';
+		return 0;
+	}
+	return -1;
 }
 
 int pconn_tls(struct pconn *c, SSL_CTX *ctx, const char *sni)

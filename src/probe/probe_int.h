@@ -40,6 +40,7 @@ struct pconn {
 	char rbuf[16384];
 	size_t rpos, rlen;
 	int same_ip;                  /* our source address equals the server's */
+	int timed_out;                /* the last error was a timeout, not a refusal */
 	char err[320];
 	struct smtpreply_parser sp;
 	struct smtpreply reply;       /* the last SMTP reply read */

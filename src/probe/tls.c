@@ -262,6 +262,11 @@ static int try_tls(struct probe_ctx *ctx, int proto, const struct probe_port *pp
 		return -1;
 	}
 	int rc = pconn_tls(&c, sc, probe_sni(ctx)) == 0 ? 1 : 0;
+	if (rc == 0 && c.timed_out) {
+		rc = -1; /* a stalled handshake proves nothing either way */
+		if (info)
+			strbuf_adds(info, c.err);
+	}
 	if (rc == 1 && info) {
 		strbuf_addf(info, "%s %s, key exchange ", SSL_get_version(c.ssl),
 			    SSL_get_cipher_name(c.ssl));
