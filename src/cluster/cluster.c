@@ -1387,6 +1387,18 @@ const char *cluster_fallback_jail(const struct cluster *c)
 	return c ? c->o.fallback_jail : NULL;
 }
 
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
+{
+	out->connected = cluster_connected(c);
+	out->queued = c->qn;
+	out->acked = c->acked;
+	out->errors = c->errors;
+	out->received = c->received;
+	out->applied = c->applied;
+	out->dropped = c->dropped;
+	out->resyncs = c->resyncs;
+}
+
 int cluster_connected(const struct cluster *c)
 {
 	return c && c->cmd.state == C_READY && c->rd.state == C_READY;

@@ -135,4 +135,13 @@ void cluster_status(const struct cluster *c, int json, struct strbuf *out);
 /* 1 when both connections are up. */
 int cluster_connected(const struct cluster *c);
 
+/* Counters for metrics: commands acknowledged, events read from the streams
+ * (own ones included), remote events applied, events dropped at the queue cap. */
+struct cluster_stats {
+	int connected;
+	size_t queued;
+	unsigned long acked, errors, received, applied, dropped, resyncs;
+};
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out);
+
 #endif

@@ -34,6 +34,7 @@
 #include "core/xmalloc.h"
 #include "daemon/daemon_int.h"
 #include "daemon/daemon_policy.h"
+#include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "store/store.h"
 
@@ -264,6 +265,30 @@ static void on_link(void *arg, int up, const char *why)
 	strbuf_free(&s);
 }
 
+static void collect(struct metrics_buf *b, void *arg)
+{
+	struct daemon *dm = arg;
+	struct cluster_stats st;
+	cluster_get_stats(dm->cluster->c, &st);
+	metrics_single(b, "mxjail_cluster_up", METRICS_GAUGE,
+		       "1 when both Redis connections of the cluster link are up.", st.connected);
+	metrics_single(b, "mxjail_cluster_queued", METRICS_GAUGE,
+		       "Outgoing cluster events waiting for Redis.", (double)st.queued);
+	metrics_single(b, "mxjail_cluster_dropped_total", METRICS_COUNTER,
+		       "Outgoing cluster events dropped at the queue cap.", (double)st.dropped);
+	metrics_single(b, "mxjail_cluster_commands_total", METRICS_COUNTER,
+		       "Commands Redis acknowledged.", (double)st.acked);
+	metrics_single(b, "mxjail_cluster_errors_total", METRICS_COUNTER,
+		       "Commands Redis answered with an error.", (double)st.errors);
+	metrics_single(b, "mxjail_cluster_applied_total", METRICS_COUNTER,
+		       "Events of other nodes applied here.", (double)st.applied);
+	metrics_single(b, "mxjail_cluster_resyncs_total", METRICS_COUNTER,
+		       "Reads of the whole ban index (resync and anti-entropy).", (double)st.resyncs);
+	metrics_single(b, "mxjail_cluster_skipped_total", METRICS_COUNTER,
+		       "Remote bans not applied: never-ban list or no such jail.",
+		       (double)(dm->cluster->skipped_ignored + dm->cluster->skipped_nojail));
+}
+
 int daemon_cluster_start(struct daemon *dm, const struct config *cfg)
 {
 	struct kvlist sec = KVLIST_INIT;
@@ -293,6 +318,7 @@ int daemon_cluster_start(struct daemon *dm, const struct config *cfg)
 	};
 	dm->cluster = xcalloc(1, sizeof *dm->cluster);
 	dm->cluster->c = cluster_new(dm->loop, &o, &h);
+	metrics_register(daemon_metrics(dm), collect, dm);
 	log_info("cluster: node %s, Redis %s%s%s%s%s", o.node, o.url,
 		 (o.share & CLUSTER_SHARE_BANS) ? ", bans" : "",
 		 (o.share & CLUSTER_SHARE_GREYLIST) ? ", greylist" : "",
@@ -306,6 +332,8 @@ void daemon_cluster_stop(struct daemon *dm)
 {
 	if (!dm->cluster)
 		return;
+	if (dm->metrics)
+		metrics_unregister(dm->metrics, collect, dm);
 	if (dm->cluster->rearm_timer && dm->loop)
 		loop_timer_del(dm->loop, dm->cluster->rearm_timer);
 	cluster_free(dm->cluster->c);

@@ -9,7 +9,7 @@ Redis stopped - both keep banning locally and converge when it returns; an unban
 not resurrected by a node that missed it; shared failure counting across nodes;
 ignoreip on the receiving node wins; greylisting first on A, retry on B passes; a rate
 limit counts across nodes; Redis SIGSTOPped - bans and policy replies stay fast and
-the status shows the link down.
+the status shows the link down; the link's Prometheus metrics.
 
 Every process is stopped by its PID at the end (SIGCONT first for a stopped Redis).
 """
@@ -417,3 +417,25 @@ def test_redis_sigstop_does_not_slow_anything(cluster):
     finally:
         redis.sigcont()
     poll(lambda: b.has("198.51.100.70"), 15, "B gets the ban after SIGCONT")
+
+
+def test_link_metrics(cluster):
+    import urllib.request
+    redis, node = cluster
+    a = node("A")
+    port = free_port()
+    with open(os.path.join(a.conf, "mxjail.conf"), "a") as f:
+        f.write("[mxjail]\nmetrics = 127.0.0.1:%d\n" % port)
+    a.start()
+    poll(a.connected, 10, "A connected")
+    a.cli("ban", "sshd", "203.0.113.44")
+
+    def scrape():
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read()
+        return dict(l.rsplit(" ", 1) for l in body.decode().splitlines()
+                    if l.startswith("mxjail_cluster_"))
+    m = poll(lambda: (lambda d: d if d.get("mxjail_cluster_commands_total", "0") != "0"
+                      else None)(scrape()), 5, "a command acknowledged")
+    assert m["mxjail_cluster_up"] == "1" and m["mxjail_cluster_dropped_total"] == "0", m
+    redis.stop()
+    poll(lambda: scrape().get("mxjail_cluster_up") == "0", 5, "link down in metrics")
