@@ -397,6 +397,7 @@ static void daemon_free(struct daemon *dm)
 	if (dm->set)
 		daemon_set_stop_sources(dm, dm->set);
 	daemon_bans_commit(dm);
+	daemon_dns_free(dm);
 	if (dm->stopping || dm->started_loop)
 		daemon_actions_shutdown(dm);
 	if (dm->store)

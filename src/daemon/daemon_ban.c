@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "actions/fw_cmd.h"
@@ -596,7 +597,14 @@ void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **l
 	}
 	struct addr a;
 	if (addr_parse(id, strlen(id), &a) < 0) {
-		log_debug("[%s] Ignore '%s': not an address (usedns)", j->name, id);
+		/* a host name: usedns = yes|warn resolves it (one failure per
+		 * address, later, from the resolver); no and raw cannot ban it */
+		const char *ud = kvlist_get(&j->opts, "usedns");
+		int warn = !ud || !*ud || strcasecmp(ud, "warn") == 0;
+		if (warn || strcasecmp(ud, "yes") == 0)
+			daemon_dns_failure(j, id, t, lines, nlines, groups, warn);
+		else
+			log_debug("[%s] Ignore '%s': not an address (usedns = %s)", j->name, id, ud);
 		return;
 	}
 	char ts[32];

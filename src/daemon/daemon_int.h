@@ -35,6 +35,7 @@ struct journalsrc;
 struct daemon;
 struct ignorelist;
 struct daemon_banq;
+struct daemon_dns;
 
 /* One compiled filter per distinct definition (the key is the definition's
  * full text), shared by every jail whose filter resolves to the same. */
@@ -162,6 +163,7 @@ struct daemon {
 	struct daemon_set *set;
 	struct daemon_bantab bans;
 	struct daemon_banq *banq;      /* new bans waiting for one store commit (daemon_ban.c) */
+	struct daemon_dns *dns;        /* usedns resolver, made on the first host name */
 	uint64_t expiry_timer;
 	double expiry_at;              /* when expiry_timer fires (0 = none) */
 	double started;
@@ -244,6 +246,13 @@ void daemon_bans_free(struct daemon *dm);
  * bans back from the store; cheap when nothing is queued. */
 void daemon_bans_commit(struct daemon *dm);
 void daemon_expiry_arm(struct daemon *dm);
+
+/* daemon_dns.c: usedns = yes|warn. Resolves name off the loop and replays
+ * the failure (daemon_on_failure) once per address found; warn logs the
+ * lookup as fail2ban does. free stops the resolver without waiting on DNS. */
+void daemon_dns_failure(struct daemon_jail *j, const char *name, double t, char **lines,
+			size_t nlines, const struct kvlist *groups, int warn);
+void daemon_dns_free(struct daemon *dm);
 
 /* daemon_ignore.c: the seam to jails/ignore.h. ignoreip NULL = the option's. */
 struct ignorelist *daemon_ignore_new(const struct kvlist *opts, const char *ignoreip,

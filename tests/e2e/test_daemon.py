@@ -48,6 +48,7 @@ class Daemon:
         self.log = os.path.join(self.tmp, "auth.log")
         self.out = os.path.join(self.tmp, "mxjail.log")
         self.netns = netns
+        self.prefix = None  # a command to run mxjail under (e.g. unshare -m ...)
         self.proc = None
         if not os.path.isdir(self.conf):
             shutil.copytree(os.path.join(SRC, "etc"), self.conf)
@@ -66,6 +67,8 @@ class Daemon:
             cmd += ["--journal-dir", journal_dir]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns] + cmd
+        if self.prefix:
+            cmd = self.prefix + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=env)
         if wait:
@@ -360,6 +363,31 @@ def test_logpath_glob_picks_up_new_files(daemon, tmp_path):
     assert d.logtext().count("new log file %s/b.log" % logs) == 1
     st = d.status("globbed")
     assert st["total_failed"] == 2
+
+
+MNT_OK = os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+@pytest.mark.skipif(not MNT_OK, reason="needs root and unshare (a private /etc/hosts)")
+def test_usedns_resolves_host_names(daemon, tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n198.51.100.77 attacker.example\n"
+                     "2001:db8::77 attacker.example\n")
+    d = daemon(extra="usedns = warn\n")
+    # the daemon sees its own /etc/hosts (mount namespace); nothing else does
+    d.prefix = ["unshare", "-m", "sh", "-c",
+                'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts)]
+    d.start()
+    d.append(*[syslog_line("attacker.example")] * 3)
+    poll(lambda: ("sshd", "198.51.100.77") in d.banned(), what="the name's IPv4 address banned")
+    poll(lambda: ("sshd", "2001:db8::77") in d.banned(), what="its IPv6 address banned")
+    assert "Determined IP using DNS Lookup: attacker.example = {" in d.logtext()
+    # a name that does not resolve: warned about, nothing banned, the daemon runs on
+    d.append(*[syslog_line("nowhere.invalid")] * 3)
+    poll(lambda: "Unable to find a corresponding IP address for nowhere.invalid" in d.logtext(),
+         timeout=30, what="the failed lookup logged")
+    assert d.cli("ping").returncode == 0
+    assert d.status()["total_failed"] == 6  # 3 lines x 2 addresses
 
 
 def test_bad_config_fails_clearly(daemon, tmp_path):
