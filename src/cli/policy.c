@@ -309,7 +309,9 @@ static int run_standalone(int argc, char **argv)
 		goto out;
 	}
 	struct policy_host host = {.on_event = on_event};
-	sa.dp = daemon_policy_new(sa.loop, &cfg, st, &host, listen, err, sizeof err);
+	char *statefile = xasprintf("%s/policy-state.sqlite3", sdir);
+	sa.dp = daemon_policy_new(sa.loop, &cfg, st, statefile, &host, listen, err, sizeof err);
+	free(statefile);
 	if (!sa.dp) {
 		fprintf(stderr, "mxjail policy: %s\n", err);
 		log_msg(LOG_LVL_ERROR, "policy service: %s", err);

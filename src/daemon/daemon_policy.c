@@ -9,9 +9,10 @@
  * Timing: requests are answered from memory (policy_eval never does I/O);
  * the write-behind queue is committed in one transaction as soon as a few
  * hundred changes are queued (looked at every 50 ms) and at least once a
- * second otherwise, so each commit is short (kill -9 loses under a second
- * of updates), and a short timer expires a bounded number of entries. The
- * commit runs on the loop thread: its cost is in `policy status`.
+ * second otherwise (kill -9 loses about a second of updates), and a short
+ * timer expires a bounded number of entries. On the loop thread a flush only
+ * serialises the changes (its cost is in `policy status`); the engine's
+ * writer thread commits them to STATEDIR/policy-state.sqlite3.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -111,9 +112,12 @@ void daemon_policy_flush(struct daemon_policy *p)
 		p->flush_max_us = took;
 	if (took >= 100000)
 		log_debug("policy: saving state took %.0f ms", took / 1000);
-	if (r < 0 && !p->flush_failing)
+	if (r < 0 && !p->flush_failing) {
+		char why[256];
+		policy_state_error(p->engine, why, sizeof why);
 		log_warnx("policy: saving state: %s; kept in memory, retrying",
-			  p->store ? store_error(p->store) : strerror(-r));
+			  *why ? why : strerror(-r));
+	}
 	p->flush_failing = r < 0;
 	if (p->store && store_flush(p->store) < 0)
 		log_warnx("policy: state: %s", store_error(p->store));
@@ -161,8 +165,9 @@ static void raise_nofile(size_t conns)
 }
 
 struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg,
-					struct store *st, const struct policy_host *host,
-					const char *listen, char *err, size_t errlen)
+					struct store *st, const char *statefile,
+					const struct policy_host *host, const char *listen,
+					char *err, size_t errlen)
 {
 	struct kvlist sp = KVLIST_INIT, sg = KVLIST_INIT, sr = KVLIST_INIT, ss = KVLIST_INIT;
 	section(cfg, "policy", &sp);
@@ -187,7 +192,10 @@ struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg
 	if (host)
 		p->host = *host;
 	raise_nofile(so.max_conns ? so.max_conns : POLICYSRV_MAX_CONNS_DEFAULT);
-	p->engine = policy_new(&sp, &sg, &sr, &ss, st, &p->host, loop_realtime(), err, errlen);
+	p->engine = policy_open(&sp, &sg, &sr, &ss, statefile, st, &p->host, loop_realtime(),
+				err, errlen);
+	if (p->engine && *err)
+		log_warnx("policy: %s", err);
 	if (p->engine)
 		p->srv = policysrv_new(l, listen, &so, eval_cb, p, err, errlen);
 	kvlist_free(&sp);
@@ -444,7 +452,10 @@ int daemon_policy_start(struct daemon *dm, const struct config *cfg)
 				   .on_greylist_update = daemon_cluster_greylist_update,
 				   .on_ratelimit_add = daemon_cluster_ratelimit_add};
 	char err[512];
-	dm->policy = daemon_policy_new(dm->loop, cfg, dm->store, &host, NULL, err, sizeof err);
+	char *statefile = xasprintf("%s/policy-state.sqlite3", dm->statedir);
+	dm->policy = daemon_policy_new(dm->loop, cfg, dm->store, statefile, &host, NULL, err,
+				       sizeof err);
+	free(statefile);
 	if (!dm->policy) {
 		log_msg(LOG_LVL_ERROR, "policy service: %s", err);
 		fprintf(stderr, "mxjail run: policy service: %s\n", err);

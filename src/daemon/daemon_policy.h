@@ -8,8 +8,11 @@
  * INTERFACE: daemon_policy_new() reads [policy] listen (default
  * inet:127.0.0.1:10023; `listen` overrides it), [policy] idle_timeout and
  * max_connections, and hands [policy], [greylist], [ratelimit] and [spoof]
- * to the engine. The caller keeps the loop, store and host alive until
- * daemon_policy_free(), which flushes queued state to the store.
+ * to the engine. statefile: the engine's own state file (written by its
+ * writer thread; NULL = memory only); st: the store whose policy rows an
+ * earlier version kept there (moved into statefile once; may be NULL). The
+ * caller keeps the loop, store and host alive until daemon_policy_free(),
+ * which hands queued state to the writer and waits for it.
  */
 #ifndef MXJAIL_DAEMON_DAEMON_POLICY_H
 #define MXJAIL_DAEMON_DAEMON_POLICY_H
@@ -29,10 +32,11 @@ struct policy;
 /* 1 when mxjail.conf [policy] enabled is true. */
 int daemon_policy_enabled(const struct config *cfg);
 struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg,
-					struct store *st, const struct policy_host *host,
-					const char *listen, char *err, size_t errlen);
+					struct store *st, const char *statefile,
+					const struct policy_host *host, const char *listen,
+					char *err, size_t errlen);
 void daemon_policy_free(struct daemon_policy *p);
-/* Commits queued state now (also done every second by a timer). */
+/* Hands queued state to the writer now (also done every second by a timer). */
 void daemon_policy_flush(struct daemon_policy *p);
 /* The engine (for cluster imports); valid until daemon_policy_free(). */
 struct policy *daemon_policy_engine(struct daemon_policy *p);

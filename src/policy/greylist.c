@@ -21,7 +21,7 @@
  *
  * State lives in two ptables with caps (the idlest entry is evicted when
  * full); changed keys are queued and policy_gl_flush() journals them
- * (pstate.c) in the store namespaces "greylist" ("first_ms last_ms count")
+ * (pstate.c) in the state namespaces "greylist" ("first_ms last_ms count")
  * and "awl" ("count last_ms").
  *
  * DIAGNOSTICS: configuration and whitelist errors name the file and line.
@@ -855,11 +855,11 @@ static void awl_restart(void *arg)
 static const struct pstate_ops awl_ops = { awl_find, awl_ser, awl_set, awl_del, awl_next,
 					   awl_restart };
 
-int policy_gl_load(struct greylist *g, struct store *st, double now)
+int policy_gl_load(struct greylist *g, const struct pstate_io *io, double now)
 {
-	int rc = policy_pstate_load(&g->ps_trip, st, now);
+	int rc = policy_pstate_load(&g->ps_trip, io, now);
 	if (rc >= 0)
-		rc = policy_pstate_load(&g->ps_awl, st, now);
+		rc = policy_pstate_load(&g->ps_awl, io, now);
 	return rc < 0 ? rc : 0;
 }
 
@@ -873,11 +873,11 @@ size_t policy_gl_pending(const struct greylist *g)
 	return g->qtrip.n + g->qawl.n;
 }
 
-int policy_gl_flush(struct greylist *g, struct store *st, double now)
+int policy_gl_flush(struct greylist *g, const struct pstate_io *io, double now)
 {
-	int rc = policy_pstate_flush(&g->ps_trip, st, now, &g->qtrip);
+	int rc = policy_pstate_flush(&g->ps_trip, io, now, &g->qtrip);
 	if (rc >= 0)
-		rc = policy_pstate_flush(&g->ps_awl, st, now, &g->qawl);
+		rc = policy_pstate_flush(&g->ps_awl, io, now, &g->qawl);
 	return rc < 0 ? rc : 0;
 }
 

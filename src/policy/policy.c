@@ -9,9 +9,14 @@
  * is kept and returned only if no later check refuses the request. Every
  * defer/reject goes to the host's on_event() so jails can count them.
  *
- * policy_eval() does no I/O: state changes are remembered as keys in queues
- * and written by policy_flush() in one store transaction; expiry walks a
- * bounded number of entries per policy_expire_step().
+ * policy_eval() does no I/O: state changes are remembered as keys in queues.
+ * policy_flush() serialises them into a batch of rows (memory only) and hands
+ * it to the state writer thread (pwriter.c), which commits it to the
+ * engine's own file; when the writer is behind, the keys simply stay queued,
+ * where further changes of the same key cost nothing more. (Built with
+ * policy_new() and a store instead, the batch is committed to the store
+ * synchronously: tools and tests.) Expiry walks a bounded number of entries
+ * per policy_expire_step().
  *
  * Counters per check (requests, passes, defers, rejects) and a bounded
  * top-keys table (space-saving counts of the keys that were refused) feed
@@ -27,10 +32,16 @@
 #include "core/xmalloc.h"
 #include "jails/jail.h"
 #include "policy/policy_int.h"
+#include "policy/pwriter.h"
 #include "store/store.h"
 
 #define TOPK 32
 #define TOP_SHOWN 10
+#define FLUSH_BUDGET 8192     /* most queued keys per check serialised in one flush */
+#define DRAIN_TIMEOUT 5.0     /* seconds policy_free waits for a failing disk */
+
+/* the namespaces of pstate.c's rows */
+static const char *const state_ns[] = { "greylist", "awl", "ratelimit" };
 
 static const char *const chkname[CHK_N] = { "banned", "spoof", "greylist", "ratelimit" };
 
@@ -45,7 +56,10 @@ struct policy {
 	size_t norder;
 	char *banned_action;   /* "%a" = client address */
 	struct policy_host host;
-	struct store *st;
+	struct store *st;      /* synchronous mode (policy_new) */
+	struct pwriter *pw;    /* own state file (policy_open) */
+	struct pbatch *held;   /* serialised, not yet taken by the writer */
+	double flush_now;      /* clock of the latest flush */
 	struct greylist *gl;
 	struct ratelimit *rl;
 	struct spoof *sp;
@@ -151,10 +165,46 @@ static void top_free(struct topk *t)
 
 /* ---- construction ---- */
 
+static void flush_into(struct policy *p, struct pbatch *b, double now, size_t budget)
+{
+	struct pstate_io io = { p->st, p->pw, b, budget };
+	if (p->gl)
+		policy_gl_flush(p->gl, &io, now);
+	if (p->rl)
+		policy_rl_flush(p->rl, &io, now);
+}
+
+/* Clean shutdown: everything queued goes to the writer, which commits it
+ * before it stops (a disk that keeps failing gets DRAIN_TIMEOUT). */
+static void drain(struct policy *p)
+{
+	double now = p->flush_now > p->now ? p->flush_now : p->now;
+	if (now <= 0)
+		now = (double)time(NULL);
+	for (;;) {
+		if (p->held) {
+			if (pwriter_wait_room(p->pw, DRAIN_TIMEOUT) < 0 ||
+			    pwriter_submit(p->pw, p->held) < 0)
+				break;
+			p->held = NULL;
+		}
+		if (policy_pending(p) == 0)
+			break;
+		if (pwriter_wait_room(p->pw, DRAIN_TIMEOUT) < 0)
+			break;
+		p->held = pbatch_new();
+		flush_into(p, p->held, now, 0);
+	}
+	p->pw = pwriter_close(p->pw, DRAIN_TIMEOUT);
+	p->held = pbatch_free(p->held);
+}
+
 void policy_free(struct policy *p)
 {
 	if (!p)
 		return;
+	if (p->pw)
+		drain(p);
 	policy_gl_free(p->gl);
 	policy_rl_free(p->rl);
 	policy_sp_free(p->sp);
@@ -168,20 +218,18 @@ void policy_free(struct policy *p)
 	free(p);
 }
 
-struct policy *policy_new(const struct kvlist *policy, const struct kvlist *greylist,
-			  const struct kvlist *ratelimit, const struct kvlist *spoof,
-			  struct store *st, const struct policy_host *host, double now,
-			  char *err, size_t errlen)
+/* The engine without its state (memory only until the caller attaches it). */
+static struct policy *build(const struct kvlist *policy, const struct kvlist *greylist,
+			    const struct kvlist *ratelimit, const struct kvlist *spoof,
+			    const struct policy_host *host, double now, char *err, size_t errlen)
 {
 	struct policy *p = xcalloc(1, sizeof(*p));
 	const char *v = policy ? kvlist_get(policy, "checks") : NULL;
 	char *list = xstrdup(v && *v ? v : "banned spoof greylist ratelimit"), *save = NULL;
-	int rc;
 
 	if (host)
 		p->host = *host;
 	p->now = now;
-	p->st = st;
 	/* the header date is local time: read the zone now, not per request */
 	tzset();
 	for (char *t = strtok_r(list, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
@@ -226,24 +274,143 @@ struct policy *policy_new(const struct kvlist *policy, const struct kvlist *grey
 			break;
 		}
 	}
-	if (!st) {
-		/* nothing would ever drain the write-behind queues */
-		if (p->gl)
-			policy_gl_nostore(p->gl);
-		if (p->rl)
-			policy_rl_nostore(p->rl);
-	}
-	if (st) {
-		rc = p->gl ? policy_gl_load(p->gl, st, now) : 0;
-		if (rc >= 0 && p->rl)
-			rc = policy_rl_load(p->rl, st, now);
-		if (rc < 0) {
-			snprintf(err, errlen, "policy state: %s", store_error(st));
-			goto fail;
-		}
-	}
 	return p;
 fail:
+	policy_free(p);
+	return NULL;
+}
+
+static void nostore(struct policy *p)
+{
+	/* nothing would ever drain the write-behind queues */
+	if (p->gl)
+		policy_gl_nostore(p->gl);
+	if (p->rl)
+		policy_rl_nostore(p->rl);
+}
+
+static int load(struct policy *p, double now)
+{
+	struct pstate_io io = { p->st, p->pw, NULL, 0 };
+	int rc = p->gl ? policy_gl_load(p->gl, &io, now) : 0;
+	if (rc >= 0 && p->rl)
+		rc = policy_rl_load(p->rl, &io, now);
+	return rc;
+}
+
+struct policy *policy_new(const struct kvlist *policy, const struct kvlist *greylist,
+			  const struct kvlist *ratelimit, const struct kvlist *spoof,
+			  struct store *st, const struct policy_host *host, double now,
+			  char *err, size_t errlen)
+{
+	struct policy *p = build(policy, greylist, ratelimit, spoof, host, now, err, errlen);
+	if (!p)
+		return NULL;
+	if (!st) {
+		nostore(p);
+		return p;
+	}
+	p->st = st;
+	if (load(p, now) < 0) {
+		snprintf(err, errlen, "policy state: %s", store_error(st));
+		policy_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* ---- migration from the store ---- */
+
+struct migrate {
+	const char *ns;
+	struct pbatch *b;       /* NULL: the file has its own rows, only collect keys */
+	struct strbuf keys;     /* NUL-separated */
+	size_t nkeys;
+};
+
+static int migrate_row(const char *key, const void *val, size_t len, double expires, void *arg)
+{
+	struct migrate *m = arg;
+	if (m->b)
+		pbatch_set(m->b, m->ns, key, val, len, expires);
+	strbuf_add(&m->keys, key, strlen(key) + 1);
+	m->nkeys++;
+	return 0;
+}
+
+/* Earlier versions kept these rows in the daemon's store (the same format):
+ * they are copied into the state file once, when it has none of its own in
+ * that namespace, and then deleted from the store. */
+static int migrate(struct policy *p, struct store *legacy, double now, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(state_ns) / sizeof(state_ns[0]); i++) {
+		struct migrate m = { state_ns[i], NULL, STRBUF_INIT, 0 };
+		if (pwriter_empty(p->pw, m.ns, now))
+			m.b = pbatch_new();
+		int rc = store_kv_foreach(legacy, m.ns, now, migrate_row, &m);
+		if (rc >= 0 && m.b && pbatch_count(m.b))
+			rc = pwriter_apply(p->pw, m.b);
+		if (rc < 0) {
+			char why[256] = "";
+			if (m.b)
+				pwriter_error(p->pw, why, sizeof(why));
+			snprintf(err, errlen, "policy state: moving [%s] rows from the store: %s",
+				 m.ns, *why ? why : store_error(legacy));
+			pbatch_free(m.b);
+			strbuf_free(&m.keys);
+			return rc;
+		}
+		if (m.nkeys) {
+			const char *k = m.keys.s;
+			store_begin(legacy);
+			for (size_t j = 0; j < m.nkeys; j++, k += strlen(k) + 1)
+				store_kv_del(legacy, m.ns, k);
+			store_flush(legacy);
+		}
+		pbatch_free(m.b);
+		strbuf_free(&m.keys);
+	}
+	return 0;
+}
+
+struct policy *policy_open(const struct kvlist *policy, const struct kvlist *greylist,
+			   const struct kvlist *ratelimit, const struct kvlist *spoof,
+			   const char *statefile, struct store *legacy,
+			   const struct policy_host *host, double now, char *err, size_t errlen)
+{
+	struct policy *p = build(policy, greylist, ratelimit, spoof, host, now, err, errlen);
+	char msg[512] = "", why[256] = "";
+	if (!p)
+		return NULL;
+	if (!statefile) {
+		nostore(p);
+		if (errlen)
+			err[0] = '\0';
+		return p;
+	}
+	int rc = pwriter_open(statefile, now, &p->pw, msg, sizeof(msg));
+	if (rc < 0) {
+		snprintf(err, errlen, "policy state: %s", msg);
+		goto fail;
+	}
+	if (legacy && migrate(p, legacy, now, err, errlen) < 0)
+		goto fail;
+	if (load(p, now) < 0) {
+		pwriter_error(p->pw, why, sizeof(why));
+		snprintf(err, errlen, "policy state: %s: %s", statefile, why);
+		goto fail;
+	}
+	if (pwriter_start(p->pw) < 0) {
+		pwriter_error(p->pw, why, sizeof(why));
+		snprintf(err, errlen, "policy state: %s", why);
+		goto fail;
+	}
+	/* success: err carries a warning (a damaged file moved aside) or nothing */
+	snprintf(err, errlen, "%s", rc == 1 ? msg : "");
+	return p;
+fail:
+	/* the queues hold nothing yet: close without draining */
+	p->pw = pwriter_close(p->pw, 0);
 	policy_free(p);
 	return NULL;
 }
@@ -341,15 +508,48 @@ void policy_eval(struct policy *p, const struct policy_req *r, double now, struc
 int policy_flush(struct policy *p, double now)
 {
 	int rc;
+	p->flush_now = now;
+	if (p->pw) {
+		/* never blocks: with the writer's queue full the keys stay queued
+		 * here, each once however often it changes, until it catches up */
+		rc = pwriter_status(p->pw);
+		if (p->held) {
+			if (pwriter_submit(p->pw, p->held) < 0)
+				return rc;
+			p->held = NULL;
+		}
+		if (!pwriter_room(p->pw) || policy_pending(p) == 0)
+			return rc;
+		struct pbatch *b = pbatch_new();
+		flush_into(p, b, now, FLUSH_BUDGET);
+		if (pbatch_count(b) == 0)
+			pbatch_free(b);
+		else if (pwriter_submit(p->pw, b) < 0)
+			p->held = b;   /* batches must reach the file in order */
+		return rc;
+	}
 	if (!p->st)
 		return 0;
-	if ((rc = store_begin(p->st)) < 0)
-		return rc;
-	rc = p->gl ? policy_gl_flush(p->gl, p->st, now) : 0;
-	if (rc >= 0 && p->rl)
-		rc = policy_rl_flush(p->rl, p->st, now);
+	struct pbatch *b = pbatch_new();
+	flush_into(p, b, now, 0);
+	if ((rc = store_begin(p->st)) >= 0)
+		rc = pbatch_apply_store(b, p->st);
 	int frc = store_flush(p->st);
+	pbatch_free(b);
 	return rc < 0 ? rc : frc < 0 ? frc : 0;
+}
+
+int policy_state_error(struct policy *p, char *buf, size_t len)
+{
+	if (len)
+		buf[0] = '\0';
+	if (p->pw) {
+		pwriter_error(p->pw, buf, len);
+		return pwriter_status(p->pw);
+	}
+	if (p->st)
+		snprintf(buf, len, "%s", store_error(p->st));
+	return 0;
 }
 
 size_t policy_pending(const struct policy *p)

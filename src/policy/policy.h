@@ -6,8 +6,10 @@
  * INTERFACE: pure logic and in-memory state. No sockets, no event loop, no
  * printing; single-threaded; the caller passes `now` (epoch seconds). The
  * socket service (policysrv.c), the daemon and the cluster code call it.
- * policy_eval() never does I/O: state changes are queued and written to the
- * store by policy_flush() in one transaction.
+ * policy_eval() never does I/O: state changes are queued; policy_flush()
+ * serialises them and a writer thread of the engine commits them to the
+ * engine's own state file (policy_open), or, for tools and tests,
+ * policy_flush() commits them to a store itself (policy_new).
  *
  * Ownership: a struct policy_req owns its bytes (buf); the name/value
  * pointers stay valid until the next policy_parser_feed() into the same req
@@ -89,6 +91,19 @@ struct policy *policy_new(const struct kvlist *policy, const struct kvlist *grey
 			  const struct kvlist *ratelimit, const struct kvlist *spoof,
 			  struct store *st, const struct policy_host *host, double now,
 			  char *err, size_t errlen);
+/* Like policy_new, but the state lives in its own SQLite file `statefile`
+ * (e.g. STATEDIR/policy-state.sqlite3; created, WAL), read at start and
+ * written by a thread the engine owns, never on the caller's thread: the
+ * caller's thread only serialises queued changes (see policy_flush). Rows
+ * an earlier version kept in the daemon's store `legacy` (may be NULL) are
+ * moved into the file once. statefile NULL = memory only. On success err
+ * holds a warning ("... was damaged; moved to ...") or is empty. */
+struct policy *policy_open(const struct kvlist *policy, const struct kvlist *greylist,
+			   const struct kvlist *ratelimit, const struct kvlist *spoof,
+			   const char *statefile, struct store *legacy,
+			   const struct policy_host *host, double now, char *err, size_t errlen);
+/* Clean shutdown: with a state file, every queued change is handed to the
+ * writer and committed (waiting at most a few seconds for a failing disk). */
 void policy_free(struct policy *p);
 
 /* One request -> the reply action text, e.g. "DUNNO", "DEFER_IF_PERMIT 4.2.0
@@ -97,14 +112,22 @@ void policy_free(struct policy *p);
  * Writes the action (without "action=") into out (appended; reset it first). */
 void policy_eval(struct policy *p, const struct policy_req *r, double now, struct strbuf *out);
 
-/* Write-behind: commits queued state changes to the store in ONE transaction
- * (call about once per second from a timer, and at shutdown). Returns 0 or
- * a negative errno from the store (the changes stay queued). */
+/* Write-behind (call at least once a second from a timer, and at shutdown).
+ * policy_open engines: serialises the queued changes (at most 8192 keys per
+ * check per call) into one batch for the writer thread and returns at once,
+ * never waiting for the disk; when the writer is behind (3 batches queued)
+ * it does nothing and the changes stay queued, coalesced per key. Returns 0,
+ * or the negative errno of the writer's last failed commit (it retries;
+ * policy_state_error says why). kill -9 loses what was not yet committed:
+ * about the last flush interval. policy_new engines with a store: commits
+ * the changes to the store in ONE transaction on this thread; 0 or a
+ * negative errno from the store (those changes are then lost). */
 int policy_flush(struct policy *p, double now);
-/* Number of state changes queued for policy_flush(). A flush costs about a
- * microsecond per change: at high request rates flush more often than once a
- * second (e.g. when this passes a few hundred) to keep each stall short. */
+/* Number of state changes queued for policy_flush() (not yet serialised). */
 size_t policy_pending(const struct policy *p);
+/* 0 when state is being saved fine, else a negative errno; buf gets the
+ * reason (store or state file error text, "" when none). */
+int policy_state_error(struct policy *p, char *buf, size_t len);
 /* Incremental expiry: examines at most `budget` entries; call from a timer. */
 void policy_expire_step(struct policy *p, double now, size_t budget);
 

@@ -71,6 +71,19 @@ void policy_queue_push(struct pqueue *q, const char *key, size_t keylen);
 void policy_queue_clear(struct pqueue *q);
 
 /* ---- write-behind as journal + incremental snapshots (pstate.c) ---- */
+struct pwriter;
+struct pbatch;
+/* Where the rows come from at load and where a flush puts them: the
+ * engine's own file (pw, read before its writer thread starts) or a store
+ * (the synchronous mode of tools and tests); a flush appends row changes to
+ * out and serialises at most `budget` queued keys (0 = all). */
+struct pstate_io {
+	struct store *st;
+	struct pwriter *pw;
+	struct pbatch *out;
+	size_t budget;
+};
+
 struct pstate_ops {
 	/* the entry a queued key names, or NULL when it is gone */
 	struct pent *(*find)(void *arg, const char *key);
@@ -108,10 +121,13 @@ struct pstate {
 void policy_pstate_init(struct pstate *ps, const char *ns, const struct pstate_ops *ops,
 			void *arg, double retain);
 void policy_pstate_free(struct pstate *ps);
-int policy_pstate_load(struct pstate *ps, struct store *st, double now);
-/* Journals the queued keys in one row (clearing the queue), advances the
- * snapshot by one chunk and deletes a few retired rows. */
-int policy_pstate_flush(struct pstate *ps, struct store *st, double now, struct pqueue *q);
+int policy_pstate_load(struct pstate *ps, const struct pstate_io *io, double now);
+/* Puts into io->out one journal row with the queued keys (at most
+ * io->budget of them; the rest stay queued), one more snapshot chunk and a
+ * few deletions of retired rows. Memory only: the rows reach the disk when
+ * the batch is committed. */
+int policy_pstate_flush(struct pstate *ps, const struct pstate_io *io, double now,
+			struct pqueue *q);
 /* Appends v in decimal (no printf: snapshots write millions of numbers). */
 void policy_add_u64(struct strbuf *b, uint64_t v);
 /* Starts the snapshot walk of a table again. */
@@ -134,8 +150,8 @@ void policy_gl_free(struct greylist *g);
  * whitelist reason) for events. */
 enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, double now,
 			    struct strbuf *out, struct strbuf *key, const struct policy_host *h);
-int policy_gl_load(struct greylist *g, struct store *st, double now);
-int policy_gl_flush(struct greylist *g, struct store *st, double now);
+int policy_gl_load(struct greylist *g, const struct pstate_io *io, double now);
+int policy_gl_flush(struct greylist *g, const struct pstate_io *io, double now);
 size_t policy_gl_pending(const struct greylist *g);
 void policy_gl_nostore(struct greylist *g);   /* memory only: queue nothing */
 size_t policy_gl_expire(struct greylist *g, double now, size_t budget);
@@ -155,8 +171,8 @@ enum pverdict policy_rl_eval(struct ratelimit *rl, const struct policy_req *r, d
 			     struct strbuf *out, struct strbuf *key, const struct policy_host *h);
 /* "NAME RULE" of the last refusal, for the event line. */
 const char *policy_rl_why(const struct ratelimit *rl);
-int policy_rl_load(struct ratelimit *rl, struct store *st, double now);
-int policy_rl_flush(struct ratelimit *rl, struct store *st, double now);
+int policy_rl_load(struct ratelimit *rl, const struct pstate_io *io, double now);
+int policy_rl_flush(struct ratelimit *rl, const struct pstate_io *io, double now);
 size_t policy_rl_pending(const struct ratelimit *rl);
 void policy_rl_nostore(struct ratelimit *rl);
 size_t policy_rl_expire(struct ratelimit *rl, double now, size_t budget);

@@ -1,6 +1,7 @@
 /*
- * pstate - write-behind of the policy engine's tables to the store as a
- * journal plus incremental snapshots.
+ * pstate - write-behind of the policy engine's tables as a journal plus
+ * incremental snapshots, as rows of the engine's state file (pwriter.c) or,
+ * for tools and tests, of a store.
  *
  * Writing each changed triplet or rate window as its own row costs a random
  * B-tree update per key: at a few thousand new keys a second that is a
@@ -13,7 +14,11 @@
  * position it started at, and the older snapshot and journal rows are
  * deleted, a few per flush.
  *
- * Rows in the namespace (all under store_kv_*):
+ * A flush only serialises: it appends row changes to a batch (memory), which
+ * the writer thread commits; the bookkeeping below assumes batches reach the
+ * disk in order, which the writer guarantees.
+ *
+ * Rows in the namespace:
  *   "J<seq, 16 hex>"          journal: records changed since the last flush
  *   "S<gen, 8 hex>-<chunk>"   snapshot chunks of generation gen
  *   "M"                       "gen jstart chunks": the complete snapshot
@@ -24,7 +29,7 @@
  *
  * Every row expires `retain` seconds after it was written (the longest an
  * entry lives without being touched), so rows of a check that was turned off
- * are purged by the store in time.
+ * are purged in time.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,10 +39,11 @@
 
 #include "core/xmalloc.h"
 #include "policy/policy_int.h"
+#include "policy/pwriter.h"
 #include "store/store.h"
 
 #define PS_CHUNK 4096          /* most entries per snapshot chunk (one per flush) */
-#define PS_DEL_PER_FLUSH 256   /* old rows deleted per flush */
+#define PS_DEL_PER_FLUSH 1024  /* old rows deleted per flush */
 #define PS_JOURNAL_ROWS 3600   /* a snapshot at least this often (flushes) */
 #define PS_JOURNAL_MIN (4 << 20)
 
@@ -148,13 +154,21 @@ static int load_row(const char *key, const void *val, size_t len, double expires
 	return 0;
 }
 
-int policy_pstate_load(struct pstate *ps, struct store *st, double now)
+static int io_foreach(const struct pstate_io *io, const char *ns, double now, store_kv_cb cb,
+		      void *arg)
+{
+	return io->pw ? pwriter_foreach(io->pw, ns, now, cb, arg)
+		      : store_kv_foreach(io->st, ns, now, cb, arg);
+}
+
+int policy_pstate_load(struct pstate *ps, const struct pstate_io *io, double now)
 {
 	struct loadctx c = { ps, 0, 0, 0 };
 	void *m = NULL;
 	size_t mlen = 0;
 	unsigned chunks = 0;
-	int rc = store_kv_get(st, ps->ns, "M", now, &m, &mlen, NULL);
+	int rc = io->pw ? pwriter_get(io->pw, ps->ns, "M", now, &m, &mlen)
+			: store_kv_get(io->st, ps->ns, "M", now, &m, &mlen, NULL);
 	if (rc == 0) {
 		if (sscanf(m, "%llx %llx %x", &c.gen, &c.jstart, &chunks) != 3)
 			c.gen = c.jstart = 0;
@@ -165,11 +179,11 @@ int policy_pstate_load(struct pstate *ps, struct store *st, double now)
 	ps->gen = c.gen;
 	ps->gchunks = chunks;
 	ps->jfirst = c.jstart;
-	rc = store_kv_foreach(st, ps->ns, now, load_row, &c);
+	rc = io_foreach(io, ps->ns, now, load_row, &c);
 	if (rc < 0)
 		return rc;
 	c.pass = 1;
-	rc = store_kv_foreach(st, ps->ns, now, load_row, &c);
+	rc = io_foreach(io, ps->ns, now, load_row, &c);
 	return rc < 0 ? rc : 0;
 }
 
@@ -188,13 +202,12 @@ static void record(struct pstate *ps, const char *k, size_t kl, const char *v, s
 		strbuf_add(&ps->buf, v, vl);
 }
 
-static int snapshot_step(struct pstate *ps, struct store *st, double now, size_t nq)
+static void snapshot_step(struct pstate *ps, struct pbatch *out, double now, size_t nq)
 {
 	size_t chunk = nq < ps->chunk / 8 ? ps->chunk / 8 : nq > ps->chunk ? ps->chunk : nq;
 	if (chunk == 0)
 		chunk = 1;
 	char key[40];
-	int rc;
 	strbuf_reset(&ps->buf);
 	size_t n = 0;
 	int done = 0;
@@ -212,21 +225,17 @@ static int snapshot_step(struct pstate *ps, struct store *st, double now, size_t
 	}
 	if (ps->buf.len) {
 		snprintf(key, sizeof(key), "S%08llx-%08x", (unsigned long long)ps->sgen, ps->schunk);
-		rc = store_kv_set(st, ps->ns, key, ps->buf.s, ps->buf.len, now + ps->retain);
-		if (rc < 0)
-			return rc;
+		pbatch_set(out, ps->ns, key, ps->buf.s, ps->buf.len, now + ps->retain);
 		ps->schunk++;
 		ps->sbytes_cur += ps->buf.len;
 	}
 	if (!done)
-		return 0;
+		return;
 	/* complete: name it, then retire the older snapshot and journal */
 	char mv[80];
 	int ml = snprintf(mv, sizeof(mv), "%llx %llx %x", (unsigned long long)ps->sgen,
 			  (unsigned long long)ps->sjstart, ps->schunk);
-	rc = store_kv_set(st, ps->ns, "M", mv, (size_t)ml, now + ps->retain);
-	if (rc < 0)
-		return rc;
+	pbatch_set(out, ps->ns, "M", mv, (size_t)ml, now + ps->retain);
 	for (unsigned i = 0; ps->gen && i < ps->gchunks; i++) {
 		snprintf(key, sizeof(key), "S%08llx-%08x", (unsigned long long)ps->gen, i);
 		add_del(ps, key);
@@ -242,18 +251,20 @@ static int snapshot_step(struct pstate *ps, struct store *st, double now, size_t
 	ps->jrows = 0;
 	ps->jbytes = 0;
 	ps->sbytes_last = ps->sbytes_cur;
-	return 0;
 }
 
-int policy_pstate_flush(struct pstate *ps, struct store *st, double now, struct pqueue *q)
+int policy_pstate_flush(struct pstate *ps, const struct pstate_io *io, double now,
+			struct pqueue *q)
 {
-	int rc = 0;
 	char key[40];
-	size_t nq = q->n;
+	/* the newest keys first: the order of records within a row does not
+	 * matter (each holds the entry's current value), and taking from the
+	 * end leaves the rest of the queue in place */
+	size_t nq = io->budget && q->n > io->budget ? io->budget : q->n;
 
-	if (q->n) {
+	if (nq) {
 		strbuf_reset(&ps->buf);
-		for (size_t i = 0; i < q->n; i++) {
+		for (size_t i = q->n - nq; i < q->n; i++) {
 			const char *k = q->v[i];
 			struct pent *e = ps->ops->find(ps->arg, k);
 			strbuf_reset(&ps->key);
@@ -264,22 +275,14 @@ int policy_pstate_flush(struct pstate *ps, struct store *st, double now, struct 
 				record(ps, k, strlen(k), NULL, 0, 0);
 			if (e)
 				e->queued = 0;
+			free(q->v[i]);
 		}
+		q->n -= nq;
 		snprintf(key, sizeof(key), "J%016" PRIx64, ps->seq);
-		rc = store_kv_set(st, ps->ns, key, ps->buf.s, ps->buf.len, now + ps->retain);
-		if (rc < 0) {
-			/* the queue stays: the same changes go next time */
-			for (size_t i = 0; i < q->n; i++) {
-				struct pent *e = ps->ops->find(ps->arg, q->v[i]);
-				if (e)
-					e->queued = 1;
-			}
-			return rc;
-		}
+		pbatch_set(io->out, ps->ns, key, ps->buf.s, ps->buf.len, now + ps->retain);
 		ps->seq++;
 		ps->jrows++;
 		ps->jbytes += ps->buf.len;
-		policy_queue_clear(q);
 	}
 	if (!ps->snapping && (ps->jrows >= ps->jrows_max ||
 			      ps->jbytes > ps->jbytes_min + 2 * ps->sbytes_last)) {
@@ -292,14 +295,11 @@ int policy_pstate_flush(struct pstate *ps, struct store *st, double now, struct 
 	}
 	/* a chunk about the size of the journal row: the snapshot keeps pace
 	 * with the changes while no flush grows much beyond its journal */
-	if (ps->snapping && (rc = snapshot_step(ps, st, now, nq)) < 0)
-		return rc;
+	if (ps->snapping)
+		snapshot_step(ps, io->out, now, nq);
 	for (int i = 0; i < PS_DEL_PER_FLUSH && ps->ndels; i++) {
-		rc = store_kv_del(st, ps->ns, ps->dels[ps->ndels - 1].k);
-		if (rc < 0 && rc != -ENOENT)
-			return rc;
+		pbatch_del(io->out, ps->ns, ps->dels[ps->ndels - 1].k);
 		ps->ndels--;
-		rc = 0;
 	}
 	return 0;
 }

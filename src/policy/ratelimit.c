@@ -20,7 +20,7 @@
  * counted); a request that adds nothing (e.g. RCPT for a recipients limit)
  * is refused once a window is already full, so a client is stopped early.
  *
- * State is journaled (pstate.c) in the store namespace "ratelimit", one
+ * State is journaled (pstate.c) in the state namespace "ratelimit", one
  * record per "NAME/KEY" holding the used slots of each window.
  */
 #include <ctype.h>
@@ -607,9 +607,9 @@ static void ps_restart(void *arg)
 
 static const struct pstate_ops rl_ops = { ps_find, ps_ser, ps_set, ps_del, ps_next, ps_restart };
 
-int policy_rl_load(struct ratelimit *rl, struct store *st, double now)
+int policy_rl_load(struct ratelimit *rl, const struct pstate_io *io, double now)
 {
-	int rc = policy_pstate_load(&rl->ps, st, now);
+	int rc = policy_pstate_load(&rl->ps, io, now);
 	return rc < 0 ? rc : 0;
 }
 
@@ -623,9 +623,9 @@ size_t policy_rl_pending(const struct ratelimit *rl)
 	return rl->q.n;
 }
 
-int policy_rl_flush(struct ratelimit *rl, struct store *st, double now)
+int policy_rl_flush(struct ratelimit *rl, const struct pstate_io *io, double now)
 {
-	int rc = policy_pstate_flush(&rl->ps, st, now, &rl->q);
+	int rc = policy_pstate_flush(&rl->ps, io, now, &rl->q);
 	return rc < 0 ? rc : 0;
 }
 
