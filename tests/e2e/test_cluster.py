@@ -118,7 +118,7 @@ class Redis:
 
 class Node:
     def __init__(self, tmp, name, redis, maxretry=3, jail_extra="", cluster_extra="",
-                 policy=False, ignoreip="127.0.0.1/8 ::1 10.0.0.0/8"):
+                 policy=False, ignoreip="127.0.0.1/8 ::1 10.0.0.0/8", resync="3s"):
         self.name = name
         self.tmp = os.path.join(str(tmp), name)
         os.makedirs(self.tmp, exist_ok=True)
@@ -137,8 +137,8 @@ class Node:
                     % (ignoreip, self.log, maxretry, jail_extra))
         with open(os.path.join(self.conf, "mxjail.conf"), "w") as f:
             f.write("[cluster]\nredis = redis://127.0.0.1:%d/0\nnode = %s\n"
-                    "share = bans greylist ratelimit\ntimeout = 300ms\nresync = 3s\n%s\n"
-                    % (redis.port, name, cluster_extra))
+                    "share = bans greylist ratelimit\ntimeout = 300ms\nresync = %s\n%s\n"
+                    % (redis.port, name, resync, cluster_extra))
             if policy:
                 f.write("\n[policy]\nenabled = yes\nlisten = inet:127.0.0.1:%d\n"
                         "[greylist]\ndelay = 2\nwhitelist_clients = %s/none\n"
@@ -273,7 +273,7 @@ def test_ban_reaches_other_node(cluster):
 def test_restarted_node_catches_up(cluster):
     redis, node = cluster
     a = node("A").start()
-    b = node("B").start()
+    b = node("B", resync="10m").start()
     poll(lambda: a.connected() and b.connected(), 10, "both nodes connected")
     a.cli("ban", "sshd", "203.0.113.1")
     poll(lambda: b.has("203.0.113.1"), 5, "first ban on B")
