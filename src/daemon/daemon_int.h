@@ -113,6 +113,8 @@ struct daemon_set {
 	size_t njails;
 	struct daemon_source **sources;
 	size_t nsources;
+	struct kvlist jopts;           /* backend = systemd[...] options of the shared journal handle */
+	char *jopts_jail;              /* the jail they came from (messages) */
 };
 
 /* An extra native backend, one per distinct options, open for the daemon's life. */

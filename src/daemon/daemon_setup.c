@@ -172,6 +172,55 @@ static int expand_logpaths(const struct jail_conf *jc, struct daemon_jail *j, in
 	return 0;
 }
 
+/* backend = systemd[journalpath=DIR, journalfiles=GLOBS, journalflags=N]:
+ * fail2ban's options for its journal reader. All journal jails share one
+ * handle, so the first jail's options are used; a jail asking for other
+ * ones is told so. */
+static int journal_backend_opts(struct daemon_set *s, const struct jail_conf *jc, const char *be,
+				struct diag *d)
+{
+	char *name = NULL, err[256];
+	struct kvlist o = KVLIST_INIT;
+	if (config_spec_parse(be, &name, &o, err, sizeof err) < 0) {
+		diag_error(d, jc->file, jc->line, "jail [%s]: backend '%s': %s", jc->name, be, err);
+		free(name);
+		kvlist_free(&o);
+		return -1;
+	}
+	free(name);
+	int rc = 0;
+	for (size_t i = 0; i < o.n && rc == 0; i++) {
+		const char *k = o.v[i].key, *v = o.v[i].value;
+		if (strcmp(k, "journalflags") == 0) {
+			char *end;
+			long f = strtol(v, &end, 10);
+			if (!*v || *end || f < 0 || f > 0xffff) {
+				diag_error(d, jc->file, jc->line, "jail [%s]: journalflags=%s is not a number",
+					   jc->name, v);
+				rc = -1;
+			}
+		} else if (strcmp(k, "journalpath") != 0 && strcmp(k, "journalfiles") != 0) {
+			log_warnx("jail [%s]: backend option %s is not supported; ignored", jc->name, k);
+		}
+	}
+	if (rc == 0 && !s->jopts_jail) {
+		kvlist_copy(&s->jopts, &o);
+		s->jopts_jail = xstrdup(jc->name);
+	} else if (rc == 0) {
+		int same = s->jopts.n == o.n;
+		for (size_t i = 0; i < o.n && same; i++) {
+			const char *v = kvlist_get(&s->jopts, o.v[i].key);
+			same = v && strcmp(v, o.v[i].value) == 0;
+		}
+		if (!same)
+			log_warnx("jail [%s]: journal jails share one handle; it is opened with the "
+				  "backend options of jail [%s], not '%s'",
+				  jc->name, s->jopts_jail, be);
+	}
+	kvlist_free(&o);
+	return rc;
+}
+
 static void jail_free_one(struct daemon_jail *j)
 {
 	if (!j)
@@ -464,10 +513,8 @@ static struct daemon_jail *jail_build(struct daemon *dm, struct daemon_set *s,
 		}
 	}
 	j->journal = journal;
-	if (journal && strchr(be, '['))
-		log_warnx("jail [%s]: backend options in '%s' are not supported yet; the jail reads "
-			  "the shared journal handle (system journal, or run --journal-dir)",
-			  jc->name, be);
+	if (journal && strchr(be, '[') && journal_backend_opts(s, jc, be, d) < 0)
+		goto fail;
 	struct kvlist fopts = KVLIST_INIT;
 	kvlist_copy(&fopts, &jc->opts);
 	if (journal)
@@ -728,7 +775,41 @@ void daemon_set_start(struct daemon *dm, struct daemon_set *s)
 		return;
 	char err[512];
 	struct journalsrc_opts jo = {.directory = dm->o.journal_dir};
+	/* backend = systemd[...] options (run --journal-dir overrides them) */
+	char **files = NULL;
+	size_t nfiles = 0;
+	if (!jo.directory && s->jopts_jail) {
+		const char *v = kvlist_get(&s->jopts, "journalflags");
+		if (v)
+			jo.flags = (int)strtol(v, NULL, 10);
+		jo.directory = kvlist_get(&s->jopts, "journalpath");
+		v = kvlist_get(&s->jopts, "journalfiles");
+		/* fail2ban: words split at blanks and commas, each a glob */
+		for (const char *p = v; p && *p;) {
+			size_t n = strcspn(p, " \t\n,");
+			if (n) {
+				char *pat = xstrndup(p, n), **list = NULL;
+				size_t nl = 0;
+				char gerr[256];
+				if (logpath_glob(pat, &list, &nl, gerr, sizeof gerr) == 0)
+					for (size_t k = 0; k < nl; k++) {
+						files = xrealloc(files, (nfiles + 1) * sizeof *files);
+						files[nfiles++] = xstrdup(list[k]);
+					}
+				logpath_free_list(list, nl);
+				free(pat);
+			}
+			p += n + (p[n] ? 1 : 0);
+		}
+		if (v && !nfiles)
+			log_warnx("journal: journalfiles=%s matches no file", v);
+		jo.files = (const char *const *)files;
+		jo.nfiles = nfiles;
+	}
 	dm->jsrc = journalsrc_new(dm->loop, &jo, err, sizeof err);
+	for (size_t i = 0; i < nfiles; i++)
+		free(files[i]);
+	free(files);
 	if (!dm->jsrc) {
 		log_warnx("journal: %s; journal jails read nothing", err);
 		return;
@@ -813,6 +894,8 @@ struct daemon_set *daemon_set_free(struct daemon_set *s)
 		free(src);
 	}
 	free(s->sources);
+	kvlist_free(&s->jopts);
+	free(s->jopts_jail);
 	for (size_t i = 0; i < s->njails; i++)
 		jail_free_one(s->jails[i]);
 	free(s->jails);

@@ -545,7 +545,20 @@ struct journalsrc *journalsrc_new(struct loop *l, const struct journalsrc_opts *
 	if (!j->o.poll_ms)
 		j->o.poll_ms = DEF_POLL_MS;
 	int r;
-	if (j->o.directory)
+	if (j->o.nfiles) {
+		/* sd_journal_open_files wants a NULL-terminated list */
+		const char **v = xcalloc(j->o.nfiles + 1, sizeof *v);
+		for (size_t i = 0; i < j->o.nfiles; i++)
+			v[i] = j->o.files[i];
+		r = sd_journal_open_files(&j->sd, v, 0);
+		free(v);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot open the journal files %s%s: %s", j->o.files[0],
+				 j->o.nfiles > 1 ? " ..." : "", strerror(-r));
+			free(j);
+			return NULL;
+		}
+	} else if (j->o.directory)
 		r = sd_journal_open_directory(&j->sd, j->o.directory, 0);
 	else
 		r = sd_journal_open(&j->sd, j->o.flags ? j->o.flags : SD_JOURNAL_SYSTEM);
@@ -556,7 +569,9 @@ struct journalsrc *journalsrc_new(struct loop *l, const struct journalsrc_opts *
 		free(j);
 		return NULL;
 	}
-	j->o.directory = NULL;   /* not needed any more; the caller's string */
+	j->o.directory = NULL;   /* not needed any more; the caller's strings */
+	j->o.files = NULL;
+	j->o.nfiles = 0;
 	for (size_t i = 0; i < sizeof base_fields / sizeof base_fields[0]; i++)
 		want_add(j, base_fields[i]);
 	return j;

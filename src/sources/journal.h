@@ -44,6 +44,8 @@ struct journalsrc;
 
 struct journalsrc_opts {
 	const char *directory;   /* NULL = sd_journal_open(flags) */
+	const char *const *files; /* journalfiles: these files (nfiles > 0; before directory) */
+	size_t nfiles;
 	int flags;               /* for sd_journal_open; 0 = SD_JOURNAL_SYSTEM (fail2ban's default) */
 	unsigned max_per_turn;   /* entries per wakeup; 0 = 1000 */
 	unsigned poll_ms;        /* safety-net wakeup; 0 = 1000 */

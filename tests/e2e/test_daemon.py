@@ -572,6 +572,27 @@ def write_journal(path, entries):
 
 
 @pytest.mark.skipif(not os.access(REMOTE, os.X_OK), reason="systemd-journal-remote not installed")
+def test_journal_backend_options(daemon, tmp_path):
+    """backend = systemd[journalpath=DIR] / [journalfiles=GLOB] open those journals
+    (no --journal-dir on the command line)."""
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    write_journal(str(jdir / "remote.journal"), [journal_entry(OTHER)] * 2)
+    d = daemon(backend="systemd[journalpath=%s]" % jdir).start()
+    poll(lambda: d.status()["total_failed"] == 2, what="failures from journalpath")
+    d.kill(signal.SIGKILL)
+    shutil.rmtree(d.state)
+    with open(os.path.join(d.conf, "jail.local")) as f:
+        text = f.read()
+    with open(os.path.join(d.conf, "jail.local"), "w") as f:
+        f.write(text.replace("systemd[journalpath=%s]" % jdir,
+                             "systemd[journalfiles=\"%s/*.journal\", journalflags=0]" % jdir))
+    d.start()
+    poll(lambda: d.status()["total_failed"] == 2, what="failures from journalfiles")
+    assert "backend options" not in d.logtext()
+
+
+@pytest.mark.skipif(not os.access(REMOTE, os.X_OK), reason="systemd-journal-remote not installed")
 def test_journal_backend_with_cursor(daemon, tmp_path):
     jdir = tmp_path / "journal"
     jdir.mkdir()
