@@ -137,7 +137,6 @@ void probe_imap_port(struct probe_ctx *ctx, const struct probe_port *pp)
 	}
 	int starttls = has_word(caps.s ? caps.s : "", "STARTTLS");
 	int disabled = has_word(caps.s ? caps.s : "", "LOGINDISABLED");
-	int tls_now = pp->implicit_tls;
 	if (!pp->implicit_tls) {
 		strbuf_reset(&ev);
 		strbuf_adds(&ev, "CAPABILITY before TLS: ");
@@ -153,7 +152,6 @@ void probe_imap_port(struct probe_ctx *ctx, const struct probe_port *pp)
 		else if (starttls) {
 			if (imap_cmd(&c, "a2", "STARTTLS", &line, NULL) == 0 &&
 			    strncasecmp(line.s, "a2 OK", 5) == 0 && mb_tls(ctx, &c) == 0) {
-				tls_now = 1;
 				probe_tls_session(ctx, c.ssl, KIND_CLIENT, service);
 				if (ctx->o->intrusive)
 					imap_login_random(ctx, &c, service, "after STARTTLS");
@@ -167,7 +165,6 @@ void probe_imap_port(struct probe_ctx *ctx, const struct probe_port *pp)
 		if (ctx->o->intrusive)
 			imap_login_random(ctx, &c, service, "over TLS");
 	}
-	(void)tls_now;
 	if (!c.err[0])
 		imap_cmd(&c, "a9", "LOGOUT", &line, NULL);
 	pconn_close(&c);

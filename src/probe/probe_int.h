@@ -77,8 +77,9 @@ SSL_CTX *probe_ssl_ctx(struct probe_ctx *ctx, int minv, int maxv, const char *ci
  * IMAP / POP3, nothing for implicit TLS. 0 or -1 (c->err). */
 int probe_tls_preamble(struct probe_ctx *ctx, int proto, const struct probe_port *pp,
 		       struct pconn *c);
-/* Every TLS check of one port; cert/cipher facts from an already
- * established session come from `est` when not NULL. */
+/* Every TLS check of one port, each on a fresh connection: a default
+ * handshake (certificate, negotiated key), each version TLSv1..TLSv1.3,
+ * SSLv2/SSLv3 hellos, a DHE-only handshake and the weak-cipher handshake. */
 void probe_tls_checks(struct probe_ctx *ctx, int proto, const struct probe_port *pp,
 		      enum probe_kind kind, const char *service);
 /* Certificate and negotiated-parameter findings of an established session. */
@@ -92,7 +93,8 @@ void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp);
 void probe_imap_port(struct probe_ctx *ctx, const struct probe_port *pp);
 void probe_pop3_port(struct probe_ctx *ctx, const struct probe_port *pp);
 
-/* Software names and versions in a greeting: the matched part, or NULL. */
+/* Software names in a greeting: 1 with the names (and versions, then
+ * *has_version = 1) appended to what, or 0. */
 int probe_disclosure(const char *text, struct strbuf *what, int *has_version);
 /* A random lower-case name of n letters (n < outsz). */
 void probe_random_name(char *out, size_t n);

@@ -59,7 +59,7 @@ def lab():
 def probe(*args):
     env = dict(os.environ, LAB=LAB)
     p = subprocess.run([SCRIPT, "run", BIN, "probe", "127.0.0.1", *args, "--json",
-                        "--timeout", "10"],
+                        "--timeout", "30"],
                        capture_output=True, text=True, env=env, timeout=600)
     assert p.stdout, p.stderr
     return p.returncode, json.loads(p.stdout)
