@@ -366,3 +366,61 @@ def test_starttls_injection_detected(tmp_path):
 def shutil_which(name):
     import shutil
     return shutil.which(name)
+
+
+def test_expired_small_key_certificate_on_implicit_tls(tmp_path):
+    """An smtps port whose certificate expired and has a 1024-bit RSA key."""
+    import datetime
+    import ssl
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        pytest.skip("needs python3-cryptography to make an expired certificate")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old.fake.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=400))
+            .not_valid_after(now - datetime.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    kp, cp = tmp_path / "k.pem", tmp_path / "c.pem"
+    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.TraditionalOpenSSL,
+                                     serialization.NoEncryption()))
+    cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.load_cert_chain(str(cp), str(kp))
+
+    def smtps(c, stop):
+        t = ctx.wrap_socket(c, server_side=True)
+        t.sendall(b"220 mx.fake.test ESMTP\r\n")
+        f = t.makefile("rb")
+        for line in f:
+            u = line.strip().upper()
+            if u.startswith(b"EHLO"):
+                t.sendall(b"250-mx.fake.test\r\n250 AUTH PLAIN\r\n")
+            elif u == b"QUIT":
+                t.sendall(b"221 bye\r\n")
+                return
+            else:
+                t.sendall(b"554 5.7.1 no\r\n")
+
+    srv = FakeServer(smtps)
+    try:
+        p, _ = probe("127.0.0.1", "--smtp", "%ds" % srv.port, "--json")
+    finally:
+        srv.close()
+    import json
+    rep = json.loads(p.stdout)
+    got = {f["id"]: f for f in rep["findings"]}
+    assert got["tls.cert.expired"]["severity"] == "high"  # a client port: mail programs refuse it
+    assert "days ago" in got["tls.cert.expired"]["evidence"]
+    assert "RSA 1024 bits" in got["tls.cert.weakkey"]["evidence"]
+    assert "tls.cert.untrusted" in got and "tls.cert.name" in got
+    assert "smtp.auth.cleartext" not in got  # AUTH inside implicit TLS is fine
+    assert p.returncode == 1
