@@ -5,7 +5,9 @@
  *
  * Standalone: `mxjail policy [-c DIR] [--state DIR] [--listen SPEC]
  * [--socket PATH] [-f] [--loglevel L]` runs the engine and its listeners
- * (daemon/daemon_policy.h) with its own state file (STATEDIR/policy.sqlite3)
+ * (daemon/daemon_policy.h) with its own state file
+ * (STATEDIR/policy-state.sqlite3, written by the engine's writer thread;
+ * STATEDIR/policy.sqlite3 is the store earlier versions kept it in)
  * and its own control socket ([policy] socket, default
  * /run/mxjail/policy.sock), for hosts that want greylisting and rate limits
  * without the log-watching daemon. Banned-client checks need the daemon's
@@ -324,8 +326,8 @@ static int run_standalone(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	loop_signal_add(sa.loop, SIGTERM, on_stop, NULL);
 	loop_signal_add(sa.loop, SIGINT, on_stop, NULL);
-	log_notice("mxjail %s policy service started: state %s, control socket %s",
-		   MXJAIL_VERSION, dbpath, csock);
+	log_notice("mxjail %s policy service started: state in %s, control socket %s",
+		   MXJAIL_VERSION, sdir, csock);
 	r = loop_run(sa.loop);
 	rc = r < 0 ? 1 : 0;
 out:
