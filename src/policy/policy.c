@@ -631,7 +631,36 @@ int policy_status(struct policy *p, int json, struct strbuf *out)
 		}
 	}
 	if (json)
-		strbuf_adds(out, "]}");
+		strbuf_adds(out, "]");
+	if (p->pw) {
+		/* the writer's side: commits on disk, not the loop's serialising */
+		struct pwriter_stats ws;
+		char why[256];
+		pwriter_stats(p->pw, &ws);
+		int bad = policy_state_error(p, why, sizeof(why)) < 0;
+		if (json) {
+			strbuf_addf(out, ",\"state\":{\"commits\":%lu,\"rows\":%lu,"
+				    "\"commit_ms_total\":%.3f,\"commit_ms_max\":%.3f,\"queued\":%zu,"
+				    "\"pending\":%zu,\"checkpoints\":%lu,\"failures\":%lu,\"error\":",
+				    ws.commits, ws.rows, ws.commit_ms_total, ws.commit_ms_max, ws.queued,
+				    policy_pending(p), ws.checkpoints, ws.failures);
+			if (bad)
+				strbuf_add_json(out, why, strlen(why));
+			else
+				strbuf_adds(out, "null");
+			strbuf_addc(out, '}');
+		} else {
+			strbuf_addf(out, "state file: %lu commits by the writer (%lu rows), %.1f ms in "
+				    "total, longest %.1f ms; %zu batches queued, %zu changes pending, "
+				    "%lu checkpoints\n", ws.commits, ws.rows, ws.commit_ms_total,
+				    ws.commit_ms_max, ws.queued, policy_pending(p), ws.checkpoints);
+			if (bad)
+				strbuf_addf(out, "state file: failing (%lu failures): %s\n", ws.failures,
+					    why);
+		}
+	}
+	if (json)
+		strbuf_addc(out, '}');
 	return 0;
 }
 

@@ -149,6 +149,15 @@ static void round_trip(void **state)
 	eval_triplet(p, pp, &r, 17, T0 + 100);
 	char err[64];
 	assert_int_equal(policy_state_error(p, err, sizeof(err)), 0);
+	assert_int_equal(policy_flush(p, T0 + 100), 0);
+	struct strbuf st = STRBUF_INIT;
+	policy_status(p, 1, &st);
+	assert_non_null(strstr(st.s, ",\"state\":{\"commits\":"));
+	assert_non_null(strstr(st.s, "\"error\":null}}"));
+	strbuf_reset(&st);
+	policy_status(p, 0, &st);
+	assert_non_null(strstr(st.s, "state file: "));
+	strbuf_free(&st);
 	assert_int_equal(policy_greylist_del(p, "10.0.5.1", T0 + 101), 1);
 	policy_free(p);
 
