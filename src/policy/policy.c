@@ -37,7 +37,8 @@
 
 #define TOPK 32
 #define TOP_SHOWN 10
-#define FLUSH_BUDGET 8192     /* most queued keys per check serialised in one flush */
+#define FLUSH_BUDGET 2048     /* most queued keys per table serialised in one flush: bounds
+				 * the stall after the writer was held up (~1 ms) */
 #define DRAIN_TIMEOUT 5.0     /* seconds policy_free waits for a failing disk */
 
 /* the namespaces of pstate.c's rows */
@@ -520,7 +521,7 @@ int policy_flush(struct policy *p, double now)
 		}
 		if (!pwriter_room(p->pw) || policy_pending(p) == 0)
 			return rc;
-		struct pbatch *b = pbatch_new();
+		struct pbatch *b = pwriter_batch(p->pw);
 		flush_into(p, b, now, FLUSH_BUDGET);
 		if (pbatch_count(b) == 0)
 			pbatch_free(b);

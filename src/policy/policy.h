@@ -113,7 +113,7 @@ void policy_free(struct policy *p);
 void policy_eval(struct policy *p, const struct policy_req *r, double now, struct strbuf *out);
 
 /* Write-behind (call at least once a second from a timer, and at shutdown).
- * policy_open engines: serialises the queued changes (at most 8192 keys per
+ * policy_open engines: serialises the queued changes (at most 2048 keys per
  * check per call) into one batch for the writer thread and returns at once,
  * never waiting for the disk; when the writer is behind (3 batches queued)
  * it does nothing and the changes stay queued, coalesced per key. Returns 0,

@@ -33,6 +33,7 @@
 #define CKPT_IDLE_S 2.0         /* ... or this long after the last one */
 #define PURGE_S 3600.0
 #define RETRY_S 1.0             /* pause after a failed commit */
+#define SPARE 2                 /* committed batches kept for reuse */
 
 /* ---- batches ---- */
 
@@ -127,6 +128,11 @@ struct pwriter {
 	pthread_cond_t room;          /* to waiters: a batch is done */
 	struct pbatch *head, *tail;
 	size_t nq;
+	/* committed batches go back to the loop thread for reuse: their buffers
+	 * keep their size, so a flush writes into memory that is already mapped
+	 * instead of growing (and page-faulting) a fresh one every time */
+	struct pbatch *spare;
+	size_t nspare;
 	int err;                      /* last commit: 0 or -errno */
 	char errmsg[256];
 	int wal_frames;               /* pages in the WAL (wal hook, writer thread) */
@@ -307,6 +313,12 @@ static void *writer_main(void *arg)
 			if (ms > pw->st.commit_ms_max)
 				pw->st.commit_ms_max = ms;
 			pthread_cond_broadcast(&pw->room);
+			if (pw->nspare < SPARE) {
+				b->next = pw->spare;
+				pw->spare = b;
+				pw->nspare++;
+				continue;
+			}
 			pthread_mutex_unlock(&pw->mu);
 			pbatch_free(b);
 			pthread_mutex_lock(&pw->mu);
@@ -558,6 +570,23 @@ int pwriter_submit(struct pwriter *pw, struct pbatch *b)
 	return 0;
 }
 
+struct pbatch *pwriter_batch(struct pwriter *pw)
+{
+	pthread_mutex_lock(&pw->mu);
+	struct pbatch *b = pw->spare;
+	if (b) {
+		pw->spare = b->next;
+		pw->nspare--;
+	}
+	pthread_mutex_unlock(&pw->mu);
+	if (!b)
+		return pbatch_new();
+	strbuf_reset(&b->data);
+	b->n = 0;
+	b->next = NULL;
+	return b;
+}
+
 int pwriter_room(struct pwriter *pw)
 {
 	pthread_mutex_lock(&pw->mu);
@@ -646,6 +675,11 @@ struct pwriter *pwriter_close(struct pwriter *pw, double drain_timeout)
 	while (pw->head) {   /* what a failing disk did not take */
 		struct pbatch *b = pw->head;
 		pw->head = b->next;
+		pbatch_free(b);
+	}
+	while (pw->spare) {
+		struct pbatch *b = pw->spare;
+		pw->spare = b->next;
 		pbatch_free(b);
 	}
 	if (pw->db)

@@ -67,6 +67,9 @@ int pwriter_start(struct pwriter *pw);
 
 /* Takes b (0) or refuses it (-EAGAIN: queue full; the caller keeps b). */
 int pwriter_submit(struct pwriter *pw, struct pbatch *b);
+/* An empty batch, reusing the buffers of one already committed when there
+ * is one (any thread that submits; pbatch_new() works too). */
+struct pbatch *pwriter_batch(struct pwriter *pw);
 /* 1 when a submit would be accepted now. */
 int pwriter_room(struct pwriter *pw);
 /* Waits until the queue has room, at most timeout seconds: 0 or -ETIMEDOUT. */
