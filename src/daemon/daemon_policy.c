@@ -320,11 +320,7 @@ static int ctl_run(struct daemon_policy *p, int argc, char **argv, int json, str
 /* ---------- inside `mxjail run` ---------- */
 
 /* Prometheus: the service's own counters, and per check the engine's
- * requests/passes/defers/rejects. The engine offers those only through
- * policy_status(); its JSON has one flat object per check beginning
- * {"name":"X","requests":N,"passes":N,"defers":N,"rejects":N, which is read
- * back here (an engine counters call would be cleaner; when the text
- * changes, the per-check samples are simply missing). */
+ * passes/defers/rejects (policy_counters: no text is formatted per scrape). */
 static void collect(struct metrics_buf *b, void *arg)
 {
 	struct daemon_policy *p = arg;
@@ -348,27 +344,18 @@ static void collect(struct metrics_buf *b, void *arg)
 	metrics_single(b, "mxjail_policy_state_commit_seconds_total", METRICS_COUNTER,
 		       "Time spent in those commits (the event loop waits meanwhile).",
 		       p->flush_us / 1e6);
-	struct strbuf js = STRBUF_INIT;
-	if (policy_status(p->engine, 1, &js) < 0) {
-		strbuf_free(&js);
+	struct policy_counters pc;
+	policy_counters(p->engine, &pc);
+	if (!pc.n)
 		return;
-	}
 	metrics_family(b, "mxjail_policy_verdicts_total", METRICS_COUNTER,
 		       "Verdicts per check: pass, defer, reject.");
-	const char *q = strbuf_str(&js);
-	while ((q = strstr(q, "{\"name\":\"")) != NULL) {
-		char name[32];
-		unsigned long req, pass, def, rej;
-		if (sscanf(q, "{\"name\":\"%31[a-z]\",\"requests\":%lu,\"passes\":%lu,"
-			      "\"defers\":%lu,\"rejects\":%lu",
-			   name, &req, &pass, &def, &rej) == 5) {
-			metrics_sample2(b, "check", name, "verdict", "pass", (double)pass);
-			metrics_sample2(b, "check", name, "verdict", "defer", (double)def);
-			metrics_sample2(b, "check", name, "verdict", "reject", (double)rej);
-		}
-		q++;
+	for (size_t i = 0; i < pc.n; i++) {
+		const struct policy_check_counters *c = &pc.check[i];
+		metrics_sample2(b, "check", c->name, "verdict", "pass", (double)c->passes);
+		metrics_sample2(b, "check", c->name, "verdict", "defer", (double)c->defers);
+		metrics_sample2(b, "check", c->name, "verdict", "reject", (double)c->rejects);
 	}
-	strbuf_free(&js);
 }
 
 static int is_banned(void *arg, const struct addr *a)

@@ -709,3 +709,18 @@ void policy_ratelimit_import(struct policy *p, const char *limit, const char *ke
 	if (p->rl && limit && key)
 		policy_rl_import(p->rl, limit, key, t, amount);
 }
+
+void policy_counters(const struct policy *p, struct policy_counters *out)
+{
+	memset(out, 0, sizeof *out);
+	out->requests = p->total;
+	for (size_t i = 0; i < p->norder && out->n < POLICY_COUNTERS_MAX; i++) {
+		int c = p->order[i];
+		struct policy_check_counters *o = &out->check[out->n++];
+		o->name = chkname[c];
+		o->requests = p->cnt[c].requests;
+		o->passes = p->cnt[c].passes;
+		o->defers = p->cnt[c].defers;
+		o->rejects = p->cnt[c].rejects;
+	}
+}

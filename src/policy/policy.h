@@ -144,4 +144,19 @@ void policy_greylist_import(struct policy *p, const char *triplet, double first,
 void policy_ratelimit_import(struct policy *p, const char *limit, const char *key, double t,
 			     double amount);
 
+/* Counters for metrics, without formatting text: requests seen, and per
+ * check in the configured order its name ("banned", "spoof", "greylist",
+ * "ratelimit", static strings) and verdict counts. */
+#define POLICY_COUNTERS_MAX 8
+struct policy_check_counters {
+	const char *name;
+	unsigned long requests, passes, defers, rejects;
+};
+struct policy_counters {
+	unsigned long requests;
+	size_t n;
+	struct policy_check_counters check[POLICY_COUNTERS_MAX];
+};
+void policy_counters(const struct policy *p, struct policy_counters *out);
+
 #endif
