@@ -123,6 +123,12 @@ struct datedetect {
 		long tz_offset;
 		int rc;
 		double t;
+		/* Where each field lay in text (nf == 0: not recorded) and the place
+		 * of a two-digit seconds field (-1: none): a text that differs only
+		 * there is the cached time plus the difference in seconds. */
+		int nf;
+		short foff[32], flen[32];
+		int s_off;
 	} cache;
 };
 
@@ -1214,6 +1220,91 @@ static int epoch_value(const char *s, size_t len, int longfrm, double *out)
 	return 0;
 }
 
+static int two_digits(const char *p)
+{
+	return p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9' ? (p[0] - '0') * 10 + p[1] - '0'
+									  : -1;
+}
+
+/* Notes where the fields of the cached text lie (see the cache). */
+static void record_fields(struct datedetect *dd, const struct tmpl *tm, const char *text,
+			  size_t tl)
+{
+	dd->cache.nf = 0;
+	dd->cache.s_off = -1;
+	if (tm->nfields == 0 || tm->nfields > sizeof dd->cache.foff / sizeof dd->cache.foff[0])
+		return;
+	int s_off = -1, nsec = 0;
+	for (size_t k = 0; k < tm->nfields; k++) {
+		const struct strptime_field *f = &dd->fbuf[k];
+		dd->cache.foff[k] = f->s ? (short)(f->s - text) : -1;
+		dd->cache.flen[k] = f->s ? (short)f->len : 0;
+		if (f->s && f->key == STRP_S) {
+			nsec++;
+			if (f->len == 2)
+				s_off = (int)(f->s - text);
+		}
+	}
+	if (nsec != 1 || s_off < 0 || (size_t)s_off + 2 > tl)
+		s_off = -1;
+	for (size_t k = 0; s_off >= 0 && k < tm->nfields; k++) {
+		const struct strptime_field *f = &dd->fbuf[k];
+		if (f->s && f->key != STRP_S && dd->cache.foff[k] < s_off + 2 &&
+		    dd->cache.foff[k] + dd->cache.flen[k] > s_off)
+			s_off = -1; /* another field reads the seconds too */
+	}
+	if (s_off >= 0) {
+		int v = two_digits(text + s_off);
+		if (v < 0 || v > 59)
+			s_off = -1;
+	}
+	dd->cache.nf = (int)tm->nfields;
+	dd->cache.s_off = s_off;
+}
+
+/* The next second of a log: a date text equal to the cached one but for its
+ * seconds is the cached time moved by the difference. Within one minute of
+ * local time nothing else can change the result, except fail2ban's
+ * year-less and day-less rules, which compare with "now": the shortcut is
+ * taken only for times between 3 and 360 days before now, where a minute
+ * never reaches either limit (a date moved back a year by the rule lies
+ * more than 363 days back). Every field must lie where it lay before. */
+static int seconds_step(struct datedetect *dd, const struct tmpl *tm, const char *text,
+			size_t tl, const PCRE2_SIZE *ov, const struct date_clock *clk, double *t)
+{
+	int so = dd->cache.s_off;
+	if (dd->cache.tm != tm || dd->cache.rc != 1 || so < 0 || dd->cache.len != tl ||
+	    dd->cache.nf != (int)tm->nfields || dd->cache.now != clk->now ||
+	    dd->cache.has_tz != clk->has_tz || dd->cache.tz_offset != clk->tz_offset)
+		return 0;
+	double old = dd->cache.t;
+	if (!(old > clk->now - 360.0 * 86400 && old < clk->now - 3.0 * 86400))
+		return 0;
+	if (memcmp(dd->cache.text, text, (size_t)so) != 0 ||
+	    memcmp(dd->cache.text + so + 2, text + so + 2, tl - (size_t)so - 2) != 0)
+		return 0;
+	int nv = two_digits(text + so), ov_s = two_digits(dd->cache.text + so);
+	if (nv < 0 || nv > 59 || ov_s < 0)
+		return 0;
+	for (size_t k = 0; k < tm->nfields; k++) {
+		uint32_t g = tm->fields[k].group;
+		short off = -1, len = 0;
+		if (ov[2 * g] != PCRE2_UNSET) {
+			if (ov[2 * g] < ov[2] || ov[2 * g + 1] > ov[3])
+				return 0; /* outside the date text */
+			off = (short)(ov[2 * g] - ov[2]);
+			len = (short)(ov[2 * g + 1] - ov[2 * g]);
+		}
+		if (off != dd->cache.foff[k] || len != dd->cache.flen[k])
+			return 0;
+	}
+	*t = old + (double)(nv - ov_s);
+	dd->cache.t = *t;
+	dd->cache.text[so] = text[so];
+	dd->cache.text[so + 1] = text[so + 1];
+	return 1;
+}
+
 int datedetect_find(struct datedetect *dd, const char *line, size_t len,
 		    const struct date_clock *clk, double *t, size_t *mstart, size_t *mend)
 {
@@ -1274,6 +1365,8 @@ int datedetect_find_ascii(struct datedetect *dd, const char *line, size_t len, i
 		*t = dd->cache.t;
 		return dd->cache.rc;
 	}
+	if (seconds_step(dd, tm, text, tl, ov, clk, t))
+		return 1;
 	/* the fields are only read when the text is new (most lines repeat the
 	 * previous line's date text) */
 	for (size_t k = 0; k < tm->nfields; k++) {
@@ -1303,6 +1396,7 @@ int datedetect_find_ascii(struct datedetect *dd, const char *line, size_t len, i
 		dd->cache.tz_offset = clk->tz_offset;
 		dd->cache.rc = rc;
 		dd->cache.t = rc == 1 ? *t : 0;
+		record_fields(dd, tm, text, tl);
 	} else {
 		dd->cache.tm = NULL;
 	}
