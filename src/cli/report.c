@@ -312,10 +312,12 @@ static void section(const struct config *cfg, const char *name, struct kvlist *o
 	}
 }
 
-/* The policy service keeps its tables in its own journal/snapshot rows; the
- * engine loads them back as the daemon would, and lists them. */
+/* The policy service keeps its tables in its own journal/snapshot rows, in
+ * its state file (statefile: a copy, like the store) or, written by an older
+ * version, in the store; the engine loads them back as the daemon would, and
+ * lists them. */
 static void read_policy(struct report *r, const struct config *cfg, struct store *st,
-			double now)
+			const char *statefile, double now)
 {
 	struct kvlist sp = KVLIST_INIT, sg = KVLIST_INIT, sr = KVLIST_INIT, ss = KVLIST_INIT;
 	section(cfg, "policy", &sp);
@@ -323,7 +325,8 @@ static void read_policy(struct report *r, const struct config *cfg, struct store
 	section(cfg, "ratelimit", &sr);
 	section(cfg, "spoof", &ss);
 	char err[512];
-	struct policy *p = policy_new(&sp, &sg, &sr, &ss, st, NULL, now, err, sizeof err);
+	struct policy *p = policy_open(&sp, &sg, &sr, &ss, statefile, st, NULL, now, err,
+				       sizeof err);
 	kvlist_free(&sp);
 	kvlist_free(&sg);
 	kvlist_free(&sr);
@@ -515,7 +518,17 @@ static int read_state(struct run *q, const struct config *cfg, const char *state
 		report_note(q->r, "ban history looked up for %d of %zu addresses", MAX_WHY, nids);
 	store_banlist_free(&live);
 	report_input(q->r, 0, path);
-	read_policy(q->r, cfg, st, now);
+	/* the policy service's own file, copied too (missing: nothing copied) */
+	char *ps = xasprintf("%s/policy-state.sqlite3", statedir);
+	char *pscopy = xasprintf("%s/policy-state.sqlite3", scratch);
+	char *pswal = xasprintf("%s-wal", ps), *pscopywal = xasprintf("%s-wal", pscopy);
+	if (copy_file(ps, pscopy) < 0 || copy_file(pswal, pscopywal) < 0)
+		report_note(q->r, "policy state %s not copied: %s", ps, strerror(errno));
+	read_policy(q->r, cfg, st, pscopy, now);
+	free(ps);
+	free(pscopy);
+	free(pswal);
+	free(pscopywal);
 	report_note(q->r, "state %s: %zu bans in force, %lu bans with the history of the %zu "
 			  "addresses seen or banned now",
 		    path, nlive, nb, nids);
