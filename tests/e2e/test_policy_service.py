@@ -385,6 +385,17 @@ domains = example.test
         assert "mxjail_policy_requests_total " in body, body
         assert 'mxjail_policy_verdicts_total{check="spoof",verdict="reject"} 3' in body, body
         assert 'mxjail_policy_verdicts_total{check="banned",verdict="reject"} 1' in body
+        # manual network bans: an address inside any live banned prefix is refused
+        r = ctl("ban", "policy-spoof", "10.40.0.0/24", "2001:db8:7::/48")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "554 5.7.1" in ask(client="10.40.0.77")
+        assert "554 5.7.1" in ask(client="2001:db8:7:1::5")
+        assert "554" not in ask(client="10.40.1.77")
+        assert "554" not in ask(client="2001:db8:8::5")
+        r = ctl("unban", "policy-spoof", "10.40.0.0/24")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "554" not in ask(client="10.40.0.78")
+        assert "554 5.7.1" in ask(client="2001:db8:7:1::6")
         # rate limit: 2 requests per client, the third is deferred
         assert ask(client="10.6.6.6").startswith("action=DEFER_IF_PERMIT 4.2.0")
         assert ask(client="10.6.6.6").startswith("action=DEFER_IF_PERMIT 4.2.0")
