@@ -10,8 +10,11 @@
  * STATEDIR/policy.sqlite3 is the store earlier versions kept it in)
  * and its own control socket ([policy] socket, default
  * /run/mxjail/policy.sock), for hosts that want greylisting and rate limits
- * without the log-watching daemon. Banned-client checks need the daemon's
- * ban table, so they only work inside `mxjail run`.
+ * without the log-watching daemon. The banned-client check reads the
+ * daemon's live bans from its state database on the same host ([policy]
+ * bansdb, default STATEDIR/mxjail.sqlite3; "none" = no check), read-only,
+ * on a thread every couple of seconds: a client banned by any jail gets
+ * the banned action even where the firewall is not enforcing.
  *
  * Verbs: sent to -s/--socket or $MXJAIL_SOCKET when given; else to the
  * daemon's socket ([mxjail] socket), and when no daemon serves the policy
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -160,6 +164,7 @@ int cmd_ratelimit(int argc, char **argv)
 struct standalone {
 	struct daemon_policy *dp;
 	struct loop *loop;
+	struct daemon_policy_bans *bans;   /* the daemon's bans (NULL: bansdb = none) */
 };
 
 static int ctl_handle(void *arg, int argc, char **argv, int json, struct strbuf *out)
@@ -311,6 +316,15 @@ static int run_standalone(int argc, char **argv)
 		goto out;
 	}
 	struct policy_host host = {.on_event = on_event};
+	const char *bdb = conf_get(&cfg, "policy.bansdb");
+	if (!bdb || strcasecmp(bdb, "none") != 0) {
+		char *path = bdb ? xstrdup(bdb) : xasprintf("%s/mxjail.sqlite3", sdir);
+		sa.bans = daemon_policy_bans_new(path, DAEMON_POLICY_BANS_REFRESH);
+		log_info("policy: banned clients read from %s", path);
+		free(path);
+		host.arg = sa.bans;
+		host.is_banned = daemon_policy_bans_check;
+	}
 	char *statefile = xasprintf("%s/policy-state.sqlite3", sdir);
 	sa.dp = daemon_policy_new(sa.loop, &cfg, st, statefile, &host, listen, err, sizeof err);
 	free(statefile);
@@ -332,6 +346,7 @@ static int run_standalone(int argc, char **argv)
 	rc = r < 0 ? 1 : 0;
 out:
 	daemon_policy_free(sa.dp);
+	daemon_policy_bans_free(sa.bans);
 	if (ctl)
 		ctl_server_free(ctl);
 	store_close(st);

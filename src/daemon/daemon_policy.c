@@ -15,6 +15,9 @@
  * writer thread commits them to STATEDIR/policy-state.sqlite3.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,7 @@
 #include "policy/policy.h"
 #include "policy/policysrv.h"
 #include "store/store.h"
+#include "store/store_ro.h"
 
 #define FLUSH_CHECK_MS 50     /* how often the queue is looked at */
 #define FLUSH_PENDING 256      /* flush at once from this many queued changes */
@@ -574,4 +578,242 @@ void daemon_policy_reload(struct daemon *dm, const struct config *cfg)
 	daemon_policy_stop(dm);
 	if (daemon_policy_start(dm, cfg) == 0)
 		log_notice("policy service %s", had ? "restarted with the new settings" : "started");
+}
+
+/* ---------- standalone: the daemon's bans read from its database ---------- */
+
+/* One snapshot of the daemon's live bans, built on the refresh thread and
+ * never changed after it is handed over: open addressing keyed by the
+ * address bits and prefix length, plus which prefix lengths occur, so a
+ * lookup is one probe for the host and one per length in use. */
+struct banent {
+	struct addr a;                 /* family 0 = empty slot */
+	double end;                    /* -1 = forever */
+};
+
+struct banidx {
+	struct banent *v;
+	size_t cap, n;
+	uint64_t pfx4[2], pfx6[2];
+	int ok;                        /* the read worked (else msg says why) */
+	char msg[512];
+};
+
+struct daemon_policy_bans {
+	char *path;
+	double refresh;
+	struct banidx *cur;            /* loop thread only */
+	_Atomic(struct banidx *) next; /* handed over by the refresh thread */
+	char lastmsg[512];             /* last problem logged (loop thread) */
+	pthread_t th;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;                      /* under mu */
+};
+
+static uint64_t addr_hash(const struct addr *a)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)(a->family * 131 + a->prefix);
+	int bytes = a->family == 4 ? 4 : 16;
+	for (int i = 0; i < bytes; i++)
+		h = (h ^ a->a[i]) * 1099511628211ULL;
+	return h ^ (h >> 29);
+}
+
+static int addr_same(const struct addr *x, const struct addr *y)
+{
+	return x->family == y->family && x->prefix == y->prefix &&
+	       memcmp(x->a, y->a, x->family == 4 ? 4 : 16) == 0;
+}
+
+static void banidx_free(struct banidx *x)
+{
+	if (x) {
+		free(x->v);
+		free(x);
+	}
+}
+
+static void banidx_put(struct banidx *x, const struct addr *a, double end)
+{
+	if ((x->n + 1) * 2 > x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 1024;
+		struct banent *v = xcalloc(cap, sizeof *v);
+		for (size_t i = 0; i < x->cap; i++) {
+			if (!x->v[i].a.family)
+				continue;
+			size_t k = addr_hash(&x->v[i].a) & (cap - 1);
+			while (v[k].a.family)
+				k = (k + 1) & (cap - 1);
+			v[k] = x->v[i];
+		}
+		free(x->v);
+		x->v = v;
+		x->cap = cap;
+	}
+	size_t k = addr_hash(a) & (x->cap - 1);
+	while (x->v[k].a.family) {
+		if (addr_same(&x->v[k].a, a)) {
+			/* the same network banned by several jails: the longest ban */
+			if (x->v[k].end >= 0 && (end < 0 || end > x->v[k].end))
+				x->v[k].end = end;
+			return;
+		}
+		k = (k + 1) & (x->cap - 1);
+	}
+	x->v[k].a = *a;
+	x->v[k].end = end;
+	x->n++;
+	if (a->family == 4 && a->prefix < 32)
+		mask_set(x->pfx4, a->prefix);
+	else if (a->family == 6 && a->prefix < 128)
+		mask_set(x->pfx6, a->prefix);
+}
+
+static void banidx_cb(void *arg, const char *jail, const char *id, double end)
+{
+	struct banidx *x = arg;
+	struct addr a;
+	(void)jail;
+	/* failure ids that are not addresses cannot match a client */
+	if (addr_parse_cidr(id, strlen(id), &a) == 0)
+		banidx_put(x, &a, end);
+}
+
+static int banidx_has(const struct banidx *x, const struct addr *a, double now)
+{
+	if (!x || !x->n)
+		return 0;
+	int hostlen = a->family == 4 ? 32 : 128;
+	const uint64_t *m = a->family == 4 ? x->pfx4 : x->pfx6;
+	for (int len = hostlen; len >= 0; len--) {
+		if (len < hostlen && !(m[len / 64] & (1ULL << (len % 64))))
+			continue;
+		struct addr n = len == hostlen ? *a : net_of(a, len);
+		n.prefix = len;
+		for (size_t k = addr_hash(&n) & (x->cap - 1); x->v[k].a.family;
+		     k = (k + 1) & (x->cap - 1))
+			if (addr_same(&x->v[k].a, &n))
+				return x->v[k].end < 0 || x->v[k].end > now;
+	}
+	return 0;
+}
+
+/* The refresh thread: reads the file, builds a snapshot, hands it over (a
+ * snapshot the loop has not taken yet is replaced and freed here). The read
+ * never runs on the loop thread: 100,000 bans take tens of milliseconds. */
+static void *bans_thread(void *arg)
+{
+	struct daemon_policy_bans *b = arg;
+	for (;;) {
+		struct banidx *x = xcalloc(1, sizeof *x);
+		struct timespec rt;
+		clock_gettime(CLOCK_REALTIME, &rt);
+		double now = (double)rt.tv_sec + (double)rt.tv_nsec / 1e9;
+		long r = store_ro_live_bans(b->path, now, 200, banidx_cb, x, x->msg, sizeof x->msg);
+		x->ok = r >= 0 || r == -ENOENT;   /* no daemon database: no bans */
+		if (r == -ENOENT)
+			x->msg[0] = '\0';
+		struct banidx *old = atomic_exchange(&b->next, x);
+		banidx_free(old);
+		pthread_mutex_lock(&b->mu);
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		double t = (double)until.tv_nsec / 1e9 + b->refresh;
+		until.tv_sec += (time_t)t;
+		until.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
+		while (!b->stop && pthread_cond_timedwait(&b->cv, &b->mu, &until) == 0)
+			;
+		int stop = b->stop;
+		pthread_mutex_unlock(&b->mu);
+		if (stop)
+			return NULL;
+	}
+}
+
+struct daemon_policy_bans *daemon_policy_bans_new(const char *dbpath, double refresh)
+{
+	struct daemon_policy_bans *b = xcalloc(1, sizeof *b);
+	b->path = xstrdup(dbpath);
+	b->refresh = refresh > 0.05 ? refresh : DAEMON_POLICY_BANS_REFRESH;
+	atomic_init(&b->next, NULL);
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	/* the thread takes no signals: the loop receives them (signalfd), and
+	 * an unblocked SIGTERM landing here would kill the process */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&b->th, NULL, bans_thread, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e)
+		log_warnx("policy: cannot start the thread reading bans from %s: %s; "
+			  "no banned-client check", dbpath, strerror(e));
+	else
+		b->started = 1;
+	return b;
+}
+
+void daemon_policy_bans_free(struct daemon_policy_bans *b)
+{
+	if (!b)
+		return;
+	if (b->started) {
+		pthread_mutex_lock(&b->mu);
+		b->stop = 1;
+		pthread_cond_signal(&b->cv);
+		pthread_mutex_unlock(&b->mu);
+		pthread_join(b->th, NULL);
+	}
+	banidx_free(atomic_exchange(&b->next, NULL));
+	banidx_free(b->cur);
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
+	free(b->path);
+	free(b);
+}
+
+/* Takes a newer snapshot when the thread left one (an atomic load per
+ * request otherwise); a failed read keeps the previous bans. */
+static void bans_take(struct daemon_policy_bans *b)
+{
+	if (!atomic_load_explicit(&b->next, memory_order_acquire))
+		return;
+	struct banidx *x = atomic_exchange(&b->next, NULL);
+	if (!x)
+		return;
+	if (strcmp(x->msg, b->lastmsg) != 0) {
+		if (*x->msg)
+			log_warnx("policy: daemon's bans: %s%s", x->msg,
+				  b->cur ? "; using the last bans read" : "");
+		else if (*b->lastmsg)
+			log_notice("policy: reading the daemon's bans from %s again", b->path);
+		snprintf(b->lastmsg, sizeof b->lastmsg, "%s", x->msg);
+	}
+	if (!x->ok) {
+		banidx_free(x);
+		return;
+	}
+	if (!b->cur || b->cur->n != x->n)
+		log_debug("policy: %zu live bans read from %s", x->n, b->path);
+	banidx_free(b->cur);
+	b->cur = x;
+}
+
+int daemon_policy_bans_check(void *arg, const struct addr *a)
+{
+	struct daemon_policy_bans *b = arg;
+	bans_take(b);
+	return banidx_has(b->cur, a, loop_realtime());
+}
+
+size_t daemon_policy_bans_count(struct daemon_policy_bans *b)
+{
+	bans_take(b);
+	return b->cur ? b->cur->n : 0;
 }

@@ -47,4 +47,19 @@ int daemon_policy_is_verb(const char *verb);
 int daemon_policy_ctl(struct daemon_policy *p, int argc, char **argv, int json,
 		      struct strbuf *out);
 
+/* The standalone service's banned-client check: the daemon's live bans
+ * (its state database dbpath, e.g. STATEDIR/mxjail.sqlite3) read read-only
+ * by a thread every `refresh` seconds, never on the request path; a missing
+ * file means no bans. daemon_policy_bans_check() is a policy_host
+ * is_banned hook (arg = the object): the host, and every banned network
+ * (CIDR bans, banprefix6) containing it. */
+#define DAEMON_POLICY_BANS_REFRESH 2.0
+struct daemon_policy_bans;
+struct addr;
+struct daemon_policy_bans *daemon_policy_bans_new(const char *dbpath, double refresh);
+void daemon_policy_bans_free(struct daemon_policy_bans *b);
+int daemon_policy_bans_check(void *arg, const struct addr *a);
+/* Live bans in the snapshot in use (loop thread). */
+size_t daemon_policy_bans_count(struct daemon_policy_bans *b);
+
 #endif

@@ -421,3 +421,52 @@ domains = example.test
         proc.wait(timeout=10)
         log.close()
     assert proc.returncode == 0, (tmp_path / "run.log").read_text()
+
+
+def test_standalone_sees_daemon_bans(svc, tmp_path):
+    """`mxjail policy` on a host where `mxjail run` also runs (same state
+    directory): clients the daemon banned - hosts and networks - get 554
+    from the standalone service within a few seconds, and an unban lifts it."""
+    conf = tmp_path / "dconf"
+    conf.mkdir()
+    (conf / "jail.conf").write_text(
+        "[DEFAULT]\nbantime = 600\n\n[manual]\nenabled = true\nbackend = policy\n"
+        "filter =\npolicyevents =\n")
+    dsock = tmp_path / "mxjail.sock"
+    (conf / "mxjail.conf").write_text(
+        f"[mxjail]\nstatedir = {tmp_path}/state\nsocket = {dsock}\n")
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([MXJAIL, "run", "-c", str(conf), "-f", "--backend", "null"],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+    def ctl(*a):
+        return subprocess.run([MXJAIL, *a, "-s", str(dsock)], capture_output=True,
+                              text=True, timeout=30)
+
+    def wait_for(pred, secs=10):
+        end = time.time() + secs
+        while time.time() < end:
+            if pred():
+                return True
+            time.sleep(0.2)
+        return False
+    try:
+        assert wait_for(lambda: ctl("ping").returncode == 0), (tmp_path / "run.log").read_text()
+        r = ctl("ban", "manual", "10.41.0.0/24", "10.42.0.9", "2001:db8:9::/48")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert wait_for(lambda: "554 5.7.1" in svc.ask(client="10.41.0.200")), svc.logtext()
+        assert "554 5.7.1" in svc.ask(client="10.42.0.9")
+        assert "554 5.7.1" in svc.ask(client="2001:db8:9:ab::1")
+        assert "554" not in svc.ask(client="10.42.0.10")
+        assert "554" not in svc.ask(client="10.41.1.1")
+        r = ctl("unban", "manual", "10.41.0.0/24")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert wait_for(lambda: "554" not in svc.ask(client="10.41.0.201")), svc.logtext()
+        assert "554 5.7.1" in svc.ask(client="10.42.0.9")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        log.close()
+    # the daemon gone, its database stays: the bans still hold
+    assert "554 5.7.1" in svc.ask(client="10.42.0.9")
+    svc.alive()
