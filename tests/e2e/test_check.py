@@ -3,8 +3,11 @@
 # A good tree prints "configuration OK" and exits 0.  A broken one exits 1 and names, for
 # every problem, the file:line that holds it; a filter that cannot be loaded or compiled is
 # reported under the jail that uses it ("jail [NAME]: ...") together with that jail
-# section's file:line.  The shipped etc/ and Debian's stock tree (MXJAIL_F2B_ROOT, skipped
-# when absent) must check clean.
+# section's file:line.  Jails with backend = policy need no filter or log but must name
+# known policy checks in policyevents.  mxjail.conf's [mxjail] metrics, [cluster], [policy],
+# [greylist], [ratelimit] and [spoof] go through the daemon's own parsers; their errors
+# name mxjail.conf and the line of the key (or section).  The shipped etc/ and Debian's
+# stock tree (MXJAIL_F2B_ROOT, skipped when absent) must check clean.
 #
 # Interface: pytest (env MXJAIL_BIN, MXJAIL_SRCDIR, optional MXJAIL_F2B_ROOT).
 
@@ -115,6 +118,115 @@ def test_errors_are_all_reported(tmp_path):
     assert 'error: %s/jail.local:1: jail [a]: ' % d in err, err
     assert 'error: jail [b]: ' in err and 'missing' in err, err
     assert 'error: %s/jail.local:5: jail [b]: ' % d in err, err
+
+
+POLICY_JAIL = """\
+[spoofers]
+enabled = true
+backend = policy
+filter = %(__name__)s
+policyevents = spoof, ratelimit
+maxretry = 3
+"""
+
+GOOD_MXJAIL = """\
+[mxjail]
+metrics = 127.0.0.1:9191
+
+[cluster]
+redis = redis://127.0.0.1:6399/2
+node = a
+share = bans, greylist
+
+[policy]
+enabled = yes
+listen = inet:127.0.0.1:10023 unix:/run/mxjail/policy
+idle_timeout = 300
+
+[greylist]
+delay = 60
+
+[ratelimit]
+sasl = sasl_username: 100 messages / 1h
+"""
+
+
+def test_policy_jail_needs_no_filter(tmp_path):
+    # filter = %(__name__)s names no file: a policy jail must not load it
+    d = write_tree(tmp_path, base(**{'jail.local': POLICY_JAIL, 'mxjail.conf': GOOD_MXJAIL}))
+    rc, out, err = check(d)
+    assert (rc, out, err) == (0, 'configuration OK\n', '')
+
+
+def test_policy_jail_without_service_warns(tmp_path):
+    d = write_tree(tmp_path, base(**{'jail.local': POLICY_JAIL}))
+    rc, out, err = check(d)
+    assert (rc, out) == (0, 'configuration OK\n'), err
+    assert 'warning: %s/jail.local:1: jail [spoofers]: ' % d in err, err
+    assert '[policy] enabled' in err, err
+
+
+def test_policy_jail_unknown_event(tmp_path):
+    d = write_tree(tmp_path, base(**{
+        'jail.local': POLICY_JAIL.replace('spoof, ratelimit', 'spoof, bounces'),
+        'mxjail.conf': GOOD_MXJAIL}))
+    rc, out, err = check(d)
+    assert rc == 1 and out == '', err
+    assert 'error: %s/jail.local:1: jail [spoofers]: policyevents: ' % d in err, err
+    assert "'bounces'" in err and 'spoof' not in err.split("'bounces'")[1], err
+
+
+def test_enabled_jail_without_filter(tmp_path):
+    d = write_tree(tmp_path, base(**{'jail.local': '\n[nof]\nenabled = true\nfilter =\n'}))
+    rc, out, err = check(d)
+    assert rc == 1, err
+    assert 'error: %s/jail.local:2: jail [nof]: no filter' % d in err, err
+
+
+def test_bad_jail_option(tmp_path):
+    d = write_tree(tmp_path, base(**{'jail.local': '[good]\nmaxretry = lots\n'}))
+    rc, out, err = check(d)
+    assert rc == 1, err
+    assert 'jail [good]: maxretry' in err and "'lots'" in err, err
+
+
+def mxjail_conf_errors(tmp_path, text):
+    d = write_tree(tmp_path, base(**{'mxjail.conf': text}))
+    rc, out, err = check(d)
+    assert rc == 1 and out == '', err
+    return d, err
+
+
+def test_metrics_errors(tmp_path):
+    d, err = mxjail_conf_errors(tmp_path, '[mxjail]\n# public without a token\n'
+                                          'metrics = 0.0.0.0:9191\n')
+    assert 'error: %s/mxjail.conf:3: ' % d in err and 'metrics_token' in err, err
+    ok = write_tree(tmp_path / 'tok', base(**{
+        'mxjail.conf': '[mxjail]\nmetrics = 0.0.0.0:9191\nmetrics_token = s3cret\n'}))
+    assert check(ok)[:2] == (0, 'configuration OK\n')
+    d, err = mxjail_conf_errors(tmp_path / 'bad', '[mxjail]\nmetrics = nowhere:port\n')
+    assert 'error: %s/mxjail.conf:2: ' % d in err and 'metrics' in err, err
+
+
+def test_cluster_errors(tmp_path):
+    d, err = mxjail_conf_errors(tmp_path, '[cluster]\nredis = redis://127.0.0.1:6379\n'
+                                          'node = a\nshare = bans, everything\n')
+    assert 'error: %s/mxjail.conf:4: mxjail.conf [cluster] share: ' % d in err, err
+    d, err = mxjail_conf_errors(tmp_path / 'q', '[cluster]\nredis = redis://127.0.0.1:6379\n'
+                                                '\nqueue = 3\n')
+    assert 'error: %s/mxjail.conf:4: mxjail.conf [cluster] queue: ' % d in err, err
+
+
+def test_policy_section_errors(tmp_path):
+    d, err = mxjail_conf_errors(tmp_path, GOOD_MXJAIL.replace(
+        'sasl_username: 100 messages / 1h', 'lots'))
+    assert 'error: %s/mxjail.conf:18: mxjail.conf [ratelimit] sasl: ' % d in err, err
+    d, err = mxjail_conf_errors(tmp_path / 'l', GOOD_MXJAIL.replace(
+        'inet:127.0.0.1:10023 unix', 'tcp:10023 unix'))
+    assert 'error: %s/mxjail.conf:11: ' % d in err and "'tcp:10023'" in err, err
+    d, err = mxjail_conf_errors(tmp_path / 't', GOOD_MXJAIL.replace(
+        'idle_timeout = 300', 'idle_timeout = soon'))
+    assert 'error: %s/mxjail.conf:12: ' % d in err and 'idle_timeout' in err, err
 
 
 def test_shipped_configuration():
