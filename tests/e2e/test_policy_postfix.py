@@ -3,8 +3,11 @@ loopback, driven by real swaks: greylisting (450 4.2.0, early retry 450, 250
 after `delay` and delivered with X-Greylist), recipient and client whitelists,
 a client banned with `mxjail ban` refused with 554 at RCPT, a spoofed sender of
 the served domain from an unauthenticated remote client refused, a SASL
-sender (XCLIENT LOGIN=) deferred at DATA once over its recipient limit (DATA
-asks through a unix socket in Postfix's private/ directory),
+sender deferred at DATA once over its recipient limit (DATA asks through a
+unix socket in Postfix's private/ directory), once impersonated with XCLIENT
+LOGIN= and once really authenticated (swaks --auth on a submission-like port
+with smtpd_sasl_type = dovecot against a private Dovecot auth socket, one
+passwd-file user; skipped when Dovecot is not installed),
 greylist state surviving a restart, and [policy-spoof] banning after 3 spoofs.
 
 Remote clients are impersonated with XCLIENT (only text in the SMTP dialogue;
@@ -51,6 +54,10 @@ def wait_port(port, timeout=10.0):
 
 MASTER_CF = """\
 127.0.0.1:{smtp} inet n - n - - smtpd
+127.0.0.1:{sub} inet n - n - - smtpd
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_sasl_type=dovecot
+  -o smtpd_sasl_path=private/auth
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -149,6 +156,7 @@ class Env:
         self.base = tempfile.mkdtemp(prefix="mxjail-pf-", dir="/tmp")
         os.chmod(self.base, 0o755)
         self.smtp = free_port()
+        self.sub = free_port()      # submission-like: SASL through Dovecot
         self.policy = free_port()
         self.proc = None
         b = self.base
@@ -159,7 +167,7 @@ class Env:
         with open(os.path.join(b, "etc/main.cf"), "w") as f:
             f.write(MAIN_CF.format(base=b, policy=self.policy))
         with open(os.path.join(b, "etc/master.cf"), "w") as f:
-            f.write(MASTER_CF.format(smtp=self.smtp))
+            f.write(MASTER_CF.format(smtp=self.smtp, sub=self.sub))
         with open(os.path.join(b, "conf/mxjail.conf"), "w") as f:
             f.write(MXJAIL_CONF.format(base=b, policy=self.policy, delay=DELAY))
         with open(os.path.join(b, "conf/jail.conf"), "w") as f:
@@ -202,9 +210,9 @@ class Env:
         return subprocess.run([MXJAIL, *args, "-s", os.path.join(self.base, "mxjail.sock")],
                               capture_output=True, text=True, timeout=30)
 
-    def swaks(self, *args):
+    def swaks(self, *args, port=None):
         """Returns (exit code, the server's reply to the first RCPT TO, whole transcript)."""
-        r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(self.smtp),
+        r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(port or self.smtp),
                             "--helo", "client.example.org", "--timeout", "20", *args],
                            capture_output=True, text=True, timeout=60)
         out = r.stdout + r.stderr
@@ -342,3 +350,101 @@ def test_status_json(env):
     st = json.loads(r.stdout)
     assert st["service"]["requests"] > 0
     assert st["service"]["malformed"] == 0
+
+
+def _dovecot():
+    for p in ("/usr/sbin/dovecot", shutil.which("dovecot")):
+        if p and os.path.exists(p) and os.path.exists("/usr/lib/dovecot/auth"):
+            return p
+    return None
+
+
+DOVECOT_CONF = """\
+# private instance: only the auth service, for Postfix's SASL
+base_dir = {d}/run
+state_dir = {d}/run
+instance_name = mxjail-pf-sasl-{pid}
+protocols =
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+log_path = {d}/dovecot.log
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/users
+}}
+userdb {{
+  driver = static
+  args = uid=65534 gid=65534 home={d}/home
+}}
+service auth {{
+  unix_listener {base}/spool/private/auth {{
+    mode = 0666
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+def test_dovecot_sasl_recipient_limit_deferred(env):
+    """A sender really authenticated through Dovecot SASL (sasl_username
+    carol, a key of its own) over its 3 recipients / 1h is deferred at DATA."""
+    dovecot = _dovecot()
+    if not dovecot:
+        pytest.skip("dovecot is not installed (dovecot-core)")
+    d = os.path.join(env.base, "dovecot")
+    os.makedirs(os.path.join(d, "run"), exist_ok=True)
+    with open(os.path.join(d, "users"), "w") as f:
+        f.write("carol:{PLAIN}carol-pw-7::::::\n")
+    conf = os.path.join(d, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(DOVECOT_CONF.format(d=d, base=env.base, pid=os.getpid()))
+    out_f = open(os.path.join(d, "stderr"), "w")
+    proc = subprocess.Popen([dovecot, "-F", "-c", conf], stdout=out_f, stderr=subprocess.STDOUT)
+    sock = os.path.join(env.base, "spool/private/auth")
+
+    def dvtext():
+        with open(os.path.join(d, "stderr"), errors="replace") as f:
+            t = f.read()
+        if os.path.exists(os.path.join(d, "dovecot.log")):
+            with open(os.path.join(d, "dovecot.log"), errors="replace") as f:
+                t += f.read()
+        return t[-3000:]
+    try:
+        end = time.time() + 15
+        while not os.path.exists(sock):
+            assert proc.poll() is None, dvtext()
+            assert time.time() < end, "no Dovecot auth socket: " + dvtext()
+            time.sleep(0.1)
+        auth = ["--auth", "PLAIN", "--auth-user", "carol", "--from", "carol@example.test"]
+        # a wrong password is refused by Dovecot: the SASL path is real
+        rc, reply, out = env.swaks("--to", "u9@example.test", *auth[:4],
+                                   "--auth-password", "wrong", "--from", "carol@example.test",
+                                   port=env.sub)
+        assert rc != 0 and "535" in out, out
+        # 2 recipients: within the limit, delivered
+        rc, reply, out = env.swaks("--to", "u5@example.test,u6@example.test", *auth,
+                                   "--auth-password", "carol-pw-7", "--header",
+                                   "Subject: sasl-ok", port=env.sub)
+        assert rc == 0 and "235" in out, out
+        assert delivered(env, "sasl-ok") is not None
+        # 2 more: over 3 recipients / 1h, deferred at DATA
+        rc, reply, out = env.swaks("--to", "u7@example.test,u8@example.test", *auth,
+                                   "--auth-password", "carol-pw-7", port=env.sub)
+        assert rc != 0, out
+        assert "235" in out and "4.7.1" in out and "rate limit" in out, out
+        r = env.ctl("ratelimit", "list")
+        assert "carol" in r.stdout, r.stdout + r.stderr
+        with open(os.path.join(env.base, "log/postfix.log"), errors="replace") as f:
+            assert "sasl_username=carol" in f.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out_f.close()
