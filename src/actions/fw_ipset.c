@@ -36,6 +36,7 @@
 #define SETNAME_MAX 31        /* IPSET_MAXNAMELEN - 1 */
 #define IPSET_TIMEOUT_MAX 2147483UL /* fail2ban's bound for ipset timeouts */
 #define MULTIPORT_MAX 15
+#define IPSET_MAXELEM 1048576u
 
 struct ips_jail {
 	char *name;
@@ -371,11 +372,19 @@ static int ips_unban(void *st, const struct fw_jail *j, const struct addr *a, ch
 /* Creates the jail's set for family f (-exist) and, when with_rules, its rules. */
 static int make_family(struct ips_st *s, struct ips_jail *j, int f, char *err, size_t errlen)
 {
-	char line[128];
-	snprintf(line, sizeof line, "create %s hash:ip timeout 0%s -exist", j->set[f],
-		 f ? " family inet6" : "");
-	if (ips_line(s, line) < 0 || ips_flushq(s) < 0)
-		return ips_fail(s, j->set[f], err, errlen);
+	char line[160];
+	/* room for a million bans (ipset's default is 65,536); a set of the same
+	 * name made by fail2ban has the default size, and -exist refuses
+	 * different parameters: then the set is used as it is */
+	snprintf(line, sizeof line, "create %s hash:ip timeout 0 maxelem %u%s -exist", j->set[f],
+		 IPSET_MAXELEM, f ? " family inet6" : "");
+	if (ips_line(s, line) < 0 || ips_flushq(s) < 0) {
+		strbuf_reset(&s->msg);
+		snprintf(line, sizeof line, "create %s hash:ip timeout 0%s -exist", j->set[f],
+			 f ? " family inet6" : "");
+		if (ips_line(s, line) < 0 || ips_flushq(s) < 0)
+			return ips_fail(s, j->set[f], err, errlen);
+	}
 	char *rules = jail_rules(s, j, f);
 	struct strbuf b = STRBUF_INIT;
 	if (j->rules[f])
