@@ -3,9 +3,9 @@
  * (a date text equal to the previous one but for its seconds is the previous
  * time plus the difference) must give exactly what a full conversion gives:
  * one detector sees every line in order (and takes the shortcut), another
- * sees an unrelated date before each line and so converts each in full. Lines walk through minutes, DST
- * changes in both directions, the year-less rule near "now", fractions, zone
- * offsets and a fixed log time zone.
+ * sees an unrelated date before each line and so converts each in full.
+ * Lines walk through minutes, DST changes in both directions, the year-less
+ * rule near "now", fractions, zone offsets and a fixed log time zone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
