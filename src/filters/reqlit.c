@@ -9,10 +9,17 @@
  * Of all runs and groups of a sequence the best set is kept: the one whose
  * shortest member is longest, as that rejects the most lines.
  *
+ * A group of literal text only (fail2ban's tag groups such as
+ * "(?P<mlfforget>disconnect)") does not end a run. Groups the reader does not
+ * look into (scoped options "(?i:...)", conditionals, negative lookarounds,
+ * back references by name) require nothing; a positive lookaround's text is
+ * in the subject, so it counts like a group.
+ *
  * A hand-written reader rather than PCRE2's compiled form: PCRE2 exposes no
  * API for its compiled opcodes, and the reader only has to be safe, not
- * complete. Unknown syntax (inline option settings, \Q..\E, numeric escapes,
- * conditionals, recursion) makes the whole answer "nothing known".
+ * complete. Syntax that would change the meaning of what follows (option
+ * settings such as "(?i)", \Q..\E, numeric escapes, "(?R)") or that it cannot
+ * read makes the whole answer "nothing known".
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "filters/reqlit.h"
