@@ -13,7 +13,7 @@
  * Routes have no timeouts: the daemon's own timer unbans. check() asks the
  * kernel for one route of each jail that should have some (RTM_GETROUTE of
  * the exact prefix); a missing one means someone flushed the table, and
- * rebuild() puts every ban back (NLM_F_REPLACE, so existing ones are fine).
+ * rebuild() puts every ban back (routes still there answer EEXIST: fine).
  * Routes of the chosen type that mxjail did not make are never deleted.
  */
 #include <errno.h>
@@ -78,9 +78,9 @@ static size_t route_msg(struct rt_st *s, char *buf, int op, const struct addr *a
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = op == RTM_DELROUTE ? RTM_DELROUTE : RTM_NEWROUTE;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	if (op == RTM_NEWROUTE)
-		nlh->nlmsg_flags |= NLM_F_CREATE | NLM_F_REPLACE;
-	else if (op == RT_PROBE)
+	/* never NLM_F_REPLACE: a route of the same prefix that someone else made
+	 * stays (EEXIST, tolerated), as fail2ban's `ip route add` leaves it */
+	if (op == RTM_NEWROUTE || op == RT_PROBE)
 		nlh->nlmsg_flags |= NLM_F_CREATE | NLM_F_EXCL;
 	nlh->nlmsg_seq = ++s->seq;
 	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof *rtm);
