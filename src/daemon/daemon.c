@@ -29,6 +29,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "actions/fw_cmd.h"
+#include "cluster/cluster.h"
 #include "core/diag.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -261,6 +262,58 @@ static void apply_general(struct daemon *dm, const struct config *cfg)
 	}
 }
 
+/* [cluster] as one text, to tell whether a reload changed it. */
+static char *cluster_conf_text(const struct config *cfg, struct kvlist *sec)
+{
+	struct strbuf b = STRBUF_INIT;
+	for (size_t i = 0; i < cfg->mxjail.n; i++) {
+		const struct kv *kv = &cfg->mxjail.v[i];
+		if (strncasecmp(kv->key, "cluster.", 8) != 0)
+			continue;
+		strbuf_addf(&b, "%s=%s\n", kv->key, kv->value ? kv->value : "");
+		if (sec)
+			kvlist_set(sec, kv->key + 8, kv->value);
+	}
+	return strbuf_detach(&b);
+}
+
+/* Reload: the Redis link is restarted only when [cluster] changed, and only
+ * after the new section parsed, so a typo keeps the running link. The new
+ * link catches up from the saved stream position as at start. */
+static void cluster_reload(struct daemon *dm, const struct config *cfg)
+{
+	struct kvlist sec = KVLIST_INIT;
+	char *t = cluster_conf_text(cfg, &sec);
+	if (dm->cluster_conf && strcmp(t, dm->cluster_conf) == 0) {
+		kvlist_free(&sec);
+		free(t);
+		return;
+	}
+	struct cluster_opts o;
+	char err[512] = "";
+	int r = cluster_opts_parse(&sec, &o, err, sizeof err);
+	kvlist_free(&sec);
+	if (r < 0) {
+		log_warnx("reload: %s; %s", err,
+			  dm->cluster ? "the running cluster link stays" : "no cluster link");
+		free(t);
+		return;
+	}
+	if (r == 0)
+		cluster_opts_free(&o);
+	int had = dm->cluster != NULL;
+	daemon_cluster_stop(dm);
+	free(dm->cluster_conf);
+	dm->cluster_conf = t;
+	if (r == 1) {
+		if (had)
+			log_notice("cluster link stopped ([cluster] has no redis)");
+		return;
+	}
+	if (daemon_cluster_start(dm, cfg) == 0)
+		log_notice("cluster link %s", had ? "restarted with the new settings" : "started");
+}
+
 int daemon_reload(struct daemon *dm, struct strbuf *msg)
 {
 	return daemon_reload_jail(dm, NULL, msg);
@@ -290,6 +343,8 @@ int daemon_reload_jail(struct daemon *dm, const char *jail, struct strbuf *msg)
 		daemon_http_start(dm, &cfg);
 	if (d.nerrors == 0 && !jail)
 		daemon_policy_reload(dm, &cfg);
+	if (d.nerrors == 0 && !jail)
+		cluster_reload(dm, &cfg);
 	config_free(&cfg);
 	report_diag(&d);
 	if (d.nerrors) {
@@ -410,6 +465,7 @@ static void daemon_free(struct daemon *dm)
 		ctl_server_free(dm->ctl);
 	daemon_policy_stop(dm);
 	daemon_cluster_stop(dm);
+	free(dm->cluster_conf);
 	daemon_http_stop(dm);
 	if (dm->fw_open) {
 		char err[512];
@@ -518,6 +574,7 @@ int daemon_run(const struct daemon_opts *o)
 	}
 	if (daemon_cluster_start(dm, &cfg) < 0)
 		goto out;
+	dm->cluster_conf = cluster_conf_text(&cfg, NULL);
 	loop_signal_add(dm->loop, SIGTERM, on_stop, dm);
 	loop_signal_add(dm->loop, SIGINT, on_stop, dm);
 	loop_signal_add(dm->loop, SIGHUP, on_hup, dm);

@@ -188,6 +188,7 @@ struct daemon {
 	double line_seconds;           /* total CPU time spent handling log lines */
 	struct daemon_policy *policy;  /* [policy] enabled: the Postfix policy service */
 	struct daemon_cluster *cluster; /* [cluster] redis set: this node's link (daemon_cluster.c) */
+	char *cluster_conf;            /* [cluster] as last applied, so reload sees changes */
 };
 
 /* daemon_setup.c: builds a set from the configuration; errors go to d. */

@@ -439,3 +439,32 @@ def test_link_metrics(cluster):
     assert m["mxjail_cluster_up"] == "1" and m["mxjail_cluster_dropped_total"] == "0", m
     redis.stop()
     poll(lambda: scrape().get("mxjail_cluster_up") == "0", 5, "link down in metrics")
+
+
+def test_reload_applies_cluster_changes(cluster):
+    """[cluster] is re-read on reload: a broken section keeps the running link, a
+    changed one restarts it with the new settings, none stops it."""
+    redis, node = cluster
+    a = node("A").start()
+    poll(a.connected, 10, "A connected")
+    path = os.path.join(a.conf, "mxjail.conf")
+    with open(path) as f:
+        good = f.read()
+
+    def rewrite(text):
+        with open(path, "w") as f:
+            f.write(text)
+        a.cli("reload")
+
+    rewrite(good.replace("share = bans greylist ratelimit", "share = bans everything"))
+    assert "the running cluster link stays" in a.logtext()
+    assert a.connected()
+    rewrite(good.replace("node = A", "node = A\nprefix = other"))
+    poll(lambda: "cluster link restarted with the new settings" in a.logtext(), 5,
+         "cluster restart logged")
+    poll(a.connected, 10, "A connected again")
+    a.cli("ban", "sshd", "203.0.113.77")
+    poll(lambda: b"other" in redis.cmd("KEYS", "other*"), 5, "keys under the new prefix")
+    rewrite("[mxjail]\n")
+    assert "cluster" not in a.status()
+    assert "cluster link stopped" in a.logtext()
