@@ -555,7 +555,10 @@ int policy_state_error(struct policy *p, char *buf, size_t len)
 
 size_t policy_pending(const struct policy *p)
 {
-	return (p->gl ? policy_gl_pending(p->gl) : 0) + (p->rl ? policy_rl_pending(p->rl) : 0);
+	/* a serialised batch the writer has not taken yet counts, so the
+	 * caller's timer keeps calling policy_flush until it is handed over */
+	return (p->gl ? policy_gl_pending(p->gl) : 0) + (p->rl ? policy_rl_pending(p->rl) : 0) +
+	       (p->held != NULL);
 }
 
 void policy_expire_step(struct policy *p, double now, size_t budget)
