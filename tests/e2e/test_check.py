@@ -217,6 +217,19 @@ def test_cluster_errors(tmp_path):
     assert 'error: %s/mxjail.conf:4: mxjail.conf [cluster] queue: ' % d in err, err
 
 
+def test_cluster_warnings(tmp_path):
+    # keys without redis = URL, and a fallback jail that does not exist: run starts
+    d = write_tree(tmp_path, base(**{'mxjail.conf': '[cluster]\nnode = a\n'}))
+    rc, out, err = check(d)
+    assert (rc, out) == (0, 'configuration OK\n'), err
+    assert 'warning: %s/mxjail.conf:1: ' % d in err and 'redis' in err, err
+    d = write_tree(tmp_path / 'fb', base(**{
+        'mxjail.conf': '[cluster]\nredis = unix:/run/redis.sock\nfallback_jail = nosuch\n'}))
+    rc, out, err = check(d)
+    assert (rc, out) == (0, 'configuration OK\n'), err
+    assert 'warning: %s/mxjail.conf:3: ' % d in err and 'nosuch' in err, err
+
+
 def test_policy_section_errors(tmp_path):
     d, err = mxjail_conf_errors(tmp_path, GOOD_MXJAIL.replace(
         'sasl_username: 100 messages / 1h', 'lots'))
