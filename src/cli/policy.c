@@ -316,6 +316,28 @@ static int run_standalone(int argc, char **argv)
 		goto out;
 	}
 	struct policy_host host = {.on_event = on_event};
+	char *statefile = xasprintf("%s/policy-state.sqlite3", sdir);
+	if (!fg) {
+		/* threads do not survive fork(): the engine's state writer (and
+		 * the ban reader) must start in the detached child, or state is
+		 * never written and shutdown waits for a writer that is gone. A
+		 * first build here lets errors reach the terminal; the service is
+		 * built again after detaching (the listeners are bound anew). */
+		struct daemon_policy *probe = daemon_policy_new(sa.loop, &cfg, st, statefile, &host,
+								listen, err, sizeof err);
+		if (!probe) {
+			fprintf(stderr, "mxjail policy: %s\n", err);
+			log_msg(LOG_LVL_ERROR, "policy service: %s", err);
+			free(statefile);
+			goto out;
+		}
+		daemon_policy_free(probe);
+		if (daemon(0, 0) < 0) {
+			log_warn("detaching");
+			free(statefile);
+			goto out;
+		}
+	}
 	const char *bdb = conf_get(&cfg, "policy.bansdb");
 	if (!bdb || strcasecmp(bdb, "none") != 0) {
 		char *path = bdb ? xstrdup(bdb) : xasprintf("%s/mxjail.sqlite3", sdir);
@@ -325,16 +347,12 @@ static int run_standalone(int argc, char **argv)
 		host.arg = sa.bans;
 		host.is_banned = daemon_policy_bans_check;
 	}
-	char *statefile = xasprintf("%s/policy-state.sqlite3", sdir);
 	sa.dp = daemon_policy_new(sa.loop, &cfg, st, statefile, &host, listen, err, sizeof err);
 	free(statefile);
 	if (!sa.dp) {
-		fprintf(stderr, "mxjail policy: %s\n", err);
+		if (fg)
+			fprintf(stderr, "mxjail policy: %s\n", err);
 		log_msg(LOG_LVL_ERROR, "policy service: %s", err);
-		goto out;
-	}
-	if (!fg && daemon(0, 0) < 0) {
-		log_warn("detaching");
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);

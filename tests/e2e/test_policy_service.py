@@ -470,3 +470,55 @@ def test_standalone_sees_daemon_bans(svc, tmp_path):
     # the daemon gone, its database stays: the bans still hold
     assert "554 5.7.1" in svc.ask(client="10.42.0.9")
     svc.alive()
+
+
+def test_detached_service_writes_state(tmp_path):
+    """Without -f the service detaches (fork) before its threads start: the
+    state writer commits, and SIGTERM stops it promptly."""
+    s = Service(tmp_path)
+    s.stop()
+    conf = os.path.join(s.tmp, "conf")
+    r = subprocess.run([MXJAIL, "policy", "-c", conf], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    pid = None
+    try:
+        end = time.time() + 10
+        while time.time() < end:
+            for d in os.listdir("/proc"):
+                if not d.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{d}/cmdline", "rb") as f:
+                        args = f.read().split(b"\0")
+                except OSError:
+                    continue
+                if b"policy" in args and conf.encode() in args:
+                    pid = int(d)
+            if pid and os.path.exists(s.sock):
+                break
+            time.sleep(0.1)
+        assert pid, "the detached service is not running"
+        assert "4.2.0" in s.ask(client="10.3.3.3")
+        end = time.time() + 10
+        st = None
+        while time.time() < end:
+            st = json.loads(s.ctl("policy", "status", "--json").stdout)
+            if st["checks"]["state"]["commits"] >= 1:
+                break
+            time.sleep(0.2)
+        assert st["checks"]["state"]["commits"] >= 1, st
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            end = time.time() + 10
+            while time.time() < end and os.path.exists(f"/proc/{pid}"):
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().split(") ")[1].startswith("Z"):
+                            break
+                except OSError:
+                    break
+                time.sleep(0.1)
+            assert not os.path.exists(f"/proc/{pid}/cmdline") or \
+                open(f"/proc/{pid}/cmdline", "rb").read() == b"", "did not stop on SIGTERM"
