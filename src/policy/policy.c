@@ -40,6 +40,7 @@
 #define FLUSH_BUDGET 2048     /* most queued keys per table serialised in one flush: bounds
 				 * the stall after the writer was held up (~1 ms) */
 #define DRAIN_TIMEOUT 5.0     /* seconds policy_free waits for a failing disk */
+#define PENDING_MAX 500000    /* queued keys while the writer is stuck (~45 MB): then resync */
 
 /* the namespaces of pstate.c's rows */
 static const char *const state_ns[] = { "greylist", "awl", "ratelimit" };
@@ -61,6 +62,7 @@ struct policy {
 	struct pwriter *pw;    /* own state file (policy_open) */
 	struct pbatch *held;   /* serialised, not yet taken by the writer */
 	double flush_now;      /* clock of the latest flush */
+	unsigned long resyncs; /* queues dropped for a fresh snapshot (writer stuck) */
 	struct greylist *gl;
 	struct ratelimit *rl;
 	struct spoof *sp;
@@ -168,7 +170,7 @@ static void top_free(struct topk *t)
 
 static void flush_into(struct policy *p, struct pbatch *b, double now, size_t budget)
 {
-	struct pstate_io io = { p->st, p->pw, b, budget };
+	struct pstate_io io = { p->st, p->pw, b, budget, 0 };
 	if (p->gl)
 		policy_gl_flush(p->gl, &io, now);
 	if (p->rl)
@@ -292,7 +294,7 @@ static void nostore(struct policy *p)
 
 static int load(struct policy *p, double now)
 {
-	struct pstate_io io = { p->st, p->pw, NULL, 0 };
+	struct pstate_io io = { p->st, p->pw, NULL, 0, 0 };
 	int rc = p->gl ? policy_gl_load(p->gl, &io, now) : 0;
 	if (rc >= 0 && p->rl)
 		rc = policy_rl_load(p->rl, &io, now);
@@ -519,6 +521,17 @@ int policy_flush(struct policy *p, double now)
 				return rc;
 			p->held = NULL;
 		}
+		if (!pwriter_room(p->pw) && policy_pending(p) > PENDING_MAX) {
+			/* a writer stuck this long (a failing disk): keep memory
+			 * bounded, a fresh snapshot will carry the current state */
+			struct pstate_io io = { NULL, p->pw, NULL, 0, 1 };
+			if (p->gl)
+				policy_gl_flush(p->gl, &io, now);
+			if (p->rl)
+				policy_rl_flush(p->rl, &io, now);
+			p->resyncs++;
+			return rc;
+		}
 		if (!pwriter_room(p->pw) || policy_pending(p) == 0)
 			return rc;
 		struct pbatch *b = pwriter_batch(p->pw);
@@ -645,9 +658,9 @@ int policy_status(struct policy *p, int json, struct strbuf *out)
 		if (json) {
 			strbuf_addf(out, ",\"state\":{\"commits\":%lu,\"rows\":%lu,"
 				    "\"commit_ms_total\":%.3f,\"commit_ms_max\":%.3f,\"queued\":%zu,"
-				    "\"pending\":%zu,\"checkpoints\":%lu,\"failures\":%lu,\"error\":",
-				    ws.commits, ws.rows, ws.commit_ms_total, ws.commit_ms_max, ws.queued,
-				    policy_pending(p), ws.checkpoints, ws.failures);
+				    "\"pending\":%zu,\"checkpoints\":%lu,\"failures\":%lu,\"resyncs\":%lu,"
+				    "\"error\":", ws.commits, ws.rows, ws.commit_ms_total, ws.commit_ms_max,
+				    ws.queued, policy_pending(p), ws.checkpoints, ws.failures, p->resyncs);
 			if (bad)
 				strbuf_add_json(out, why, strlen(why));
 			else
@@ -661,6 +674,9 @@ int policy_status(struct policy *p, int json, struct strbuf *out)
 			if (bad)
 				strbuf_addf(out, "state file: failing (%lu failures): %s\n", ws.failures,
 					    why);
+			if (p->resyncs)
+				strbuf_addf(out, "state file: %lu times the queue outgrew a stuck writer "
+					    "and a fresh snapshot was started\n", p->resyncs);
 		}
 	}
 	if (json)

@@ -82,6 +82,11 @@ struct pstate_io {
 	struct pwriter *pw;
 	struct pbatch *out;
 	size_t budget;
+	/* the writer has been unable to keep up for too long: forget the queued
+	 * keys (memory stays bounded) and write a fresh snapshot instead, which
+	 * holds their current values; until it is complete a restart loads the
+	 * older state without them */
+	int resync;
 };
 
 struct pstate_ops {

@@ -253,10 +253,40 @@ static void snapshot_step(struct pstate *ps, struct pbatch *out, double now, siz
 	ps->sbytes_last = ps->sbytes_cur;
 }
 
+/* See pstate_io.resync. Costs one lookup per queued key, once. */
+static void resync(struct pstate *ps, struct pqueue *q)
+{
+	char key[40];
+	for (size_t i = 0; i < q->n; i++) {
+		struct pent *e = ps->ops->find(ps->arg, q->v[i]);
+		if (e)
+			e->queued = 0;
+		free(q->v[i]);
+	}
+	q->n = 0;
+	if (ps->snapping) {
+		/* the chunks of the snapshot in progress are abandoned */
+		for (unsigned i = 0; i < ps->schunk; i++) {
+			snprintf(key, sizeof(key), "S%08llx-%08x", (unsigned long long)ps->sgen, i);
+			add_del(ps, key);
+		}
+	}
+	ps->snapping = 1;
+	ps->sgen = (ps->sgen > ps->gen ? ps->sgen : ps->gen) + 1;
+	ps->sjstart = ps->seq;
+	ps->schunk = 0;
+	ps->sbytes_cur = 0;
+	ps->ops->restart(ps->arg);
+}
+
 int policy_pstate_flush(struct pstate *ps, const struct pstate_io *io, double now,
 			struct pqueue *q)
 {
 	char key[40];
+	if (io->resync) {
+		resync(ps, q);
+		return 0;
+	}
 	/* the newest keys first: the order of records within a row does not
 	 * matter (each holds the entry's current value), and taking from the
 	 * end leaves the rest of the queue in place */

@@ -862,7 +862,7 @@ static int count_rows(const char *key, const void *val, size_t len, double exp, 
 static int ps_flush(struct pstate *ps, struct store *st, double now, struct pqueue *q)
 {
 	struct pbatch *b = pbatch_new();
-	struct pstate_io io = { st, NULL, b, 0 };
+	struct pstate_io io = { st, NULL, b, 0, 0 };
 	int rc = policy_pstate_flush(ps, &io, now, q);
 	if (rc >= 0 && (rc = store_begin(st)) >= 0)
 		rc = pbatch_apply_store(b, st);
@@ -873,7 +873,7 @@ static int ps_flush(struct pstate *ps, struct store *st, double now, struct pque
 
 static int ps_load(struct pstate *ps, struct store *st, double now)
 {
-	struct pstate_io io = { st, NULL, NULL, 0 };
+	struct pstate_io io = { st, NULL, NULL, 0, 0 };
 	return policy_pstate_load(ps, &io, now);
 }
 
@@ -947,6 +947,71 @@ static void journal_snapshots(void **state)
 	policy_ptable_free(&b.t, NULL);
 	free(b.q.v);
 
+	policy_pstate_free(&ps);
+	policy_ptable_free(&a.t, NULL);
+	policy_queue_clear(&a.q);
+	free(a.q.v);
+	st = store_close(st);
+	snprintf(msg, sizeof(msg), "rm -rf '%s'", dir);
+	assert_int_equal(system(msg), 0);
+}
+
+/* A writer stuck too long: the queue is dropped and a fresh snapshot
+ * carries the state; once it is complete a reload has everything, including
+ * the changes and deletions that were never journaled. */
+static void resync_snapshot(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mxjail-test-rs-XXXXXX", path[256], msg[256], k[32];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/state.db", dir);
+	struct store *st = NULL;
+	assert_true(store_open(path, NULL, &st, msg, sizeof(msg)) >= 0);
+	struct ttab a = {0};
+	struct pstate ps;
+	policy_ptable_init(&a.t, 0);
+	policy_pstate_init(&ps, "t", &tt_ops, &a, 86400);
+	ps.chunk = 16;
+	double now = T0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(k, sizeof(k), "k%d", i);
+		tt_put(&a, k, i);
+	}
+	assert_int_equal(ps_flush(&ps, st, now, &a.q), 0);
+	/* changes the writer never gets: updates, deletions, new keys */
+	for (int i = 0; i < 100; i += 3) {
+		snprintf(k, sizeof(k), "k%d", i);
+		tt_put(&a, k, 1000 + i);
+		snprintf(k, sizeof(k), "k%d", i + 1);
+		tt_rm(&a, k);
+		snprintf(k, sizeof(k), "n%d", i);
+		tt_put(&a, k, 7);
+	}
+	assert_true(a.q.n > 0);
+	struct pstate_io io = { st, NULL, NULL, 0, 1 };
+	assert_int_equal(policy_pstate_flush(&ps, &io, now, &a.q), 0);
+	assert_int_equal(a.q.n, 0);
+	assert_true(ps.snapping);
+	/* a change after the resync is journaled again (its flag was cleared) */
+	tt_put(&a, "k0", 5);
+	assert_int_equal(a.q.n, 1);
+	for (int i = 0; i < 100 && ps.snapping; i++)
+		assert_int_equal(ps_flush(&ps, st, ++now, &a.q), 0);
+	assert_false(ps.snapping);
+	struct ttab b = {0};
+	struct pstate pb;
+	policy_ptable_init(&b.t, 0);
+	policy_pstate_init(&pb, "t", &tt_ops, &b, 86400);
+	assert_int_equal(ps_load(&pb, st, now), 0);
+	size_t na, nb;
+	long sa = tt_sum(&a, &na), sb = tt_sum(&b, &nb);
+	assert_int_equal(na, nb);
+	assert_int_equal(sa, sb);
+	assert_null(policy_ptable_get(&b.t, "k1", 2));
+	assert_non_null(policy_ptable_get(&b.t, "n3", 2));
+	policy_pstate_free(&pb);
+	policy_ptable_free(&b.t, NULL);
+	free(b.q.v);
 	policy_pstate_free(&ps);
 	policy_ptable_free(&a.t, NULL);
 	policy_queue_clear(&a.q);
@@ -1054,6 +1119,7 @@ int main(void)
 		cmocka_unit_test(order_and_prepend),
 		cmocka_unit_test(persistence),
 		cmocka_unit_test(journal_snapshots),
+		cmocka_unit_test(resync_snapshot),
 		cmocka_unit_test(caps_and_speed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
