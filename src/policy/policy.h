@@ -116,7 +116,9 @@ void policy_eval(struct policy *p, const struct policy_req *r, double now, struc
  * policy_open engines: serialises the queued changes (at most 2048 keys per
  * check per call) into one batch for the writer thread and returns at once,
  * never waiting for the disk; when the writer is behind (3 batches queued)
- * it does nothing and the changes stay queued, coalesced per key. Returns 0,
+ * it does nothing and the changes stay queued, coalesced per key (past
+ * 500,000 of them the queue is dropped and a fresh snapshot carries the
+ * state instead: memory stays bounded on a failing disk). Returns 0,
  * or the negative errno of the writer's last failed commit (it retries;
  * policy_state_error says why). kill -9 loses what was not yet committed:
  * about the last flush interval. policy_new engines with a store: commits
