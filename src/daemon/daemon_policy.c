@@ -4,7 +4,10 @@
  * client banned" question, and every reject/defer the engine reports is a
  * failure for the jails with `backend = policy` whose `policyevents` name
  * that check (e.g. [policy-spoof] with policyevents = spoof bans after
- * maxretry spoof attempts within findtime, like any jail).
+ * maxretry spoof attempts within findtime, like any jail). For the
+ * standalone `mxjail policy` the same question is answered from a snapshot
+ * of the daemon's live bans that a thread reads from its database
+ * (daemon_policy_bans_*, at the end of this file).
  *
  * Timing: requests are answered from memory (policy_eval never does I/O);
  * the write-behind queue is committed in one transaction as soon as a few
