@@ -114,7 +114,7 @@ void policy_eval(struct policy *p, const struct policy_req *r, double now, struc
 
 /* Write-behind (call at least once a second from a timer, and at shutdown).
  * policy_open engines: serialises the queued changes (at most 2048 keys per
- * check per call) into one batch for the writer thread and returns at once,
+ * table per call) into one batch for the writer thread and returns at once,
  * never waiting for the disk; when the writer is behind (3 batches queued)
  * it does nothing and the changes stay queued, coalesced per key (past
  * 500,000 of them the queue is dropped and a fresh snapshot carries the
