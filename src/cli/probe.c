@@ -1,11 +1,14 @@
 /*
  * probe - `mxjail probe HOST[:PORT] [--smtp PORTS] [--imap [PORTS]]
- * [--pop3 [PORTS]] [--intrusive] [--source ADDR] [--timeout S] [--json] ...`:
+ * [--pop3 [PORTS]] [--intrusive] [--flood N] [--source ADDR] [--timeout S]
+ * [--json] ...`:
  * tests a mail server from the outside (src/probe/) and prints what it proved.
  *
  * PORTS is a comma list; a port ending in 465/993/995 or suffixed 's' speaks
  * TLS from the first byte. Without any of --smtp/--imap/--pop3, SMTP is probed
- * on PORT or 25,587,465. Exit status: 0 nothing high, 1 at least one high
+ * on PORT or 25,587,465. --intrusive adds the relay, enumeration, login,
+ * smuggling (one test message) and connection-limit (--flood N connections,
+ * default 30, 0 skips it) checks. Exit status: 0 nothing high, 1 at least one high
  * finding, 2 usage errors or a port or check that could not be completed.
  */
 #include <ctype.h>
@@ -22,7 +25,8 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: mxjail probe HOST[:PORT] [--smtp 25,587,465] [--imap [PORTS]] [--pop3 [PORTS]]\n"
 		"         [--intrusive] [--source ADDR] [--timeout S] [--delay MS] [--user NAME]\n"
-		"         [--domain D] [--relay-to D] [--helo NAME] [--ca FILE] [--name NAME] [--json]\n");
+		"         [--domain D] [--relay-to D] [--helo NAME] [--ca FILE] [--name NAME] [--json]\n"
+		"         [--flood N]\n");
 	return 2;
 }
 
@@ -38,6 +42,7 @@ int cmd_probe(int argc, char **argv)
 	o.delay_ms = 100;
 	o.relay_to = "example.com";
 	o.helo = "probe.mxjail.invalid";
+	o.flood = 30;
 	int json = 0, smtp_set = 0;
 	const char *target = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -86,6 +91,15 @@ int cmd_probe(int argc, char **argv)
 		} else if (strcmp(a, "--delay") == 0) {
 			NEED();
 			o.delay_ms = (unsigned)strtoul(next, NULL, 10);
+		} else if (strcmp(a, "--flood") == 0) {
+			NEED();
+			char *end;
+			unsigned long v = strtoul(next, &end, 10);
+			if (!isdigit((unsigned char)next[0]) || *end || v > 200) {
+				fprintf(stderr, "mxjail probe: --flood must be 0..200\n");
+				return 2;
+			}
+			o.flood = (unsigned)v;
 		} else if (strcmp(a, "--user") == 0) {
 			NEED();
 			o.user = next;

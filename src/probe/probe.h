@@ -3,7 +3,8 @@
  * and reports what it proved (open relay, user enumeration, disclosure,
  * cleartext AUTH/LOGIN, any-password logins, TLS protocol versions, ciphers,
  * ephemeral key sizes, certificates, STARTTLS injection, HELO checks and
- * pipelining enforcement).
+ * pipelining enforcement; with --intrusive also SMTP smuggling through a
+ * bare-LF end of DATA and per-client connection limits).
  *
  * Interface: fill a struct probe_opts, call probe_run(); it resolves the host
  * once and connects only to that address, on the ports listed, with its own
@@ -88,6 +89,7 @@ struct probe_opts {
 	const char *helo;           /* name we send in EHLO */
 	const char *ca_file;        /* extra trust anchors for the certificate check */
 	const char *tls_name;       /* name the certificate must carry (default: host) */
+	unsigned flood;             /* simultaneous connections for the flood check (0: skip) */
 };
 
 struct probe_finding {

@@ -90,6 +90,24 @@ void probe_tls_session(struct probe_ctx *ctx, SSL *ssl, enum probe_kind kind,
 const char *probe_sni(const struct probe_ctx *ctx);
 
 void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp);
+
+/* SMTP pieces smtp.c shares with abuse.c. probe_smtp_start connects, reads
+ * the greeting (after TLS when implicit) and sends EHLO when asked: 0 with
+ * the last reply in c->reply, or -1 with c->err. probe_smtp_quit sends QUIT
+ * (short wait) and closes. probe_smtp_evidence appends "CODE first line". */
+int probe_smtp_start(struct probe_ctx *ctx, const struct probe_port *pp, struct pconn *c,
+		     int ehlo);
+void probe_smtp_quit(struct pconn *c);
+void probe_smtp_evidence(struct strbuf *b, const struct smtpreply *r);
+
+/* The intrusive abuse checks of one SMTP port (abuse.c): whether a bare LF
+ * ends DATA (SMTP smuggling; one test message to the target's own
+ * postmaster or --user), and whether simultaneous connections from one
+ * address are limited (up to o->flood of them, all closed at the end). */
+void probe_smtp_smuggling(struct probe_ctx *ctx, const struct probe_port *pp,
+			  const char *service);
+void probe_smtp_flood(struct probe_ctx *ctx, const struct probe_port *pp, enum probe_kind kind,
+		      const char *service);
 void probe_imap_port(struct probe_ctx *ctx, const struct probe_port *pp);
 void probe_pop3_port(struct probe_ctx *ctx, const struct probe_port *pp);
 

@@ -2,13 +2,15 @@
  * smtp - the probe's SMTP dialogues on one port: banner and EHLO
  * disclosure, STARTTLS offered, AUTH offered before TLS, (intrusive) AUTH
  * with a made-up account, VRFY/EXPN/RCPT enumeration, open-relay variants,
- * HELO checks, pipelining enforcement and STARTTLS command injection.
+ * HELO checks, pipelining enforcement and STARTTLS command injection; the
+ * smuggling and connection-limit checks (abuse.c) run last.
  *
  * Interface: probe_smtp_port() (probe_int.h). Rules from Postfix's
  * behaviour: every relay and HELO variant gets a fresh connection (the error
  * limits end a shared session with 421), verdicts are taken at RCPT
  * (smtpd_delay_reject answers HELO and sender checks there) and DATA is
- * never sent, so nothing is ever delivered. An oracle is a difference between
+ * never sent here (only abuse.c's smuggling check sends one test message to
+ * the target's own postmaster). An oracle is a difference between
  * the answers for a real and a made-up user, not a single answer.
  */
 #include <ctype.h>
@@ -49,7 +51,7 @@ static void parse_ehlo(const struct smtpreply *r, struct ehlo_info *e)
 	}
 }
 
-static void evidence(struct strbuf *b, const struct smtpreply *r)
+void probe_smtp_evidence(struct strbuf *b, const struct smtpreply *r)
 {
 	strbuf_addf(b, "%d ", r->code);
 	const char *t = strbuf_str(&r->text);
@@ -58,7 +60,7 @@ static void evidence(struct strbuf *b, const struct smtpreply *r)
 
 /* Greeting and EHLO on a new connection (TLS first when implicit). Returns
  * 0 with the EHLO reply in c->reply, -1 with c->err. */
-static int smtp_start(struct probe_ctx *ctx, const struct probe_port *pp, struct pconn *c,
+int probe_smtp_start(struct probe_ctx *ctx, const struct probe_port *pp, struct pconn *c,
 		      int ehlo)
 {
 	if (pconn_open(ctx, pp->port, c) != 0)
@@ -73,7 +75,7 @@ static int smtp_start(struct probe_ctx *ctx, const struct probe_port *pp, struct
 		return -1;
 	if (code != 220) {
 		struct strbuf b = STRBUF_INIT;
-		evidence(&b, &c->reply);
+		probe_smtp_evidence(&b, &c->reply);
 		snprintf(c->err, sizeof c->err, "the server refuses the session: %s", b.s);
 		strbuf_free(&b);
 		return -1;
@@ -84,7 +86,7 @@ static int smtp_start(struct probe_ctx *ctx, const struct probe_port *pp, struct
 	if (code != 250) {
 		struct strbuf b = STRBUF_INIT;
 		if (code > 0)
-			evidence(&b, &c->reply);
+			probe_smtp_evidence(&b, &c->reply);
 		if (code < 0)
 			strbuf_adds(&b, c->err);
 		snprintf(c->err, sizeof c->err, "EHLO not accepted: %.280s", b.s);
@@ -94,7 +96,7 @@ static int smtp_start(struct probe_ctx *ctx, const struct probe_port *pp, struct
 	return 0;
 }
 
-static void quit(struct pconn *c)
+void probe_smtp_quit(struct pconn *c)
 {
 	if (c->fd >= 0 && c->err[0] == '\0') {
 		double save = c->rtimeout;
@@ -132,7 +134,7 @@ static int auth_random(struct pconn *c, const struct ehlo_info *e, struct strbuf
 	}
 	if (code > 0) {
 		strbuf_addf(ev, "AUTH %s as made-up user %s: ", e->auth_plain ? "PLAIN" : "LOGIN", user);
-		evidence(ev, &c->reply);
+		probe_smtp_evidence(ev, &c->reply);
 	}
 	strbuf_free(&b);
 	return code;
@@ -147,14 +149,14 @@ static void enum_cmd(struct probe_ctx *ctx, struct pconn *c, const char *cmd, co
 	if (fcode < 0)
 		goto out;
 	struct strbuf fev = STRBUF_INIT;
-	evidence(&fev, &c->reply);
+	probe_smtp_evidence(&fev, &c->reply);
 	for (size_t i = 0; i < nknown; i++) {
 		int kcode = pconn_smtp_cmd(c, "%s %s", cmd, known[i]);
 		if (kcode < 0)
 			break;
 		if (kcode / 100 != fcode / 100 || (kcode == 252) != (fcode == 252)) {
 			strbuf_addf(&ev, "%s %s -> ", cmd, known[i]);
-			evidence(&ev, &c->reply);
+			probe_smtp_evidence(&ev, &c->reply);
 			strbuf_addf(&ev, "; %s %s -> %s", cmd, fake, fev.s);
 			int vrfy = cmd[0] == 'V';
 			probe_add(ctx->r, vrfy ? "smtp.vrfy.enum" : "smtp.expn.enum", PROBE_MEDIUM,
@@ -203,7 +205,7 @@ static void relay_tests(struct probe_ctx *ctx, const struct probe_port *pp, cons
 		snprintf(from, sizeof from, v->from, ctx->o->relay_to, ctx->domain, ctx->addrlit);
 		snprintf(rcpt, sizeof rcpt, v->rcpt, ctx->o->relay_to, ctx->domain, ctx->addrlit);
 		struct pconn c;
-		if (smtp_start(ctx, pp, &c, 1) != 0) {
+		if (probe_smtp_start(ctx, pp, &c, 1) != 0) {
 			probe_error(ctx->r, "%s: relay test (%s): %s", service, v->name, c.err);
 			pconn_close(&c);
 			continue;
@@ -215,13 +217,13 @@ static void relay_tests(struct probe_ctx *ctx, const struct probe_port *pp, cons
 			probe_error(ctx->r, "%s: relay test (%s): %s", service, v->name, c.err);
 		} else if (code == 250 || code == 251) {
 			strbuf_addf(&open, "%sMAIL FROM:%s RCPT TO:%s -> ", nopen ? "; " : "", from, rcpt);
-			evidence(&open, &c.reply);
+			probe_smtp_evidence(&open, &c.reply);
 			nopen++;
 		} else if (!refused.len) {
 			strbuf_addf(&refused, "MAIL FROM:%s RCPT TO:%s -> ", from, rcpt);
-			evidence(&refused, &c.reply);
+			probe_smtp_evidence(&refused, &c.reply);
 		}
-		quit(&c);
+		probe_smtp_quit(&c);
 	}
 	if (nopen)
 		probe_add(ctx->r, "smtp.relay.open", PROBE_HIGH, service,
@@ -241,7 +243,7 @@ static void rcpt_enum(struct probe_ctx *ctx, const struct probe_port *pp, const 
 		      const char *const *known, size_t nknown, const char *fake)
 {
 	struct pconn c;
-	if (smtp_start(ctx, pp, &c, 1) != 0) {
+	if (probe_smtp_start(ctx, pp, &c, 1) != 0) {
 		probe_error(ctx->r, "%s: RCPT enumeration: %s", service, c.err);
 		pconn_close(&c);
 		return;
@@ -251,14 +253,14 @@ static void rcpt_enum(struct probe_ctx *ctx, const struct probe_port *pp, const 
 	if (fcode == 250)
 		fcode = pconn_smtp_cmd(&c, "RCPT TO:<%s@%s>", fake, ctx->domain);
 	if (fcode > 0) {
-		evidence(&fev, &c.reply);
+		probe_smtp_evidence(&fev, &c.reply);
 		for (size_t i = 0; i < nknown; i++) {
 			int k = pconn_smtp_cmd(&c, "RCPT TO:<%s@%s>", known[i], ctx->domain);
 			if (k < 0)
 				break;
 			if (k / 100 == 2 && fcode / 100 == 5) {
 				strbuf_addf(&ev, "RCPT %s@%s -> ", known[i], ctx->domain);
-				evidence(&ev, &c.reply);
+				probe_smtp_evidence(&ev, &c.reply);
 				strbuf_addf(&ev, "; RCPT %s@%s -> %s", fake, ctx->domain, fev.s);
 				probe_add(ctx->r, "smtp.rcpt.enum", PROBE_INFO, service,
 					  "RCPT tells existing users from made-up ones (normal for an "
@@ -273,7 +275,7 @@ static void rcpt_enum(struct probe_ctx *ctx, const struct probe_port *pp, const 
 	}
 	if (fcode < 0)
 		probe_error(ctx->r, "%s: RCPT enumeration: %s", service, c.err);
-	quit(&c);
+	probe_smtp_quit(&c);
 	strbuf_free(&ev);
 	strbuf_free(&fev);
 }
@@ -292,7 +294,7 @@ static void helo_tests(struct probe_ctx *ctx, const struct probe_port *pp, const
 	};
 	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
 		struct pconn c;
-		if (smtp_start(ctx, pp, &c, 0) != 0) {
+		if (probe_smtp_start(ctx, pp, &c, 0) != 0) {
 			probe_error(ctx->r, "%s: HELO test: %s", service, c.err);
 			pconn_close(&c);
 			continue;
@@ -306,13 +308,13 @@ static void helo_tests(struct probe_ctx *ctx, const struct probe_port *pp, const
 			struct strbuf ev = STRBUF_INIT;
 			strbuf_addf(&ev, "%s, MAIL FROM:<>, RCPT TO:<postmaster@%s> -> ",
 				    v[i].cmd ? v[i].cmd : "no HELO", ctx->domain);
-			evidence(&ev, &c.reply);
+			probe_smtp_evidence(&ev, &c.reply);
 			probe_add(ctx->r, v[i].id, PROBE_LOW, service, v[i].title, ev.s, v[i].fix);
 			strbuf_free(&ev);
 		} else if (code < 0) {
 			probe_error(ctx->r, "%s: HELO test: %s", service, c.err);
 		}
-		quit(&c);
+		probe_smtp_quit(&c);
 	}
 }
 
@@ -322,7 +324,7 @@ static void pipelining_test(struct probe_ctx *ctx, const struct probe_port *pp,
 			    const char *service)
 {
 	struct pconn c;
-	if (smtp_start(ctx, pp, &c, 0) != 0) {
+	if (probe_smtp_start(ctx, pp, &c, 0) != 0) {
 		probe_error(ctx->r, "%s: pipelining test: %s", service, c.err);
 		pconn_close(&c);
 		return;
@@ -338,7 +340,7 @@ static void pipelining_test(struct probe_ctx *ctx, const struct probe_port *pp,
 				  "postconf -e 'smtpd_forbid_unauth_pipelining = yes' and "
 				  "smtpd_data_restrictions = reject_unauth_pipelining");
 	}
-	quit(&c);
+	probe_smtp_quit(&c);
 }
 
 /* STARTTLS and NOOP in one packet: a server that keeps the NOOP across the
@@ -347,7 +349,7 @@ static void injection_test(struct probe_ctx *ctx, const struct probe_port *pp,
 			   const char *service)
 {
 	struct pconn c;
-	if (smtp_start(ctx, pp, &c, 1) != 0) {
+	if (probe_smtp_start(ctx, pp, &c, 1) != 0) {
 		pconn_close(&c);
 		return;
 	}
@@ -397,7 +399,7 @@ void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp)
 	snprintf(service, sizeof service, "smtp/%d", pp->port);
 	enum probe_kind kind = pp->implicit_tls || pp->port % 1000 == 587 ? KIND_CLIENT : KIND_MX;
 	struct pconn c;
-	if (smtp_start(ctx, pp, &c, 0) != 0) {
+	if (probe_smtp_start(ctx, pp, &c, 0) != 0) {
 		probe_error(ctx->r, "%s: %s", service, c.err);
 		pconn_close(&c);
 		return;
@@ -405,7 +407,7 @@ void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp)
 	probe_same_ip_warning(ctx, &c, service);
 	const char *banner = strbuf_str(&c.reply.text);
 	struct strbuf ev = STRBUF_INIT;
-	evidence(&ev, &c.reply);
+	probe_smtp_evidence(&ev, &c.reply);
 	probe_add(ctx->r, "smtp.banner", PROBE_INFO, service, "greeting", ev.s, "");
 	disclosure(ctx, service, "the greeting", banner, "smtp.banner.disclosure");
 	if (!ctx->o->domain && !ctx->domain[0]) {
@@ -417,7 +419,7 @@ void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp)
 	if (code != 250) {
 		strbuf_reset(&ev);
 		if (code > 0)
-			evidence(&ev, &c.reply);
+			probe_smtp_evidence(&ev, &c.reply);
 		probe_error(ctx->r, "%s: EHLO not accepted: %s", service, code > 0 ? ev.s : c.err);
 		pconn_close(&c);
 		strbuf_free(&ev);
@@ -492,7 +494,7 @@ void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp)
 				parse_ehlo(&c.reply, &e);
 		} else if (code != 220 && code > 0) {
 			strbuf_reset(&ev);
-			evidence(&ev, &c.reply);
+			probe_smtp_evidence(&ev, &c.reply);
 			probe_error(ctx->r, "%s: STARTTLS refused: %s", service, ev.s);
 		} else {
 			probe_error(ctx->r, "%s: STARTTLS: %s", service, c.err);
@@ -509,7 +511,7 @@ void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp)
 				  "check the SASL backend (Dovecot passdb): it must verify passwords "
 				  "(no static nopassword=y)");
 	}
-	quit(&c);
+	probe_smtp_quit(&c);
 	strbuf_free(&ev);
 
 	if (offers_tls && !pp->implicit_tls)
@@ -522,14 +524,17 @@ void probe_smtp_port(struct probe_ctx *ctx, const struct probe_port *pp)
 		/* VRFY and EXPN get their own session: their 502/550 answers count
 		 * as errors, and Postfix ends a session after a few of those. */
 		struct pconn v;
-		if (smtp_start(ctx, pp, &v, 1) == 0) {
+		if (probe_smtp_start(ctx, pp, &v, 1) == 0) {
 			enum_cmd(ctx, &v, "VRFY", service, known, nknown, fake);
 			enum_cmd(ctx, &v, "EXPN", service, known, nknown, fake);
 		} else {
 			probe_error(ctx->r, "%s: VRFY/EXPN test: %s", service, v.err);
 		}
-		quit(&v);
+		probe_smtp_quit(&v);
 		relay_tests(ctx, pp, service);
 		rcpt_enum(ctx, pp, service, known, nknown, fake);
+		probe_smtp_smuggling(ctx, pp, service);
+		/* last: the flood may use up the server's per-client rate limit */
+		probe_smtp_flood(ctx, pp, kind, service);
 	}
 }

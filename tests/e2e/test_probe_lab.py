@@ -1,18 +1,24 @@
 """test_probe_lab - `mxjail probe` against the mail range (tests/tools/mail_targets.sh,
-LAB=/tmp/mxp-probe-lab, its own directory so the audit tests' lab is never touched).
+LAB=/tmp/mxp-probe-lab or $MXJAIL_PROBE_LAB, its own directory so the audit tests' lab is
+never touched).
 
 The probe runs inside the lab's network namespace (`mail_targets.sh run ...`):
   - weak Postfix (2526, 2527) from 127.0.0.2: the open relay, the VRFY oracle, the
     version banner, AUTH before TLS, a made-up account accepted, TLSv1 and the
-    1024-bit DH group, HELO and pipelining not enforced; exit status 1;
+    1024-bit DH group, HELO and pipelining not enforced, SMTP smuggling (a bare
+    <LF>.<LF> ends DATA and the smuggled NOOP is answered), no per-client
+    connection limit below 30 (its count limit is Postfix's default 50); exit 1;
   - weak Dovecot (IMAP 3143/3993, POP3 3110) from 127.0.0.2: plaintext LOGIN before
     TLS, any password logs in, POP3 without TLS, TLSv1 and 1024-bit DH;
   - hardened Postfix (2525/2587/2465) and Dovecot (2143/2993/2110/2995) from
     127.0.0.3 (127.0.0.2 is in the hardened Postfix's mynetworks, 127.0.0.1 is the
     server's own address) with the lab certificate as trust anchor: nothing medium
-    or high, relaying refused ("Relay access denied" proven), DH 2048, exit 0;
+    or high, relaying refused ("Relay access denied" proven), DH 2048, the test
+    message ends only at <CR><LF>.<CR><LF> (smtpd_forbid_bare_newline =
+    normalize), the 11th simultaneous connection gets anvil's 421, exit 0;
   - from the server's own address the probe warns that Dovecot trusts it;
-  - without --intrusive no relay, enumeration or login attempt is made.
+  - without --intrusive no relay, enumeration, login, smuggling or flood test is made.
+All mail the range accepts is discarded, so the smuggling test message goes nowhere.
 Needs root and the packages of the script; skips otherwise. `down` runs in a finally.
 """
 import json
@@ -25,7 +31,7 @@ import pytest
 BIN = os.environ.get("MXJAIL_BIN")
 SRC = os.environ.get("MXJAIL_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPT = os.path.join(SRC, "tests", "tools", "mail_targets.sh")
-LAB = "/tmp/mxp-probe-lab"
+LAB = os.environ.get("MXJAIL_PROBE_LAB", "/tmp/mxp-probe-lab")
 
 pytestmark = pytest.mark.skipif(not BIN or not os.path.exists(BIN), reason="MXJAIL_BIN not set")
 
@@ -103,6 +109,15 @@ def test_weak_postfix(lab):
                 "smtp.rcpt.enum"):
         finding(rep, fid, s)
     assert "smtp.starttls.injection" not in ids(rep, s)
+    for s in ("smtp/2526", "smtp/2527"):
+        smug = finding(rep, "smtp.smuggling", s)
+        assert smug["severity"] == "high"
+        assert "<LF>.<LF> and NOOP -> 250 2.0.0 Ok: queued as" in smug["evidence"], smug
+        assert "the smuggled NOOP -> 250" in smug["evidence"], smug
+        assert "smtpd_forbid_bare_newline = normalize" in smug["fix"]
+        flood = finding(rep, "smtp.flood.unlimited", s)
+        assert flood["severity"] == "low"  # port 25 style
+        assert "30 connections from 127.0.0.2 open at once" in flood["evidence"]
     s = "smtp/2527"
     finding(rep, "smtp.starttls.missing", s)
     finding(rep, "smtp.auth.cleartext", s)
@@ -146,6 +161,14 @@ def test_hardened_clean(lab):
     assert rep["warnings"] == []
     assert rc == 0
     assert "Relay access denied" in finding(rep, "smtp.relay.refused", "smtp/2525")["evidence"]
+    smug = finding(rep, "smtp.smuggling.guarded", "smtp/2525")["evidence"]
+    assert "<CR><LF>.<CR><LF> -> 250 2.0.0 Ok: queued as" in smug, smug
+    for svc in ("smtp/2587", "smtp/2465"):  # no message without authentication there
+        finding(rep, "smtp.smuggling.untested", svc)
+    for svc in ("smtp/2525", "smtp/2587", "smtp/2465"):
+        ev = finding(rep, "smtp.flood.limited", svc)["evidence"]
+        assert "connection 11: 421 4.7.0" in ev and "too many connections" in ev, (svc, ev)
+    assert not {"smtp.smuggling", "smtp.flood.unlimited"} & ids(rep)
     for svc in ("smtp/2525", "smtp/2587", "smtp/2465", "imap/2143", "imap/2993", "pop3/2110",
                 "pop3/2995"):
         v = finding(rep, "tls.versions", svc)["evidence"]
@@ -176,6 +199,7 @@ def test_not_intrusive_by_default(lab):
     got = ids(rep, "smtp/2526")
     assert "smtp.auth.cleartext" in got  # seen in EHLO, no login attempted
     for fid in ("smtp.relay.open", "smtp.relay.refused", "smtp.vrfy.enum", "smtp.rcpt.enum",
-                "smtp.auth.anypassword"):
+                "smtp.auth.anypassword", "smtp.smuggling", "smtp.smuggling.guarded",
+                "smtp.flood.unlimited", "smtp.flood.limited"):
         assert fid not in got
     assert rc == 1

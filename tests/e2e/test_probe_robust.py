@@ -3,7 +3,12 @@ SMTP, a server that stalls, one that drops the connection, a 1 MB line, an
 endless multiline reply, a byte-trickling tarpit, a TLS handshake that never
 finishes, and IMAP/POP3 ports that answer nonsense. Each run must end with a
 clear error (exit 2) and never hang; the subprocess timeout is only a hang
-guard. Needs no root: the servers listen on 127.0.0.1 ports chosen by the OS."""
+guard. Also fake servers for the intrusive checks: relay variants never reach
+DATA, the SMTP smuggling check against a server that ends DATA at a bare LF
+and one that does not (one message either way, to the target's own
+postmaster), and the connection-flood check against a server with and
+without a per-client connection limit. Needs no root: the servers listen on
+127.0.0.1 ports chosen by the OS."""
 import os
 import socket
 import subprocess
@@ -261,19 +266,23 @@ def test_relay_variants_fresh_connection_each_never_data():
     p, _ = run_against(rec, "--intrusive")
     assert p.returncode == 1, p.stdout + p.stderr
     assert "smtp.relay.open" in p.stdout
-    every = [c for s in rec.sessions for c in s]
-    assert not any(c.upper().startswith("DATA") for c in every), every
+    # DATA only in the smuggling check's one session, to the target's postmaster
+    data = [s for s in rec.sessions if any(c.upper().startswith("DATA") for c in s)]
+    assert len(data) == 1, data
+    assert "RCPT TO:<postmaster@mx.fake.test>" in data[0], data[0]
     relay = [s for s in rec.sessions if any("relaytest" in c for c in s)]
     assert len(relay) == 14
     for s in relay:
         assert sum(c.upper().startswith("RCPT") for c in s) == 1, s
+        assert not any(c.upper().startswith("DATA") for c in s), s
         assert s[-1] == "QUIT"
     # without --intrusive: no relay or enumeration traffic at all
     rec2 = Recorder()
     p, _ = run_against(rec2)
     every = [c for s in rec2.sessions for c in s]
-    assert not any("relaytest" in c or c.upper().startswith(("VRFY", "EXPN", "AUTH"))
+    assert not any("relaytest" in c or c.upper().startswith(("VRFY", "EXPN", "AUTH", "DATA"))
                    for c in every), every
+    assert len(rec2.sessions) < 30  # no connection flood either
 
 
 def _smtp_until_starttls(c):
@@ -424,3 +433,158 @@ def test_expired_small_key_certificate_on_implicit_tls(tmp_path):
     assert "tls.cert.untrusted" in got and "tls.cert.name" in got
     assert "smtp.auth.cleartext" not in got  # AUTH inside implicit TLS is fine
     assert p.returncode == 1
+
+
+class DataServer:
+    """An SMTP server with a real DATA phase that accepts mail for its own
+    domain only. vulnerable=True reads lines up to LF (as Postfix before
+    smtpd_forbid_bare_newline does), so a bare "<LF>.<LF>" ends the data;
+    otherwise only <CR><LF>.<CR><LF> does."""
+
+    def __init__(self, vulnerable):
+        self.vulnerable = vulnerable
+        self.sessions = []
+        self.messages = []  # (recipients, body)
+
+    def __call__(self, c, stop):
+        import re
+        cmds, rcpts, data, buf = [], [], False, b""
+        self.sessions.append(cmds)
+        c.settimeout(10)
+        c.sendall(b"220 mx.fake.test ESMTP\r\n")
+        end = re.compile(rb"(?:^|\n)\.\r?\n" if self.vulnerable else rb"(?:^|\r\n)\.\r\n")
+        sep = b"\n" if self.vulnerable else b"\r\n"
+        while not stop.is_set():
+            if data:
+                m = end.search(buf)
+                if m:
+                    self.messages.append((rcpts, buf[:m.start()]))
+                    buf, data, rcpts = buf[m.end():], False, []
+                    c.sendall(b"250 2.0.0 Ok: queued as F%d\r\n" % len(self.messages))
+                    continue
+            elif sep in buf:
+                line, buf = buf.split(sep, 1)
+                cmd = line.rstrip(b"\r").decode("latin-1")
+                cmds.append(cmd)
+                u = cmd.upper()
+                if u.startswith("EHLO"):
+                    c.sendall(b"250-mx.fake.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                elif u.startswith("RCPT"):
+                    if u.endswith("@MX.FAKE.TEST>") and "RELAYTEST" not in u:
+                        rcpts.append(cmd)
+                        c.sendall(b"250 2.1.5 Ok\r\n")
+                    else:
+                        c.sendall(b"554 5.7.1 Relay access denied\r\n")
+                elif u == "DATA":
+                    data = bool(rcpts)
+                    c.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n" if data
+                              else b"554 5.5.1 no valid recipients\r\n")
+                elif u == "QUIT":
+                    c.sendall(b"221 2.0.0 Bye\r\n")
+                    return
+                elif u.startswith(("VRFY", "EXPN")):
+                    c.sendall(b"502 5.5.1 no\r\n")
+                else:
+                    c.sendall(b"250 2.0.0 Ok\r\n")
+                continue
+            d = c.recv(4096)
+            if not d:
+                return
+            buf += d
+
+
+def _report(p):
+    import json
+    return {f["id"]: f for f in json.loads(p.stdout)["findings"]}
+
+
+def test_smuggling_proved_on_bare_lf_server():
+    srv = DataServer(vulnerable=True)
+    p, _ = run_against(srv, "--intrusive", "--flood", "0", "--user", "alice", "--json")
+    got = _report(p)
+    f = got["smtp.smuggling"]
+    assert f["severity"] == "high", f
+    assert "<LF>.<LF> and NOOP -> 250" in f["evidence"], f
+    assert "smuggled NOOP -> 250" in f["evidence"], f
+    assert "smtpd_forbid_bare_newline = normalize" in f["fix"]
+    assert p.returncode == 1, p.stdout + p.stderr
+    # one message, to the account given (at the target's own domain), from <>
+    assert len(srv.messages) == 1, srv.messages
+    assert srv.messages[0][0] == ["RCPT TO:<alice@mx.fake.test>"]
+    assert b"X-Mxjail-Probe: smtp-smuggling" in srv.messages[0][1]
+    data = [s for s in srv.sessions if "DATA" in s]
+    assert len(data) == 1
+    s = data[0]
+    assert "MAIL FROM:<>" in s
+    assert s[s.index("DATA") + 1:] == ["NOOP", "QUIT"], s  # the smuggled command, then QUIT
+
+
+def test_smuggling_clean_on_strict_server():
+    srv = DataServer(vulnerable=False)
+    p, _ = run_against(srv, "--intrusive", "--flood", "0", "--json")
+    got = _report(p)
+    assert "smtp.smuggling" not in got
+    f = got["smtp.smuggling.guarded"]
+    assert f["severity"] == "info"
+    assert "<CR><LF>.<CR><LF> -> 250 2.0.0 Ok: queued as F1" in f["evidence"], f
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert len(srv.messages) == 1
+    rcpts, body = srv.messages[0]
+    assert rcpts == ["RCPT TO:<postmaster@mx.fake.test>"]
+    # every bare end and every NOOP stayed inside the one message
+    assert body.count(b"\nNOOP") == 3 and b"part 3 of the test" in body, body
+    data = [s for s in srv.sessions if "DATA" in s]
+    assert len(data) == 1 and data[0][data[0].index("DATA") + 1:] == ["QUIT"], data
+
+
+def with_connection_limit(inner, limit):
+    """Greets at most `limit` simultaneous connections, then answers 421 like anvil."""
+    lock = threading.Lock()
+    state = {"active": 0, "refused": 0}
+
+    def handler(c, stop):
+        with lock:
+            state["active"] += 1
+            n = state["active"]
+        try:
+            if n > limit:
+                with lock:
+                    state["refused"] += 1
+                c.sendall(b"421 4.7.0 mx.fake.test Error: too many connections from "
+                          b"127.0.0.1\r\n")
+                return
+            inner(c, stop)
+        finally:
+            with lock:
+                state["active"] -= 1
+    return handler, state
+
+
+def test_connection_flood_limited_and_unlimited():
+    handler, state = with_connection_limit(DataServer(vulnerable=False), 4)
+    p, _ = run_against(handler, "--intrusive", "--flood", "12", "--json")
+    got = _report(p)
+    f = got["smtp.flood.limited"]
+    assert f["severity"] == "info"
+    assert "4 connections from this host open and greeted; connection 5: 421 4.7.0" in \
+        f["evidence"], f
+    assert "smtp.flood.unlimited" not in got
+    assert state["refused"] == 1  # stops at the first refusal
+    assert p.returncode == 0, p.stdout + p.stderr
+
+    srv = DataServer(vulnerable=False)
+    p, _ = run_against(srv, "--intrusive", "--flood", "6", "--json")
+    got = _report(p)
+    f = got["smtp.flood.unlimited"]
+    assert f["severity"] == "low"  # an MX port; medium on 587/465
+    assert "6 connections from this host open at once" in f["evidence"], f
+    assert "smtpd_client_connection_count_limit" in f["fix"]
+    flood = [s for s in srv.sessions if s == ["QUIT"]]
+    assert len(flood) == 6, srv.sessions  # all closed with QUIT at the end
+
+
+def test_flood_option_checked():
+    for v in ("x", "201", "-1"):
+        p = subprocess.run([BIN, "probe", "127.0.0.1", "--flood", v], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 2 and "--flood" in p.stderr, (v, p.stderr)
