@@ -566,12 +566,14 @@ int daemon_run(const struct daemon_opts *o)
 		fprintf(stderr, "mxjail run: control socket %s: %s\n", dm->socket, errbuf);
 		goto out;
 	}
-	if (daemon_policy_start(dm, &cfg) < 0)
-		goto out;
+	/* Detach before any thread starts (the policy state writer, the resolver,
+	 * the command-action worker): threads do not survive fork(). */
 	if (!o->foreground && daemon(0, 0) < 0) {
 		log_warn("detaching");
 		goto out;
 	}
+	if (daemon_policy_start(dm, &cfg) < 0)
+		goto out;
 	if (daemon_cluster_start(dm, &cfg) < 0)
 		goto out;
 	dm->cluster_conf = cluster_conf_text(&cfg, NULL);
