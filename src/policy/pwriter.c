@@ -119,7 +119,9 @@ int pbatch_apply_store(const struct pbatch *b, struct store *st)
 /* ---- the writer ---- */
 
 struct pwriter {
-	sqlite3 *db;
+	sqlite3 *db;                  /* loop thread before start, then the writer's own */
+	char *path;
+	int ready;                    /* pwriter_start() was called */
 	sqlite3_stmt *set, *del;
 	pthread_t th;
 	int started, stop;
@@ -176,7 +178,8 @@ static int sq_errno(int rc)
 static int fail(struct pwriter *pw, int rc, const char *what)
 {
 	pthread_mutex_lock(&pw->mu);
-	snprintf(pw->errmsg, sizeof(pw->errmsg), "%s: %s", what, sqlite3_errmsg(pw->db));
+	snprintf(pw->errmsg, sizeof(pw->errmsg), "%s: %s", what,
+		 pw->db ? sqlite3_errmsg(pw->db) : sqlite3_errstr(rc));
 	pw->err = sq_errno(rc) ? sq_errno(rc) : -EIO;
 	pthread_mutex_unlock(&pw->mu);
 	return sq_errno(rc) ? sq_errno(rc) : -EIO;
@@ -256,6 +259,27 @@ static void purge(struct pwriter *pw)
 	pw->last_purge = mono();
 }
 
+static int setup(struct pwriter *pw, const char *path, char *msg, size_t msglen);
+static void close_db(struct pwriter *pw);
+
+/* The writer's own connection, opened in the writer thread (so a fork
+ * between pwriter_open and the first batch - a daemon detaching - never
+ * carries a connection or a thread across). 0 or -errno, error recorded. */
+static int writer_connect(struct pwriter *pw)
+{
+	char msg[256];
+	int rc = setup(pw, pw->path, msg, sizeof(msg));
+	if (rc == SQLITE_OK)
+		return 0;
+	close_db(pw);
+	pthread_mutex_lock(&pw->mu);
+	snprintf(pw->errmsg, sizeof(pw->errmsg), "%s", msg);
+	pw->err = sq_errno(rc) ? sq_errno(rc) : -EIO;
+	pw->st.failures++;
+	pthread_mutex_unlock(&pw->mu);
+	return sq_errno(rc) ? sq_errno(rc) : -EIO;
+}
+
 static void *writer_main(void *arg)
 {
 	struct pwriter *pw = arg;
@@ -265,14 +289,14 @@ static void *writer_main(void *arg)
 			if (pw->stop)
 				break;
 			double idle = mono() - pw->last_ckpt;
-			if (pw->wal_frames >= CKPT_FRAMES ||
-			    (pw->wal_frames > 0 && idle >= CKPT_IDLE_S)) {
+			if (pw->db && (pw->wal_frames >= CKPT_FRAMES ||
+			    (pw->wal_frames > 0 && idle >= CKPT_IDLE_S))) {
 				pthread_mutex_unlock(&pw->mu);
 				checkpoint(pw, SQLITE_CHECKPOINT_PASSIVE);
 				pthread_mutex_lock(&pw->mu);
 				continue;
 			}
-			if (mono() - pw->last_purge >= PURGE_S) {
+			if (pw->db && mono() - pw->last_purge >= PURGE_S) {
 				pthread_mutex_unlock(&pw->mu);
 				purge(pw);
 				pthread_mutex_lock(&pw->mu);
@@ -295,7 +319,9 @@ static void *writer_main(void *arg)
 		int stopping = pw->stop;
 		pthread_mutex_unlock(&pw->mu);
 		double t0 = mono();
-		int rc = apply(pw, b);
+		int rc = pw->db ? 0 : writer_connect(pw);
+		if (rc == 0)
+			rc = apply(pw, b);
 		double ms = (mono() - t0) * 1e3;
 		if (rc == 0 && pw->wal_frames >= CKPT_FRAMES_FORCE)
 			checkpoint(pw, SQLITE_CHECKPOINT_PASSIVE);
@@ -416,6 +442,8 @@ static int setup(struct pwriter *pw, const char *path, char *msg, size_t msglen)
 			return rc;
 		}
 	}
+	sqlite3_wal_hook(pw->db, wal_hook, pw);
+	pw->wal_frames = 0;
 	rc = sqlite3_prepare_v2(pw->db, "INSERT OR REPLACE INTO prow (ns, key, val, expires)"
 				" VALUES (?, ?, ?, ?)", -1, &pw->set, NULL);
 	if (rc == SQLITE_OK)
@@ -453,7 +481,6 @@ int pwriter_open(const char *path, double now, struct pwriter **out, char *msg, 
 		free(pw);
 		return e;
 	}
-	sqlite3_wal_hook(pw->db, wal_hook, pw);
 	sqlite3_stmt *s = NULL;
 	if (sqlite3_prepare_v2(pw->db, "DELETE FROM prow WHERE expires > 0 AND expires < ?", -1,
 			       &s, NULL) == SQLITE_OK) {
@@ -462,6 +489,7 @@ int pwriter_open(const char *path, double now, struct pwriter **out, char *msg, 
 	}
 	sqlite3_finalize(s);
 	pw->last_ckpt = pw->last_purge = mono();
+	pw->path = xstrdup(path);
 	*out = pw;
 	return moved;
 }
@@ -532,8 +560,19 @@ int pwriter_empty(struct pwriter *pw, const char *ns, double now)
 
 int pwriter_start(struct pwriter *pw)
 {
-	if (pw->started)
-		return 0;
+	/* loading is over: the loop thread's connection goes, the writer
+	 * opens its own when the first batch arrives (see writer_connect) */
+	if (pw->db && !pw->started) {
+		checkpoint(pw, SQLITE_CHECKPOINT_TRUNCATE);
+		close_db(pw);
+	}
+	pw->ready = 1;
+	return 0;
+}
+
+/* Started by the first submit, in the process that submits. */
+static int start_thread(struct pwriter *pw)
+{
 	/* the thread blocks every signal (it inherits the mask at creation):
 	 * the daemon takes SIGTERM/SIGHUP through its loop, which only works if
 	 * no other thread can receive them */
@@ -543,8 +582,11 @@ int pwriter_start(struct pwriter *pw)
 	int rc = pthread_create(&pw->th, NULL, writer_main, pw);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
+		pthread_mutex_lock(&pw->mu);
 		snprintf(pw->errmsg, sizeof(pw->errmsg), "starting the state writer: %s",
 			 strerror(rc));
+		pw->err = -rc;
+		pthread_mutex_unlock(&pw->mu);
 		return -rc;
 	}
 	pw->started = 1;
@@ -553,6 +595,10 @@ int pwriter_start(struct pwriter *pw)
 
 int pwriter_submit(struct pwriter *pw, struct pbatch *b)
 {
+	if (!pw->ready)
+		return -EINVAL;
+	if (!pw->started && start_thread(pw) < 0)
+		return -EAGAIN;
 	pthread_mutex_lock(&pw->mu);
 	if (pw->nq >= PWRITER_QUEUE || pw->stop) {
 		pthread_mutex_unlock(&pw->mu);
@@ -685,6 +731,7 @@ struct pwriter *pwriter_close(struct pwriter *pw, double drain_timeout)
 	if (pw->db)
 		checkpoint(pw, SQLITE_CHECKPOINT_TRUNCATE);
 	close_db(pw);
+	free(pw->path);
 	pthread_mutex_destroy(&pw->mu);
 	pthread_cond_destroy(&pw->wake);
 	pthread_cond_destroy(&pw->room);

@@ -7,8 +7,11 @@
  * synchronous=NORMAL and automatic checkpoints off, with one table of rows
  * (namespace, key, value, expiry) - the rows pstate.c writes. Before
  * pwriter_start() the loop thread may read it (pwriter_get/_foreach) and
- * write it synchronously (pwriter_apply: start-up, migration). After it,
- * ONLY the writer thread touches the connection: the loop thread builds a
+ * write it synchronously (pwriter_apply: start-up, migration); then that
+ * connection is closed. The writer thread is started by the first submit and
+ * opens its own connection, so a process that forks in between (a daemon
+ * detaching) carries neither a thread nor a connection across. The loop
+ * thread builds a
  * struct pbatch of row changes (memory only, microseconds) and hands it over
  * with pwriter_submit(), which never blocks: it refuses (-EAGAIN) when the
  * bounded queue is full, and the engine then leaves its changes queued in
@@ -63,9 +66,12 @@ int pwriter_foreach(struct pwriter *pw, const char *ns, double now, store_kv_cb 
 /* 1 when the file has no live row in ns. */
 int pwriter_empty(struct pwriter *pw, const char *ns, double now);
 int pwriter_apply(struct pwriter *pw, const struct pbatch *b);
+/* Ends the loading phase (closes the loading connection); submits work from
+ * then on. */
 int pwriter_start(struct pwriter *pw);
 
-/* Takes b (0) or refuses it (-EAGAIN: queue full; the caller keeps b). */
+/* Takes b (0) or refuses it (-EAGAIN: queue full or no thread could be
+ * started; the caller keeps b). The first call starts the writer thread. */
 int pwriter_submit(struct pwriter *pw, struct pbatch *b);
 /* An empty batch, reusing the buffers of one already committed when there
  * is one (any thread that submits; pbatch_new() works too). */

@@ -296,6 +296,44 @@ static void kill9(void **state)
 	rmdir_all(dir);
 }
 
+/* ---- a process that forks after opening (a daemon detaching) ---- */
+
+static void fork_after_open(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char *path = xasprintf("%s/policy-state.sqlite3", dir);
+	struct policy *p = mk(path, NULL, T0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* the child goes on with the engine, as daemon(3)'s child does */
+		alarm(20);
+		struct policy_parser *pp = policy_parser_new();
+		struct policy_req r;
+		policy_req_init(&r);
+		for (unsigned i = 0; i < 500; i++)
+			eval_triplet(p, pp, &r, i, T0 + 1);
+		policy_flush(p, T0 + 1);
+		for (unsigned i = 500; i < 700; i++)
+			eval_triplet(p, pp, &r, i, T0 + 2);
+		policy_free(p);   /* drains */
+		policy_req_free(&r);
+		policy_parser_free(pp);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the parent's copy is dropped the way daemon(3)'s parent exits */
+	policy_free(p);
+	p = mk(path, NULL, T0 + 3);
+	assert_int_equal(triplets(p, T0 + 3), 700);
+	policy_free(p);
+	free(path);
+	rmdir_all(dir);
+}
+
 /* ---- a writer that cannot commit ---- */
 
 static void writer_held_up(void **state)
@@ -392,6 +430,7 @@ int main(void)
 		cmocka_unit_test(round_trip),
 		cmocka_unit_test(migration),
 		cmocka_unit_test(kill9),
+		cmocka_unit_test(fork_after_open),
 		cmocka_unit_test(writer_held_up),
 		cmocka_unit_test(damaged_file),
 	};
