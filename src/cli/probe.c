@@ -131,6 +131,17 @@ int cmd_probe(int argc, char **argv)
 	}
 	if (!target)
 		return usage();
+	/* these go into SMTP commands: one word, no line ends or brackets */
+	const char *words[] = {o.user, o.domain, o.relay_to, o.helo};
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+		for (const char *p = words[i]; p && *p; p++) {
+			if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' || *p == 0x7f) {
+				fprintf(stderr, "mxjail probe: '%s' must be one word without <, > "
+						"or control characters\n", words[i]);
+				return 2;
+			}
+		}
+	}
 	/* HOST, HOST:PORT, [V6], [V6]:PORT, or a bare IPv6 address */
 	char host[256];
 	const char *port = NULL;

@@ -82,6 +82,10 @@ void probe_smtp_smuggling(struct probe_ctx *ctx, const struct probe_port *pp,
 	else
 		snprintf(rcpt, sizeof rcpt, "%s@%s", u ? u : "postmaster", ctx->domain);
 
+	if (strpbrk(rcpt, "<> \t\r\n")) {
+		probe_error(ctx->r, "%s: smuggling test: '%s' is not a plain address", service, rcpt);
+		return;
+	}
 	struct pconn c;
 	if (probe_smtp_start(ctx, pp, &c, 1) != 0) {
 		probe_error(ctx->r, "%s: smuggling test: %s", service, c.err);

@@ -588,3 +588,12 @@ def test_flood_option_checked():
         p = subprocess.run([BIN, "probe", "127.0.0.1", "--flood", v], capture_output=True,
                            text=True, timeout=30)
         assert p.returncode == 2 and "--flood" in p.stderr, (v, p.stderr)
+
+
+def test_words_in_smtp_commands_must_be_plain():
+    srv = DataServer(vulnerable=True)
+    for opt in ("--user", "--domain", "--helo", "--relay-to"):
+        p, _ = run_against(srv, "--intrusive", "--flood", "0", opt, "a>\r\nRCPT TO:<x@y.test")
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert "must be one word" in p.stderr
+    assert srv.messages == [] and srv.sessions == []
