@@ -13,8 +13,8 @@
  * fail2ban's own "NOTICE [jail] Ban ADDR" lines count as logged bans. The
  * state database (--state DIR, or with no LOG the configured statedir) adds
  * the bans mxjail made, their history and evidence, and the policy service's
- * greylist and rate-limit rows; it is read from a copy, so the daemon's file
- * is never changed. With --audit the findings of `mxjail audit` are added.
+ * greylist and rate-limit rows; the bans are read through a read-only
+ * connection, the rest from a copy, so the daemon's file is never changed. With --audit the findings of `mxjail audit` are added.
  * Nothing is written except the --html file.
  *
  * The aggregation and the three output formats live in src/report/; this
@@ -47,9 +47,9 @@
 #include "policy/policy.h"
 #include "report/report.h"
 #include "store/store.h"
+#include "store/store_ro.h"
 
 #define DEFAULT_STATEDIR "/var/lib/mxjail"
-#define MAX_WHY 20000          /* addresses whose ban history is looked up */
 #define MAX_AUDIT (16 << 20)   /* bytes of `mxjail audit` output kept */
 
 struct qfilter {
@@ -296,11 +296,6 @@ static int read_log(struct run *q, const char *name)
 
 /* ---------- state ---------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* mxjail.conf [name] as a kvlist of its keys (cfg->mxjail holds "name.key"). */
 static void section(const struct config *cfg, const char *name, struct kvlist *out)
 {
@@ -348,9 +343,6 @@ static void read_policy(struct report *r, const struct config *cfg, struct store
 	policy_free(p);
 }
 
-/* Live bans, the history of every address seen (store_why), their evidence
- * (counted as failures only when no log was read: they are log lines the
- * logs would repeat), and the policy rows. */
 /* Copies src to dst (created, mode 0600). Returns 0, 1 when src does not
  * exist, -1 on error (errno set). */
 static int copy_file(const char *src, const char *dst)
@@ -411,9 +403,35 @@ static void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
-/* The store opens read-write and moves a database it cannot use aside (a
- * newer schema, damage): a report must never do that to the daemon's file,
- * so it reads a copy of the database and its write-ahead log. */
+struct hist_walk {
+	struct report *r;
+	int have_logs;
+	unsigned long rows, live;
+};
+
+/* One ban of the history: counted as a ban from the state, its evidence as
+ * failures when no log was read (they are log lines the logs would repeat). */
+static int hist_row(void *arg, const struct store_ro_ban *b)
+{
+	struct hist_walk *w = arg;
+	report_ban(w->r, b->jail, b->id, b->timeofban, REPORT_BAN_STATE, b->bancount, b->live);
+	w->rows++;
+	w->live += b->live != 0;
+	if (!w->have_logs && b->nlines > 0) {
+		size_t rj = report_jail(w->r, b->jail);
+		for (size_t e = 0; e < b->nlines; e++)
+			report_failure(w->r, &rj, 1, b->id, b->timeofban, b->lines[e],
+				       strlen(b->lines[e]), NULL);
+	}
+	return 0;
+}
+
+/* The ban history is walked read-only (store_ro.h). The policy service's
+ * tables may still sit in the store (written by an older version), and
+ * policy_open() wants a struct store for them; store_open() writes and moves
+ * a database it cannot use aside (a newer schema, damage), which a report
+ * must never do to the daemon's file, so that one reads a copy of the
+ * database and its write-ahead log. */
 static int read_state(struct run *q, const struct config *cfg, const char *statedir,
 		      int have_logs, double now)
 {
@@ -461,62 +479,21 @@ static int read_state(struct run *q, const struct config *cfg, const char *state
 	}
 	if (rc == 1)
 		report_note(q->r, "state %s cannot be read (left untouched): %s", path, msg);
-	struct store_banlist live = STORE_BANLIST_INIT;
-	if (store_banned(st, NULL, now, &live) < 0) {
-		fprintf(stderr, "mxjail report: %s: %s\n", path, store_error(st));
-		store_close(st);
-		remove_dir(scratch);
-		free(scratch);
-		free(path);
-		return -1;
+	/* every ban ever kept, live or ended, in one pass over the daemon's own
+	 * file (read-only); the copy when the file cannot be opened that way
+	 * (a write-ahead log next to it in a directory we may not write) */
+	struct hist_walk hw = {q->r, have_logs, 0, 0};
+	char hmsg[512];
+	long hn = store_ro_history(path, now, 0, have_logs ? 0 : 1000, 2000, hist_row, &hw, hmsg,
+				   sizeof hmsg);
+	if (hn < 0 && hw.rows == 0) {
+		char *copy = xasprintf("%s/mxjail.sqlite3", scratch);
+		hn = store_ro_history(copy, now, 0, have_logs ? 0 : 1000, 2000, hist_row, &hw, hmsg,
+				      sizeof hmsg);
+		free(copy);
 	}
-	/* bans in force come from one query; history from store_why() per id
-	 * (the store has no walk over all of it): every address the logs showed,
-	 * then those banned now that the logs did not show */
-	unsigned long nb = 0;
-	size_t nlive = live.n, nseen = report_naddrs(q->r), nids = 0;
-	char **extra = xcalloc(live.n + 1, sizeof *extra);
-	size_t nextra = 0;
-	for (size_t i = 0; i < live.n; i++) {
-		const struct store_ban *sb = &live.v[i];
-		if (!report_has(q->r, sb->id))
-			extra[nextra++] = xstrdup(sb->id);
-		report_ban(q->r, sb->jail, sb->id, sb->timeofban, REPORT_BAN_STATE, sb->bancount, 1);
-		nb++;
-	}
-	qsort(extra, nextra, sizeof *extra, cmp_str);
-	char **ids = xcalloc(nseen + nextra + 1, sizeof *ids);
-	for (size_t i = 0; i < nseen; i++)
-		ids[nids++] = xstrdup(report_addr(q->r, i));
-	for (size_t i = 0; i < nextra; i++)
-		if (i == 0 || strcmp(extra[i], extra[i - 1]) != 0)
-			ids[nids++] = extra[i];
-		else
-			free(extra[i]);
-	free(extra);
-	for (size_t i = 0; i < nids && i < MAX_WHY; i++) {
-		struct store_banlist l = STORE_BANLIST_INIT;
-		if (store_why(st, ids[i], now, 1000, &l) < 0)
-			continue;
-		for (size_t b = 0; b < l.n; b++) {
-			const struct store_ban *sb = &l.v[b];
-			if (!sb->live) {
-				report_ban(q->r, sb->jail, sb->id, sb->timeofban, REPORT_BAN_STATE,
-					   sb->bancount, 0);
-				nb++;
-			}
-			if (have_logs)
-				continue;
-			size_t rj = report_jail(q->r, sb->jail);
-			for (size_t e = 0; e < sb->nlines; e++)
-				report_failure(q->r, &rj, 1, sb->id, sb->timeofban, sb->lines[e],
-					       strlen(sb->lines[e]), NULL);
-		}
-		store_banlist_free(&l);
-	}
-	if (nids > MAX_WHY)
-		report_note(q->r, "ban history looked up for %d of %zu addresses", MAX_WHY, nids);
-	store_banlist_free(&live);
+	if (hn < 0)
+		report_note(q->r, "ban history of %s not read: %s", path, hmsg);
 	report_input(q->r, 0, path);
 	/* the policy service's own file, copied too (missing: nothing copied) */
 	char *ps = xasprintf("%s/policy-state.sqlite3", statedir);
@@ -529,12 +506,8 @@ static int read_state(struct run *q, const struct config *cfg, const char *state
 	free(pscopy);
 	free(pswal);
 	free(pscopywal);
-	report_note(q->r, "state %s: %zu bans in force, %lu bans with the history of the %zu "
-			  "addresses seen or banned now",
-		    path, nlive, nb, nids);
-	for (size_t i = 0; i < nids; i++)
-		free(ids[i]);
-	free(ids);
+	report_note(q->r, "state %s: %lu bans in force, %lu bans in its history", path, hw.live,
+		    hw.rows);
 	store_close(st);
 	remove_dir(scratch);
 	free(scratch);

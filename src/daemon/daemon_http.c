@@ -17,7 +17,8 @@
  * modules add theirs with metrics_register(daemon_metrics(dm), cb, arg)
  * (metrics/metrics.h). The 24 h timeline on the page is kept here: failure
  * and ban totals are sampled every 10 s into 15-minute buckets; at start
- * it is seeded from the live bans' times (older history is not loaded).
+ * the bans of the last 24 h are read back from the store's history (failures
+ * before the start are not kept anywhere, so that series starts empty).
  *
  * SECURITY: everything from the configuration or the logs that reaches the
  * page is HTML-escaped; the page has no scripts and no external assets, and
@@ -38,6 +39,7 @@
 #include "daemon/daemon_int.h"
 #include "metrics/http.h"
 #include "metrics/metrics.h"
+#include "store/store.h"
 
 #define TL_BUCKET 900                      /* seconds per timeline bucket */
 #define TL_N (86400 / TL_BUCKET)           /* buckets in 24 h */
@@ -127,6 +129,29 @@ static void seed_ban(struct daemon_ban *b, void *arg)
 	struct daemon_http *h = arg;
 	if (b->timeofban > daemon_now() - 86400)
 		tl_add(h, b->timeofban, 0, 1);
+}
+
+static int seed_hist(void *arg, const char *jail, const char *id, double timeofban)
+{
+	(void)jail;
+	(void)id;
+	tl_add(arg, timeofban, 0, 1);
+	return 0;
+}
+
+/* Every ban of the last 24 h, ended or not, is in the store's history; the
+ * live bans are the fallback when there is no store or it cannot be read. */
+static void tl_seed(struct daemon_http *h)
+{
+	struct daemon *dm = h->dm;
+	double since = (double)((long long)(daemon_now() - 86400) / TL_BUCKET + 1) * TL_BUCKET;
+	if (dm->store && store_history_since(dm->store, since, seed_hist, h) == 0)
+		return;
+	if (dm->store)
+		log_warnx("metrics: timeline without ban history: %s", store_error(dm->store));
+	memset(h->slot, 0, sizeof h->slot);
+	memset(h->bans, 0, sizeof h->bans);
+	daemon_bans_foreach(dm, seed_ban, h);
 }
 
 /* ---------- the daemon's collector ---------- */
@@ -593,7 +618,7 @@ void daemon_http_start(struct daemon *dm, const struct config *cfg)
 		h = dm->http = xcalloc(1, sizeof *h);
 		h->dm = dm;
 		totals(dm, &h->last_fail, &h->last_bans);
-		daemon_bans_foreach(dm, seed_ban, h);
+		tl_seed(h);
 		h->timer = loop_timer_add(dm->loop, TL_SAMPLE_MS, on_sample, h);
 	}
 	free(h->listen);

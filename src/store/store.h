@@ -130,6 +130,12 @@ void store_banlist_free(struct store_banlist *l);
 int store_history(struct store *s, const char *id, const char *jail, double since,
 		  struct store_hist *out);
 
+/* Walks the history rows with timeofban >= since, oldest first: jail, id,
+ * time of the ban. A non-zero return from cb stops the walk and is returned.
+ * The status page fills its 24 h timeline from this at start. */
+typedef int (*store_history_cb)(void *arg, const char *jail, const char *id, double timeofban);
+int store_history_since(struct store *s, double since, store_history_cb cb, void *arg);
+
 /* Deletes history and evidence of bans that ended before now - purgeage
  * (never those of live bans) and expired kv rows. Commits. Returns the number
  * of history rows deleted. */

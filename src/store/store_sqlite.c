@@ -946,6 +946,30 @@ int store_history(struct store *s, const char *id, const char *jail, double sinc
 	return 0;
 }
 
+int store_history_since(struct store *s, double since, store_history_cb cb, void *arg)
+{
+	/* A private statement (rare call; cb may use the store). No index on
+	 * timeofban alone: a full scan of the kept history is cheap at start. */
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+				    "SELECT jail, id, timeofban FROM history WHERE timeofban >= ?1"
+				    " ORDER BY timeofban",
+				    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return dberr(s, rc, "reading ban history");
+	sqlite3_bind_double(st, 1, since);
+	int r = 0;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *j = (const char *)sqlite3_column_text(st, 0);
+		const char *id = (const char *)sqlite3_column_text(st, 1);
+		r = cb(arg, j ? j : "", id ? id : "", sqlite3_column_double(st, 2));
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = dberr(s, rc, "reading ban history");
+	sqlite3_finalize(st);
+	return r;
+}
+
 int store_purge(struct store *s, double now, double purgeage)
 {
 	int r = wr_begin(s);

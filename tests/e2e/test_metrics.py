@@ -10,7 +10,8 @@ fetched with curl and rendered by headless Chromium (skipped when either is miss
 both must list the live bans (a screenshot goes to $MXJAIL_ARTIFACTS, default
 ./artifacts, for CI). Then the listener is attacked with garbage, NUL bytes,
 a 1 MB header, a slowloris client and more idle connections than it accepts: it keeps
-answering, and so does the daemon. A non-loopback address without metrics_token is
+answering, and so does the daemon. After a restart the timeline still shows the bans
+of the last 24 h from the store's history. A non-loopback address without metrics_token is
 refused (the daemon runs on); with a token, requests without it get 401.
 
 Every daemon is stopped by its PID at the end of its test.
@@ -366,6 +367,37 @@ def test_status_page_shows_live_bans(mdaemon):
     page = subprocess.run(["curl", "-sS", url], capture_output=True, text=True).stdout
     assert bans_in_page(page) == {("sshd", ATTACKER)}
     assert http_get(d.port, "/nope")[0] == 404
+
+
+def test_timeline_survives_a_restart(mdaemon):
+    """The 24 h timeline is read back from the store's ban history at start: an ended
+    ban of the previous run and one from yesterday (written into the history while
+    the daemon is stopped) are on it, one older than a day is not."""
+    import sqlite3
+    d = mdaemon().start()
+    wait_listening(d.port)
+    d.cli("ban", "sshd", OTHER)
+    d.cli("unban", OTHER)
+    d.kill(signal.SIGTERM)
+    now = time.time()
+    db = sqlite3.connect(os.path.join(d.state, "mxjail.sqlite3"))
+    with db:
+        for addr, age in (("203.0.113.20", 20 * 3600), ("203.0.113.30", 30 * 3600)):
+            db.execute("INSERT INTO history(id, jail, timeofban, bantime, endtime, bancount,"
+                       " failures) VALUES (?, 'sshd', ?, 600, ?, 1, 3)",
+                       (addr, now - age, now - age + 600))
+    db.close()
+    d.start()
+    wait_listening(d.port)
+    st, _, body = http_get(d.port, "/status.json")
+    assert st == 200
+    tl = json.loads(body)["timeline"]
+    assert sum(tl["bans"]) == 2, tl
+    size, start = tl["bucket_seconds"], tl["start"]
+    yesterday = int((now - 20 * 3600 - start) // size)
+    assert tl["bans"][yesterday] == 1, tl
+    assert tl["bans"][-1] + tl["bans"][-2] == 1, tl   # the ban of the last run
+    assert d.status()["currently_banned"] == 0
 
 
 def chromium():

@@ -580,6 +580,9 @@ def test_state_of_a_running_daemon(tmp_path):
         assert cli("unban", "sshd", "192.0.2.7").returncode == 0
         assert cli("ban", "sshd", "192.0.2.7").returncode == 0
         assert cli("ban", "sshd", "198.51.100.23").returncode == 0
+        # banned and unbanned, never in the log: only the store's history has it
+        assert cli("ban", "sshd", "198.51.100.99").returncode == 0
+        assert cli("unban", "sshd", "198.51.100.99").returncode == 0
         now = time.time()
         with open(authlog, "a") as f:
             f.write("".join(_ssh_line("203.0.113.5", now) for _ in range(3)))
@@ -612,7 +615,7 @@ def test_state_of_a_running_daemon(tmp_path):
     d = json.loads(report(["-c", conf, "--state", state, "--json"]).stdout)
     b = d["bans"]
     assert b["banned_now"] == 3
-    assert b["by_source"]["state"] == 4
+    assert b["by_source"]["state"] == 5
     assert b["repeat_offenders"] == 1
     rep = b["top_repeat_offenders"][0]
     assert rep["address"] == "192.0.2.7" and rep["bans"] == 2 and rep["banned_now"] is True
@@ -625,13 +628,17 @@ def test_state_of_a_running_daemon(tmp_path):
     assert d["users"]["top"][0]["user"] == "root"
     # the daemon's own log: its "NOTICE [sshd] Ban" lines are logged bans
     d = json.loads(report(["-c", conf, "--jail", "sshd", "--json", out]).stdout)
-    assert d["bans"]["by_source"]["log"] == 4
+    assert d["bans"]["by_source"]["log"] == 5
     # the log and the state together: failures from the log only (the evidence
     # repeats it), every ban from the state, 192.0.2.7's history though it is
-    # not in the log
+    # not in the log, and 198.51.100.99's though it is neither in the log nor
+    # banned now
     d = json.loads(report(["-c", conf, "--state", state, "--json", authlog]).stdout)
-    assert d["failures"] == 3 and d["distinct_addresses"] == 3
-    assert d["bans"]["by_source"]["state"] == 4 and d["bans"]["banned_now"] == 3
+    assert d["failures"] == 3 and d["distinct_addresses"] == 4
+    assert d["bans"]["by_source"]["state"] == 5 and d["bans"]["banned_now"] == 3
+    ended = [a for a in d["top_addresses"] if a["address"] == "198.51.100.99"]
+    assert ended and ended[0]["bans"] == 1 and ended[0]["jails"] == ["sshd"], d["top_addresses"]
+    assert any("5 bans in its history" in n for n in d["notes"]), d["notes"]
     # 203.0.113.5 was banned once; the estimate over the log is the same ban
     assert d["bans"]["repeat_offenders"] == 1
     assert d["bans"]["top_repeat_offenders"][0]["address"] == "192.0.2.7"

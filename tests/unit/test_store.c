@@ -1,7 +1,8 @@
 /*
  * test_store - the SQLite state store: bans across restarts, history for
  * bantime.increment, evidence cap, purge, batched writes, kv expiry, crash
- * durability, recovery from broken database files, and the time to load
+ * durability, recovery from broken database files, the history walks
+ * (store_history_since, read-only store_ro_history) and the time to load
  * 100,000 live bans (printed).
  */
 #include <setjmp.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/store_ro.h"
 
 #define NOW 1800000000.0
 
@@ -251,6 +253,121 @@ static void increment_history(void **state)
 	assert_int_equal(store_history(s, "198.51.100.8", "sshd", 0, &h), 0);
 	assert_int_equal(h.count, 2);
 	store_close(s);
+}
+
+struct seen {
+	char ids[16][64];
+	double t[16];
+	int live[16];
+	size_t lines[16];
+	char first_line[16][64];
+	int n;
+	int stop_after;
+};
+
+static int since_cb(void *arg, const char *jail, const char *id, double timeofban)
+{
+	struct seen *w = arg;
+	assert_true(w->n < 16);
+	snprintf(w->ids[w->n], sizeof w->ids[0], "%s/%s", jail, id);
+	w->t[w->n++] = timeofban;
+	return w->stop_after && w->n >= w->stop_after ? 7 : 0;
+}
+
+static int ro_cb(void *arg, const struct store_ro_ban *b)
+{
+	struct seen *w = arg;
+	assert_true(w->n < 16);
+	snprintf(w->ids[w->n], sizeof w->ids[0], "%s/%s", b->jail, b->id);
+	w->t[w->n] = b->timeofban;
+	w->live[w->n] = b->live;
+	w->lines[w->n] = b->nlines;
+	snprintf(w->first_line[w->n], sizeof w->first_line[0], "%s", b->nlines ? b->lines[0] : "");
+	w->n++;
+	return w->stop_after && w->n >= w->stop_after;
+}
+
+/* Ended, unbanned and live bans are all in the history walks; the read-only
+ * walk leaves the file byte for byte as it was and reads what is still in
+ * the write-ahead log of an open writer. */
+static void history_walks(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = open_ok(f->path, 2);
+	const char *ev1[] = {"line a1", "line a2", "line a3"};
+	const char *ev3[] = {"line c1"};
+	struct store_ban b[4] = {
+		mkban("192.0.2.1", "sshd", NOW - 90000, 600, ev1, 3),      /* older than a day */
+		mkban("192.0.2.2", "postfix", NOW - 7200, 600, NULL, 0),   /* ended */
+		mkban("192.0.2.3", "sshd", NOW - 3600, -1, ev3, 1),        /* forever, live */
+		mkban("2001:db8::/64", "dovecot", NOW - 60, 600, NULL, 0), /* live, then unbanned */
+	};
+	assert_int_equal(store_bans_add(s, b, 4), 0);
+	assert_int_equal(store_unban(s, "dovecot", "2001:db8::/64", NOW - 30), 1);
+
+	struct seen w = {0};
+	assert_int_equal(store_history_since(s, NOW - 86400, since_cb, &w), 0);
+	assert_int_equal(w.n, 3);
+	assert_string_equal(w.ids[0], "postfix/192.0.2.2");
+	assert_string_equal(w.ids[1], "sshd/192.0.2.3");
+	assert_string_equal(w.ids[2], "dovecot/2001:db8::/64");
+	assert_true(w.t[2] == NOW - 60);
+	memset(&w, 0, sizeof w);
+	w.stop_after = 1;
+	assert_int_equal(store_history_since(s, 0, since_cb, &w), 7);
+	assert_int_equal(w.n, 1);
+
+	/* the writer stays open: its last commits are in the -wal file */
+	struct stat before;
+	assert_int_equal(stat(f->path, &before), 0);
+	memset(&w, 0, sizeof w);
+	char msg[512];
+	long n = store_ro_history(f->path, NOW, 0, 10, 1000, ro_cb, &w, msg, sizeof msg);
+	assert_int_equal(n, 4);
+	assert_string_equal(w.ids[0], "sshd/192.0.2.1");
+	assert_int_equal(w.live[0], 0);
+	assert_int_equal(w.lines[0], 2);               /* dbmaxmatches 2 kept the newest */
+	assert_string_equal(w.first_line[0], "line a2");
+	assert_int_equal(w.live[1], 0);
+	assert_int_equal(w.lines[1], 0);
+	assert_int_equal(w.live[2], 1);
+	assert_int_equal(w.lines[2], 1);
+	assert_string_equal(w.first_line[2], "line c1");
+	assert_int_equal(w.live[3], 0);                /* unbanned: history only */
+	/* since, no evidence, an early stop */
+	memset(&w, 0, sizeof w);
+	n = store_ro_history(f->path, NOW, NOW - 86400, 0, 1000, ro_cb, &w, msg, sizeof msg);
+	assert_int_equal(n, 3);
+	assert_int_equal(w.lines[1], 0);
+	assert_int_equal(w.live[1], 1);
+	memset(&w, 0, sizeof w);
+	w.stop_after = 2;
+	assert_int_equal(store_ro_history(f->path, NOW, 0, 10, 1000, ro_cb, &w, msg, sizeof msg), 2);
+	/* the live ban is not live any more later on */
+	memset(&w, 0, sizeof w);
+	assert_int_equal(store_ro_history(f->path, NOW + 1e9, 0, 0, 1000, ro_cb, &w, msg,
+					  sizeof msg), 4);
+	assert_int_equal(w.live[2], 1);                /* forever */
+	store_close(s);
+
+	struct stat after;
+	assert_int_equal(stat(f->path, &after), 0);
+	assert_true(after.st_ino == before.st_ino);
+
+	/* missing file, not a database: errors, nothing created */
+	char other[192];
+	snprintf(other, sizeof other, "%s/none.db", f->dir);
+	assert_int_equal(store_ro_history(other, NOW, 0, 10, 100, ro_cb, &w, msg, sizeof msg),
+			 -ENOENT);
+	assert_int_equal(access(other, F_OK), -1);
+	int fd = open(other, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "not sqlite at all, just some text\n", 34), 34);
+	close(fd);
+	memset(&w, 0, sizeof w);
+	assert_true(store_ro_history(other, NOW, 0, 10, 100, ro_cb, &w, msg, sizeof msg) < 0);
+	assert_true(strlen(msg) > 0);
+	assert_int_equal(w.n, 0);
 }
 
 /* dbmaxmatches keeps the newest lines; long lines are cut; hostile bytes kept. */
@@ -832,6 +949,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(restart_and_unban, setup, teardown),
 		cmocka_unit_test_setup_teardown(increment_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(history_walks, setup, teardown),
 		cmocka_unit_test_setup_teardown(evidence_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(kv_positions_cursors, setup, teardown),
