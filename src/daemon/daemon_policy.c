@@ -10,9 +10,9 @@
  * (daemon_policy_bans_*, at the end of this file).
  *
  * Timing: requests are answered from memory (policy_eval never does I/O);
- * the write-behind queue is committed in one transaction as soon as a few
- * hundred changes are queued (looked at every 50 ms) and at least once a
- * second otherwise (kill -9 loses about a second of updates), and a short
+ * the write-behind queue is handed to the writer as soon as about a hundred
+ * changes are queued (looked at every 20 ms: small batches keep each stall of
+ * the loop well under a millisecond) and at least once a second otherwise (kill -9 loses about a second of updates), and a short
  * timer expires a bounded number of entries. On the loop thread a flush only
  * serialises the changes (its cost is in `policy status`); the engine's
  * writer thread commits them to STATEDIR/policy-state.sqlite3.
@@ -39,8 +39,8 @@
 #include "store/store.h"
 #include "store/store_ro.h"
 
-#define FLUSH_CHECK_MS 50     /* how often the queue is looked at */
-#define FLUSH_PENDING 256      /* flush at once from this many queued changes */
+#define FLUSH_CHECK_MS 20     /* how often the queue is looked at */
+#define FLUSH_PENDING 128      /* flush at once from this many queued changes */
 #define FLUSH_MAX_AGE 1.0      /* and at the latest this long after the last one */
 #define EXPIRE_MS 100
 #define EXPIRE_BUDGET 500
