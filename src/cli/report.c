@@ -14,7 +14,8 @@
  * state database (--state DIR, or with no LOG the configured statedir) adds
  * the bans mxjail made, their history and evidence, and the policy service's
  * greylist and rate-limit rows; the bans are read through a read-only
- * connection, the rest from a copy, so the daemon's file is never changed. With --audit the findings of `mxjail audit` are added.
+ * connection, the policy's files from copies, so nothing of the daemon's is
+ * ever changed. With --audit the findings of `mxjail audit` are added.
  * Nothing is written except the --html file.
  *
  * The aggregation and the three output formats live in src/report/; this
@@ -426,12 +427,37 @@ static int hist_row(void *arg, const struct store_ro_ban *b)
 	return 0;
 }
 
-/* The ban history is walked read-only (store_ro.h). The policy service's
- * tables may still sit in the store (written by an older version), and
- * policy_open() wants a struct store for them; store_open() writes and moves
- * a database it cannot use aside (a newer schema, damage), which a report
- * must never do to the daemon's file, so that one reads a copy of the
- * database and its write-ahead log. */
+/* Copies the database at path and its write-ahead log into dir. Returns the
+ * copy's path (caller frees) or NULL with errno set. */
+static char *copy_db(const char *path, const char *dir)
+{
+	char *copy = xasprintf("%s/mxjail.sqlite3", dir);
+	char *wal = xasprintf("%s-wal", path), *copywal = xasprintf("%s-wal", copy);
+	int cr = copy_file(path, copy);
+	if (cr == 0)
+		cr = copy_file(wal, copywal) < 0 ? -1 : 0;
+	int e = errno;
+	free(wal);
+	free(copywal);
+	if (cr != 0) {
+		free(copy);
+		errno = cr > 0 ? ENOENT : e;
+		return NULL;
+	}
+	return copy;
+}
+
+/* Rows an older policy service kept in the daemon's store (policy.c moves
+ * these namespaces into its own file). */
+static const char *const legacy_policy_ns[] = {"greylist", "awl", "ratelimit"};
+
+/* The ban history is walked through a read-only connection (store_ro.h): no
+ * copy, whatever its size. Only two cases take a copy of the database and
+ * its write-ahead log: a file SQLite cannot open read-only (a write-ahead log
+ * in a directory we may not write), and policy rows an older version left in
+ * the store - policy_open() moves those out of the struct store it is given,
+ * and store_open() itself may move a database aside, which a report must
+ * never do to the daemon's file. */
 static int read_state(struct run *q, const struct config *cfg, const char *statedir,
 		      int have_logs, double now)
 {
@@ -449,52 +475,43 @@ static int read_state(struct run *q, const struct config *cfg, const char *state
 		free(path);
 		return -1;
 	}
-	char *copy = xasprintf("%s/mxjail.sqlite3", scratch);
-	char *wal = xasprintf("%s-wal", path), *copywal = xasprintf("%s-wal", copy);
-	int cr = copy_file(path, copy);
-	if (cr == 0)
-		cr = copy_file(wal, copywal) < 0 ? -1 : 0;
-	free(wal);
-	free(copywal);
-	if (cr != 0) {
-		fprintf(stderr, "mxjail report: copying %s: %s\n", path, strerror(errno));
-		remove_dir(scratch);
-		free(scratch);
-		free(copy);
-		free(path);
-		return -1;
-	}
-	struct store_opts so = STORE_OPTS_DEFAULT;
-	so.skip_check = 1;
-	struct store *st = NULL;
-	char msg[512];
-	int rc = store_open(copy, &so, &st, msg, sizeof msg);
-	free(copy);
-	if (rc < 0) {
-		fprintf(stderr, "mxjail report: %s: %s\n", path, msg);
-		remove_dir(scratch);
-		free(scratch);
-		free(path);
-		return -1;
-	}
-	if (rc == 1)
-		report_note(q->r, "state %s cannot be read (left untouched): %s", path, msg);
-	/* every ban ever kept, live or ended, in one pass over the daemon's own
-	 * file (read-only); the copy when the file cannot be opened that way
-	 * (a write-ahead log next to it in a directory we may not write) */
+	char *copy = NULL;
+	const char *src = path;    /* what the read-only walks open */
 	struct hist_walk hw = {q->r, have_logs, 0, 0};
 	char hmsg[512];
-	long hn = store_ro_history(path, now, 0, have_logs ? 0 : 1000, 2000, hist_row, &hw, hmsg,
-				   sizeof hmsg);
+	size_t maxlines = have_logs ? 0 : 1000;
+	long hn = store_ro_history(path, now, 0, maxlines, 2000, hist_row, &hw, hmsg, sizeof hmsg);
 	if (hn < 0 && hw.rows == 0) {
-		char *copy = xasprintf("%s/mxjail.sqlite3", scratch);
-		hn = store_ro_history(copy, now, 0, have_logs ? 0 : 1000, 2000, hist_row, &hw, hmsg,
+		copy = copy_db(path, scratch);
+		if (!copy) {
+			fprintf(stderr, "mxjail report: copying %s: %s\n", path, strerror(errno));
+			remove_dir(scratch);
+			free(scratch);
+			free(path);
+			return -1;
+		}
+		src = copy;
+		hn = store_ro_history(copy, now, 0, maxlines, 2000, hist_row, &hw, hmsg,
 				      sizeof hmsg);
-		free(copy);
 	}
 	if (hn < 0)
-		report_note(q->r, "ban history of %s not read: %s", path, hmsg);
+		report_note(q->r, "state %s cannot be read (left untouched): %s", path, hmsg);
 	report_input(q->r, 0, path);
+
+	/* a store for the policy's legacy rows only when there are some */
+	struct store *st = NULL;
+	long legacy = hn < 0 ? 0 : store_ro_kv_count(src, legacy_policy_ns,
+						      sizeof legacy_policy_ns / sizeof *legacy_policy_ns,
+						      now, 2000, hmsg, sizeof hmsg);
+	if (legacy != 0 && !copy && !(copy = copy_db(path, scratch)))
+		report_note(q->r, "policy rows of %s not copied: %s", path, strerror(errno));
+	if (legacy != 0 && copy) {
+		struct store_opts so = STORE_OPTS_DEFAULT;
+		so.skip_check = 1;
+		char msg[512];
+		if (store_open(copy, &so, &st, msg, sizeof msg) < 0)
+			report_note(q->r, "policy rows of %s not read: %s", path, msg);
+	}
 	/* the policy service's own file, copied too (missing: nothing copied) */
 	char *ps = xasprintf("%s/policy-state.sqlite3", statedir);
 	char *pscopy = xasprintf("%s/policy-state.sqlite3", scratch);
@@ -506,9 +523,12 @@ static int read_state(struct run *q, const struct config *cfg, const char *state
 	free(pscopy);
 	free(pswal);
 	free(pscopywal);
-	report_note(q->r, "state %s: %lu bans in force, %lu bans in its history", path, hw.live,
-		    hw.rows);
-	store_close(st);
+	if (hn >= 0)
+		report_note(q->r, "state %s: %lu bans in force, %lu bans in its history", path,
+			    hw.live, hw.rows);
+	if (st)
+		store_close(st);
+	free(copy);
 	remove_dir(scratch);
 	free(scratch);
 	free(path);

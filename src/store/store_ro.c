@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/xmalloc.h"
 #include "store/store.h"
@@ -35,6 +36,45 @@ static long fail(sqlite3 *db, int rc, const char *what, const char *path, char *
 	}
 }
 
+/* Opens path read-only. A write-ahead-log database nobody has open (no -wal
+ * file: the owner removes it when it closes) is opened immutable: a plain
+ * read-only connection would create -wal and -shm files next to it that it
+ * cannot remove again, owned by whoever runs the reader. While the owner
+ * runs, its -wal and -shm exist and are shared as usual. */
+static int ro_open(const char *path, sqlite3 **db)
+{
+	size_t n = strlen(path);
+	char *wal = xmalloc(n + 5);
+	memcpy(wal, path, n);
+	memcpy(wal + n, "-wal", 5);
+	int have_wal = access(wal, F_OK) == 0 || errno != ENOENT;
+	free(wal);
+	if (have_wal)
+		return sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	/* "file:" URI: every byte but unreserved ones and '/' percent-encoded */
+	static const char hex[] = "0123456789ABCDEF";
+	char *uri = xmalloc(5 + 3 * n + sizeof "?immutable=1");
+	char *o = uri;
+	memcpy(o, "file:", 5);
+	o += 5;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)path[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+			*o++ = (char)c;
+		} else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	memcpy(o, "?immutable=1", sizeof "?immutable=1");
+	int rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+				 SQLITE_OPEN_URI, NULL);
+	free(uri);
+	return rc;
+}
+
 long store_ro_live_bans(const char *path, double now, int busy_ms, store_ro_ban_cb cb,
 			void *arg, char *msg, size_t msglen)
 {
@@ -45,7 +85,7 @@ long store_ro_live_bans(const char *path, double now, int busy_ms, store_ro_ban_
 		return -e;
 	}
 	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	int rc = ro_open(path, &db);
 	if (rc != SQLITE_OK)
 		return fail(db, rc, "opening read-only", path, msg, msglen);
 	sqlite3_busy_timeout(db, busy_ms);
@@ -124,7 +164,7 @@ long store_ro_history(const char *path, double now, double since, size_t maxline
 		return -e;
 	}
 	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	int rc = ro_open(path, &db);
 	if (rc != SQLITE_OK)
 		return fail(db, rc, "opening read-only", path, msg, msglen);
 	sqlite3_busy_timeout(db, busy_ms);
@@ -188,6 +228,46 @@ long store_ro_history(const char *path, double now, double since, size_t maxline
 	sqlite3_finalize(hs);
 	sqlite3_finalize(ev);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	if (msglen)
+		*msg = '\0';
+	return n;
+}
+
+long store_ro_kv_count(const char *path, const char *const *ns, size_t nns, double now,
+		       int busy_ms, char *msg, size_t msglen)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0) {
+		int e = errno;
+		snprintf(msg, msglen, "%s: %s", path, e == ENOENT ? "no such file" : "cannot stat");
+		return -e;
+	}
+	sqlite3 *db = NULL;
+	int rc = ro_open(path, &db);
+	if (rc != SQLITE_OK)
+		return fail(db, rc, "opening read-only", path, msg, msglen);
+	sqlite3_busy_timeout(db, busy_ms);
+	sqlite3_stmt *st = NULL;
+	rc = sqlite3_prepare_v2(db,
+				"SELECT count(*) FROM kv WHERE ns = ?1"
+				" AND (expires IS NULL OR expires > ?2)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(db, rc, "counting rows", path, msg, msglen);
+	long n = 0;
+	for (size_t i = 0; i < nns; i++) {
+		sqlite3_bind_text(st, 1, ns[i], -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 2, now);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			sqlite3_finalize(st);
+			return fail(db, rc, "counting rows", path, msg, msglen);
+		}
+		n += (long)sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
 	sqlite3_close(db);
 	if (msglen)
 		*msg = '\0';

@@ -48,4 +48,11 @@ typedef int (*store_ro_hist_cb)(void *arg, const struct store_ro_ban *b);
 long store_ro_history(const char *path, double now, double since, size_t maxlines,
 		      int busy_ms, store_ro_hist_cb cb, void *arg, char *msg, size_t msglen);
 
+/* Counts the key/value rows (store_kv_set) of the namespaces ns[0..nns-1]
+ * that are live at now, read-only. Returns the count or a negative errno
+ * with msg filled. The report asks it whether an older policy service left
+ * rows in the daemon's store before it takes a copy to read them. */
+long store_ro_kv_count(const char *path, const char *const *ns, size_t nns, double now,
+		       int busy_ms, char *msg, size_t msglen);
+
 #endif

@@ -612,7 +612,10 @@ def test_state_of_a_running_daemon(tmp_path):
                 proc.kill()
                 proc.wait()
         proc.stderr.close()
+    before = {n: (state / n).read_bytes() for n in os.listdir(state)}
     d = json.loads(report(["-c", conf, "--state", state, "--json"]).stdout)
+    # read in place and through copies: the daemon's files are left as they were
+    assert {n: (state / n).read_bytes() for n in os.listdir(state)} == before
     b = d["bans"]
     assert b["banned_now"] == 3
     assert b["by_source"]["state"] == 5

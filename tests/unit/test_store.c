@@ -348,11 +348,32 @@ static void history_walks(void **state)
 	assert_int_equal(store_ro_history(f->path, NOW + 1e9, 0, 0, 1000, ro_cb, &w, msg,
 					  sizeof msg), 4);
 	assert_int_equal(w.live[2], 1);                /* forever */
+	/* kv rows counted per namespace, expired ones not */
+	const char *ns[] = {"greylist", "ratelimit"};
+	assert_int_equal(store_ro_kv_count(f->path, ns, 2, NOW, 1000, msg, sizeof msg), 0);
+	assert_int_equal(store_kv_set(s, "greylist", "a", "1", 1, 0), 0);
+	assert_int_equal(store_kv_set(s, "ratelimit", "b", "2", 1, NOW + 10), 0);
+	assert_int_equal(store_kv_set(s, "ratelimit", "c", "3", 1, NOW - 10), 0);
+	assert_int_equal(store_kv_set(s, "cluster", "d", "4", 1, 0), 0);
+	assert_int_equal(store_flush(s), 0);
+	assert_int_equal(store_ro_kv_count(f->path, ns, 2, NOW, 1000, msg, sizeof msg), 2);
+	assert_int_equal(store_ro_kv_count(f->path, ns, 1, NOW, 1000, msg, sizeof msg), 1);
 	store_close(s);
 
 	struct stat after;
 	assert_int_equal(stat(f->path, &after), 0);
 	assert_true(after.st_ino == before.st_ino);
+	/* closed by its owner: read as it is, no -wal or -shm left behind */
+	char side[192];
+	snprintf(side, sizeof side, "%s-wal", f->path);
+	assert_int_equal(access(side, F_OK), -1);
+	memset(&w, 0, sizeof w);
+	assert_int_equal(store_ro_history(f->path, NOW, 0, 10, 1000, ro_cb, &w, msg, sizeof msg), 4);
+	assert_string_equal(w.first_line[2], "line c1");
+	assert_int_equal(store_ro_kv_count(f->path, ns, 2, NOW, 1000, msg, sizeof msg), 2);
+	assert_int_equal(access(side, F_OK), -1);
+	snprintf(side, sizeof side, "%s-shm", f->path);
+	assert_int_equal(access(side, F_OK), -1);
 
 	/* missing file, not a database: errors, nothing created */
 	char other[192];
@@ -368,6 +389,7 @@ static void history_walks(void **state)
 	assert_true(store_ro_history(other, NOW, 0, 10, 100, ro_cb, &w, msg, sizeof msg) < 0);
 	assert_true(strlen(msg) > 0);
 	assert_int_equal(w.n, 0);
+	assert_true(store_ro_kv_count(other, ns, 2, NOW, 100, msg, sizeof msg) < 0);
 }
 
 /* dbmaxmatches keeps the newest lines; long lines are cut; hostile bytes kept. */
