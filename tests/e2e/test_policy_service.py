@@ -499,7 +499,17 @@ def test_detached_service_writes_state(tmp_path):
                 break
             time.sleep(0.1)
         assert pid, "the detached service is not running"
-        assert "4.2.0" in s.ask(client="10.3.3.3")
+        # the control socket can appear before the policy listener: retry the
+        # first request until the listener accepts
+        reply, end = None, time.time() + 10
+        while reply is None:
+            try:
+                reply = s.ask(client="10.3.3.3")
+            except ConnectionRefusedError:
+                if time.time() > end:
+                    raise
+                time.sleep(0.1)
+        assert "4.2.0" in reply
         end = time.time() + 10
         st = None
         while time.time() < end:
