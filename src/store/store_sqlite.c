@@ -437,6 +437,13 @@ static int try_open(struct store *s, const char *path, const struct store_opts *
 	rc = pragma(s, "PRAGMA synchronous=NORMAL", NULL, NULL, 0);
 	if (rc != SQLITE_OK)
 		return open_fail(s, rc, path, "synchronous");
+	/* Peak RSS: a 256 KiB page cache (default 2 MiB) and no memory-mapped
+	 * I/O; the store is written in batches and read in full only at start. */
+	rc = pragma(s, "PRAGMA cache_size=-256", NULL, NULL, 0);
+	if (rc == SQLITE_OK)
+		rc = pragma(s, "PRAGMA mmap_size=0", NULL, NULL, 0);
+	if (rc != SQLITE_OK)
+		return open_fail(s, rc, path, "cache_size");
 
 	long long appid = 0, version = 0, ntables = 0;
 	rc = pragma(s, "PRAGMA application_id", &appid, NULL, 0);
