@@ -411,8 +411,8 @@ static int setup(struct pwriter *pw, const char *path, char *msg, size_t msglen)
 		"PRAGMA journal_mode=WAL",
 		"PRAGMA synchronous=NORMAL",
 		"PRAGMA wal_autocheckpoint=0",
-		"CREATE TABLE IF NOT EXISTS prow (ns TEXT NOT NULL, key TEXT NOT NULL,"
-		" val BLOB NOT NULL, expires REAL NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID",
+		("CREATE TABLE IF NOT EXISTS prow (ns TEXT NOT NULL, key TEXT NOT NULL,"
+		 " val BLOB NOT NULL, expires REAL NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID"),
 	};
 	int rc = sqlite3_open_v2(path, &pw->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
