@@ -45,25 +45,17 @@
 #include "filters/filter.h"
 #include "jails/ignore.h"
 #include "jails/jail.h"
+#include "jails/jailrun.h"
 #include "net/addr.h"
 
 /* Lines of a log without any date take the replay clock; tracked failures
  * are dropped once they are older than findtime every this many lines. */
 #define EXPIRE_EVERY 4096
 
-struct rfilter {
-	char *key;
-	char *spec;
-	struct filter *f;
-	struct date_clock clk;
-	size_t share;              /* index of the filter whose preparation is reused */
-	struct filter_line fl;
-};
-
 struct rjail {
 	char *name;
 	char *filter_spec;
-	size_t flt;                /* index into rp.filters */
+	size_t flt;                /* index into rp.jr.filters */
 	struct jail_params p;
 	int banprefix6;
 	struct jail *j;
@@ -86,8 +78,7 @@ struct smap {
 };
 
 struct replay {
-	struct rfilter *filters;
-	size_t nfilters;
+	struct jailrun jr;         /* the jails' filters */
 	struct rjail *jails;
 	size_t njails;
 	struct rban *bans;
@@ -159,63 +150,6 @@ static void smap_free(struct smap *m)
 
 /* ---------- set-up ---------- */
 
-static int add_filter(struct replay *rp, const struct jail_conf *jc, const char *dir, double now,
-		      size_t *idx, struct diag *d)
-{
-	struct kvlist fopts = KVLIST_INIT;
-	kvlist_copy(&fopts, &jc->opts);
-	/* replay reads text logs: a journal jail's filter is loaded for files */
-	const char *be = kvlist_get(&fopts, "backend");
-	if (be && strncasecmp(be, "systemd", 7) == 0)
-		kvlist_set(&fopts, "backend", "auto");
-	struct filter_def def = {0};
-	struct diag fd = DIAG_INIT;
-	int rc = -1;
-	if (config_load_filter(dir, jc->filter, &fopts, &def, &fd) == 0 && fd.nerrors == 0) {
-		char *key = filter_def_key(&def);
-		for (size_t i = 0; i < rp->nfilters; i++)
-			if (strcmp(rp->filters[i].key, key) == 0) {
-				*idx = i;
-				free(key);
-				rc = 0;
-				goto out;
-			}
-		struct filter *f = filter_compile(&def, &fd);
-		if (!f) {
-			free(key);
-			goto out;
-		}
-		struct filter_opts fo = {.raw_host = 1};
-		filter_set_opts(f, &fo);
-		rp->filters = xrealloc(rp->filters, (rp->nfilters + 1) * sizeof *rp->filters);
-		struct rfilter *rf = &rp->filters[rp->nfilters];
-		memset(rf, 0, sizeof *rf);
-		rf->key = key;
-		rf->spec = xstrdup(jc->filter);
-		rf->f = f;
-		rf->clk.now = now;
-		if (def.logtimezone && *def.logtimezone &&
-		    datedetect_parse_tz(def.logtimezone, &rf->clk.tz_offset) == 0)
-			rf->clk.has_tz = 1;
-		*idx = rp->nfilters++;
-		rc = 0;
-	}
-out:
-	for (size_t i = 0; i < fd.n; i++) {
-		if (fd.items[i].level == DIAG_ERROR)
-			diag_error(d, NULL, 0, "jail [%s]: %s", jc->name, fd.items[i].text);
-		else
-			diag_warn(d, NULL, 0, "jail [%s]: %s", jc->name, fd.items[i].text);
-	}
-	if (rc < 0 && fd.nerrors == 0)
-		diag_error(d, jc->file, jc->line, "jail [%s]: filter '%s' cannot be used", jc->name,
-			   jc->filter);
-	diag_clear(&fd);
-	filter_def_free(&def);
-	kvlist_free(&fopts);
-	return rc;
-}
-
 static int add_jail(struct replay *rp, const struct config *cfg, const struct jail_conf *jc,
 		    double now, struct diag *d)
 {
@@ -235,7 +169,7 @@ static int add_jail(struct replay *rp, const struct config *cfg, const struct ja
 		jail_incr_free(&rj.p.incr);
 		return -1;
 	}
-	if (add_filter(rp, jc, cfg->dir, now, &rj.flt, d) < 0) {
+	if (jailrun_filter_add(&rp->jr, jc, cfg->dir, now, JAILRUN_DIAG_KEEP, &rj.flt, d) < 0) {
 		jail_incr_free(&rj.p.incr);
 		return -1;
 	}
@@ -264,12 +198,7 @@ static int add_jail(struct replay *rp, const struct config *cfg, const struct ja
 
 static void replay_free(struct replay *rp)
 {
-	for (size_t i = 0; i < rp->nfilters; i++) {
-		filter_free(rp->filters[i].f);
-		free(rp->filters[i].key);
-		free(rp->filters[i].spec);
-	}
-	free(rp->filters);
+	jailrun_free(&rp->jr);
 	for (size_t i = 0; i < rp->njails; i++) {
 		struct rjail *j = &rp->jails[i];
 		free(j->name);
@@ -400,8 +329,8 @@ static void on_failure(struct replay *rp, size_t ji, const struct filter_hit *h,
 static void feed(struct replay *rp, const char *line, size_t len)
 {
 	rp->lines++;
-	for (size_t i = 0; i < rp->nfilters; i++) {
-		struct rfilter *rf = &rp->filters[i];
+	for (size_t i = 0; i < rp->jr.nfilters; i++) {
+		struct jailrun_filter *rf = &rp->jr.filters[i];
 		if (rf->share == i) {
 			filter_prepare(rf->f, line, len, -1.0, &rf->clk, &rf->fl);
 			if (rf->fl.found == 1 && i == 0) {
@@ -412,7 +341,7 @@ static void feed(struct replay *rp, const char *line, size_t len)
 			}
 		}
 		filter_result_reset(&rp->res);
-		filter_process_prepared(rf->f, &rp->filters[rf->share].fl, &rf->clk, &rp->res);
+		filter_process_prepared(rf->f, &rp->jr.filters[rf->share].fl, &rf->clk, &rp->res);
 		for (size_t h = 0; h < rp->res.n; h++) {
 			const struct filter_hit *hit = &rp->res.hits[h];
 			if (!hit->id || hit->nofail)
@@ -456,7 +385,7 @@ static int rlog_next(struct replay *rp, struct rlog *l)
 		return r;
 	}
 	l->have = 1;
-	struct rfilter *rf = &rp->filters[0];
+	struct jailrun_filter *rf = &rp->jr.filters[0];
 	struct filter_line fl;
 	filter_prepare(rf->f, l->line, l->len, -1.0, &rf->clk, &fl);
 	if (fl.found == 1)
@@ -701,14 +630,7 @@ int cmd_replay(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg.njails && rc == 0; i++) {
 		const struct jail_conf *jc = &cfg.jails[i];
-		int use = jc->enabled;
-		if (nwant) {
-			use = 0;
-			for (size_t w = 0; w < nwant; w++)
-				if (strcmp(jc->name, want[w]) == 0)
-					use = 1;
-		}
-		if (use && add_jail(&rp, &cfg, jc, now, &d) < 0)
+		if (jailrun_wanted(jc, want, nwant) && add_jail(&rp, &cfg, jc, now, &d) < 0)
 			rc = 1;
 	}
 	if (rc)
@@ -718,16 +640,7 @@ int cmd_replay(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	for (size_t i = 0; i < rp.nfilters; i++) {
-		rp.filters[i].share = i;
-		for (size_t m = 0; m < i; m++)
-			if (rp.filters[m].share == m &&
-			    strcmp(filter_date_key(rp.filters[i].f), filter_date_key(rp.filters[m].f)) ==
-				    0) {
-				rp.filters[i].share = m;
-				break;
-			}
-	}
+	jailrun_share(&rp.jr);
 	diag_print(&d, stderr);
 	diag_clear(&d);
 	if (replay_logs(&rp, argv + optind, (size_t)(argc - optind)) < 0)

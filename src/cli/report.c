@@ -44,6 +44,7 @@
 #include "filters/filter.h"
 #include "jails/ignore.h"
 #include "jails/jail.h"
+#include "jails/jailrun.h"
 #include "net/addr.h"
 #include "policy/policy.h"
 #include "report/report.h"
@@ -52,14 +53,6 @@
 
 #define DEFAULT_STATEDIR "/var/lib/mxjail"
 #define MAX_AUDIT (16 << 20)   /* bytes of `mxjail audit` output kept */
-
-struct qfilter {
-	char *key;
-	struct filter *f;
-	struct date_clock clk;
-	size_t share;
-	struct filter_line fl;
-};
 
 struct qjail {
 	size_t rj;                 /* index in the report */
@@ -71,8 +64,7 @@ struct qjail {
 
 struct run {
 	struct report *r;
-	struct qfilter *filters;
-	size_t nfilters;
+	struct jailrun jr;         /* the jails' filters */
 	struct qjail *jails;
 	size_t njails;
 	struct filter_result res;
@@ -96,58 +88,6 @@ static void usage(void)
 
 /* ---------- set-up ---------- */
 
-static int add_filter(struct run *q, const struct jail_conf *jc, const char *dir, double now,
-		      size_t *idx, struct diag *d)
-{
-	struct kvlist fopts = KVLIST_INIT;
-	kvlist_copy(&fopts, &jc->opts);
-	/* logs given on the command line are text: load a journal jail's filter for files */
-	const char *be = kvlist_get(&fopts, "backend");
-	if (be && strncasecmp(be, "systemd", 7) == 0)
-		kvlist_set(&fopts, "backend", "auto");
-	struct filter_def def = {0};
-	struct diag fd = DIAG_INIT;
-	int rc = -1;
-	if (config_load_filter(dir, jc->filter, &fopts, &def, &fd) == 0 && fd.nerrors == 0) {
-		char *key = filter_def_key(&def);
-		for (size_t i = 0; i < q->nfilters; i++)
-			if (strcmp(q->filters[i].key, key) == 0) {
-				*idx = i;
-				free(key);
-				rc = 0;
-				goto out;
-			}
-		struct filter *f = filter_compile(&def, &fd);
-		if (!f) {
-			free(key);
-			goto out;
-		}
-		struct filter_opts fo = {.raw_host = 1};
-		filter_set_opts(f, &fo);
-		q->filters = xrealloc(q->filters, (q->nfilters + 1) * sizeof *q->filters);
-		struct qfilter *qf = &q->filters[q->nfilters];
-		memset(qf, 0, sizeof *qf);
-		qf->key = key;
-		qf->f = f;
-		qf->clk.now = now;
-		if (def.logtimezone && *def.logtimezone &&
-		    datedetect_parse_tz(def.logtimezone, &qf->clk.tz_offset) == 0)
-			qf->clk.has_tz = 1;
-		*idx = q->nfilters++;
-		rc = 0;
-	}
-out:
-	for (size_t i = 0; i < fd.n; i++)
-		diag_warn(d, NULL, 0, "jail [%s]: %s", jc->name, fd.items[i].text);
-	if (rc < 0)
-		diag_error(d, jc->file, jc->line, "jail [%s]: filter '%s' cannot be used", jc->name,
-			   jc->filter);
-	diag_clear(&fd);
-	filter_def_free(&def);
-	kvlist_free(&fopts);
-	return rc;
-}
-
 static int add_jail(struct run *q, const struct jail_conf *jc, const char *dir, double now,
 		    struct diag *d)
 {
@@ -163,7 +103,7 @@ static int add_jail(struct run *q, const struct jail_conf *jc, const char *dir, 
 		jail_incr_free(&qj.p.incr);
 		return -1;
 	}
-	if (add_filter(q, jc, dir, now, &qj.flt, d) < 0) {
+	if (jailrun_filter_add(&q->jr, jc, dir, now, JAILRUN_DIAG_WARN, &qj.flt, d) < 0) {
 		jail_incr_free(&qj.p.incr);
 		return -1;
 	}
@@ -185,11 +125,7 @@ static int add_jail(struct run *q, const struct jail_conf *jc, const char *dir, 
 
 static void run_free(struct run *q)
 {
-	for (size_t i = 0; i < q->nfilters; i++) {
-		filter_free(q->filters[i].f);
-		free(q->filters[i].key);
-	}
-	free(q->filters);
+	jailrun_free(&q->jr);
 	for (size_t i = 0; i < q->njails; i++) {
 		jail_free(q->jails[i].j);
 		ignore_free(q->jails[i].ign);
@@ -213,15 +149,15 @@ static void feed(struct run *q, const char *line, size_t len)
 	/* hits of one filter are reset by the next one: keep copies we need */
 	char *id = NULL, *usr = NULL;
 	double ht = -1;
-	for (size_t i = 0; i < q->nfilters; i++) {
-		struct qfilter *qf = &q->filters[i];
+	for (size_t i = 0; i < q->jr.nfilters; i++) {
+		struct jailrun_filter *qf = &q->jr.filters[i];
 		if (qf->share == i) {
 			filter_prepare(qf->f, line, len, -1.0, &qf->clk, &qf->fl);
 			if (qf->fl.found == 1 && t < 0)
 				t = qf->fl.t;
 		}
 		filter_result_reset(&q->res);
-		filter_process_prepared(qf->f, &q->filters[qf->share].fl, &qf->clk, &q->res);
+		filter_process_prepared(qf->f, &q->jr.filters[qf->share].fl, &qf->clk, &q->res);
 		for (size_t h = 0; h < q->res.n; h++) {
 			const struct filter_hit *hit = &q->res.hits[h];
 			if (!hit->id || hit->nofail)
@@ -721,13 +657,7 @@ int cmd_report(int argc, char **argv)
 	if (nlogs > 0) {
 		for (size_t i = 0; i < cfg.njails; i++) {
 			const struct jail_conf *jc = &cfg.jails[i];
-			int use = jc->enabled;
-			if (nwant) {
-				use = 0;
-				for (size_t w = 0; w < nwant; w++)
-					use |= strcmp(jc->name, want[w]) == 0;
-			}
-			if (use && add_jail(&q, jc, dir, now, &d) < 0)
+			if (jailrun_wanted(jc, want, nwant) && add_jail(&q, jc, dir, now, &d) < 0)
 				rc = 1;
 		}
 		if (rc)
@@ -736,16 +666,7 @@ int cmd_report(int argc, char **argv)
 			report_note(q.r, "no enabled jail in %s: only ban notices and policy lines "
 					 "were read from the logs (name jails with --jail)",
 				    dir);
-		for (size_t i = 0; i < q.nfilters; i++) {
-			q.filters[i].share = i;
-			for (size_t m = 0; m < i; m++)
-				if (q.filters[m].share == m &&
-				    strcmp(filter_date_key(q.filters[i].f),
-					   filter_date_key(q.filters[m].f)) == 0) {
-					q.filters[i].share = m;
-					break;
-				}
-		}
+		jailrun_share(&q.jr);
 		report_note(q.r, "bans marked estimated follow each jail's maxretry, findtime and "
 				 "bantime over the logs");
 	}
@@ -759,7 +680,7 @@ int cmd_report(int argc, char **argv)
 	}
 	diag_print(&d, stderr);
 	diag_clear(&d);
-	if (nlogs > 0 && !q.nfilters && q.njails) {
+	if (nlogs > 0 && !q.jr.nfilters && q.njails) {
 		rc = 1;
 		goto out;
 	}
