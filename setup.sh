@@ -85,10 +85,21 @@ fuzz)
 		corpus=fuzz/corpus/${name#fuzz_}
 		mkdir -p "build-fuzz/corpus-$name"
 		echo "fuzzing $name for ${FUZZ_SECONDS:-20}s"
+		# a crash, leak or timeout found by the fuzzer fails the run (its report is shown)
+		rc=0
 		"$t" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 \
 			$( [ -f "$t.dict" ] && echo "-dict=$t.dict" ) \
-			"build-fuzz/corpus-$name" $( [ -d "$corpus" ] && echo "$corpus" ) 2>&1 | tail -n 2
+			"build-fuzz/corpus-$name" $( [ -d "$corpus" ] && echo "$corpus" ) \
+			>"build-fuzz/$name.log" 2>&1 || rc=$?
+		if [ "$rc" -ne 0 ]; then
+			tail -n 60 "build-fuzz/$name.log"
+			echo "$name: the fuzzer failed (exit $rc)" >&2
+			fuzz_failed=1
+		else
+			tail -n 2 "build-fuzz/$name.log"
+		fi
 	done
+	[ "${fuzz_failed:-0}" = 0 ]
 	;;
 *)
 	sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
