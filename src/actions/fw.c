@@ -402,6 +402,110 @@ int fw_jail_ports(const struct fw_jail *j, char **ports, unsigned *protos, int *
 	return 0;
 }
 
+int fw_ports_set(struct fw_ports *p, const struct fw_jail *j, char *err, size_t errlen)
+{
+	char *ports = NULL;
+	unsigned protos;
+	int all;
+	int r = fw_jail_ports(j, &ports, &protos, &all, err, errlen);
+	if (r < 0)
+		return r;
+	fw_ports_clear(p);
+	p->port = xstrdup(j->port ? j->port : "");
+	p->protocol = xstrdup(j->protocol ? j->protocol : "");
+	p->ports = ports;
+	p->protos = protos;
+	p->all = all;
+	p->reject = j->reject;
+	return 0;
+}
+
+int fw_ports_same(const struct fw_ports *p, const struct fw_jail *j)
+{
+	return p->port && strcmp(p->port, j->port ? j->port : "") == 0 &&
+	       strcmp(p->protocol, j->protocol ? j->protocol : "") == 0;
+}
+
+void fw_ports_clear(struct fw_ports *p)
+{
+	free(p->port);
+	free(p->protocol);
+	free(p->ports);
+	memset(p, 0, sizeof *p);
+}
+
+static const char *const rule_protos[] = {"tcp", "udp", "sctp", "dccp", "udplite"};
+
+char *fw_ports_rules(const struct fw_ports *p, const char *hook, const char *tail)
+{
+	struct strbuf b = STRBUF_INIT;
+	if (p->all && (p->protos & FW_PROTO_ALL)) {
+		strbuf_addf(&b, "-A %s%s\n", hook, tail);
+		return strbuf_detach(&b);
+	}
+	for (int k = 0; k < 5; k++) {
+		if (!(p->protos & (1u << k)) && !(p->protos & FW_PROTO_ALL))
+			continue;
+		if (p->all) {
+			strbuf_addf(&b, "-A %s -p %s%s\n", hook, rule_protos[k], tail);
+			continue;
+		}
+		/* multiport takes 15 ports, a range counting as two */
+		const char *q = p->ports;
+		while (*q) {
+			struct strbuf chunk = STRBUF_INIT;
+			int used = 0;
+			while (*q) {
+				size_t n = strcspn(q, ",");
+				int cost = memchr(q, ':', n) ? 2 : 1;
+				if (used + cost > FW_MULTIPORT_MAX)
+					break;
+				if (chunk.len)
+					strbuf_addc(&chunk, ',');
+				strbuf_add(&chunk, q, n);
+				used += cost;
+				q += n;
+				if (*q == ',')
+					q++;
+			}
+			strbuf_addf(&b, "-A %s -p %s -m multiport --dports %s%s\n", hook, rule_protos[k],
+				    strbuf_str(&chunk), tail);
+			strbuf_free(&chunk);
+		}
+	}
+	return strbuf_detach(&b);
+}
+
+void fw_rules_as(const char *rules, const char *op, struct strbuf *b)
+{
+	for (const char *p = rules; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		if (n > 3 && strncmp(p, "-A ", 3) == 0)
+			strbuf_addf(b, "%s %.*s\n", op, (int)(n - 3), p + 3);
+		p += n + (p[n] ? 1 : 0);
+	}
+}
+
+int fw_restore(const char *bindir, int f, const char *body, char *err, size_t errlen)
+{
+	if (!*body)
+		return 0;
+	char *batch = xasprintf("*filter\n%sCOMMIT\n", body);
+	int r = fw_tool_run(bindir, f ? "ip6tables-restore" : "iptables-restore", "--noflush", "-w",
+			    NULL, batch, NULL, err, errlen);
+	free(batch);
+	return r;
+}
+
+int fw_queue(struct fw_map *pend, int k, const struct addr *a, uint64_t v)
+{
+	if (k < 0)
+		return k;
+	int isnew;
+	*fw_map_put(pend, (uint32_t)k, a, &isnew) = v;
+	return 0;
+}
+
 int fw_jail_check(const struct fw_jail *j, char *err, size_t errlen)
 {
 	struct fw_jspec s;

@@ -77,6 +77,34 @@ struct strbuf;
 int fw_tool_run(const char *bindir, const char *name, const char *arg1, const char *arg2,
 		const char *arg3, const char *input, struct strbuf *out, char *err, size_t errlen);
 
+/* A jail's ports and target as the iptables-based backends (iptables,
+ * ipset) keep them: the option text, to notice a change, and the
+ * fw_jail_ports() form the rules are built from. */
+#define FW_MULTIPORT_MAX 15  /* ports one multiport match takes, a range counting as two */
+struct fw_ports {
+	char *port, *protocol;     /* as given ("" when unset); NULL before the first set */
+	char *ports;
+	unsigned protos;
+	int all, reject;
+};
+/* Sets p from j, freeing what it held; on error p is unchanged. 0 or -EINVAL with err. */
+int fw_ports_set(struct fw_ports *p, const struct fw_jail *j, char *err, size_t errlen);
+/* 1 when j has the port and protocol text p was set from. */
+int fw_ports_same(const struct fw_ports *p, const struct fw_jail *j);
+void fw_ports_clear(struct fw_ports *p);
+/* p's rules as "-A HOOK[ -p PROTO[ -m multiport --dports LIST]]TAIL\n" lines:
+ * one per protocol and multiport chunk, or a single rule for all traffic.
+ * tail starts with a blank ("... -j DROP"). The caller frees the text. */
+char *fw_ports_rules(const struct fw_ports *p, const char *hook, const char *tail);
+/* The "-A ..." lines of rules appended to b as "OP ..." (OP "-I" or "-D"). */
+void fw_rules_as(const char *rules, const char *op, struct strbuf *b);
+/* body (filter table lines) as one `iptables-restore --noflush -w` batch,
+ * ip6tables-restore when f is 1; an empty body runs nothing. */
+int fw_restore(const char *bindir, int f, const char *body, char *err, size_t errlen);
+/* Queues v for (jail k, a) in pend and returns 0; a negative k (a failed
+ * jail lookup) is returned as it is. */
+int fw_queue(struct fw_map *pend, int k, const struct addr *a, uint64_t v);
+
 /* Clamps a timeout to FW_MAX_TIMEOUT (0 stays forever). */
 unsigned long fw_clamp_timeout(unsigned long t);
 

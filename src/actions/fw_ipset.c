@@ -35,16 +35,12 @@
 
 #define SETNAME_MAX 31        /* IPSET_MAXNAMELEN - 1 */
 #define IPSET_TIMEOUT_MAX 2147483UL /* fail2ban's bound for ipset timeouts */
-#define MULTIPORT_MAX 15
 #define IPSET_MAXELEM 1048576u
 
 struct ips_jail {
 	char *name;
 	char *set[2];          /* family 4 (0) / 6 (1) */
-	char *port, *protocol; /* as given, to notice changes */
-	char *ports;
-	unsigned protos;
-	int all, reject;
+	struct fw_ports pt;
 	int created[2];
 	char *rules[2];        /* "-A HOOK ... --match-set SET src -j X\n" lines installed */
 };
@@ -175,74 +171,16 @@ static char *set_name(const char *jail, int six)
 	return strbuf_detach(&b);
 }
 
-static const char *proto_names[] = {"tcp", "udp", "sctp", "dccp", "udplite"};
-
 /* The rules of one jail and family as "-A HOOK ...\n" lines. */
 static char *jail_rules(const struct ips_st *s, const struct ips_jail *j, int f)
 {
-	struct strbuf b = STRBUF_INIT;
-	const char *target = !j->reject ? "DROP"
+	const char *target = !j->pt.reject ? "DROP"
 			     : f == 0 ? "REJECT --reject-with icmp-port-unreachable"
 				      : "REJECT --reject-with icmp6-port-unreachable";
-	char *tail = xasprintf("-m set --match-set %s src -j %s", j->set[f], target);
-	if (j->all && (j->protos & FW_PROTO_ALL)) {
-		strbuf_addf(&b, "-A %s %s\n", s->hook, tail);
-		free(tail);
-		return strbuf_detach(&b);
-	}
-	for (int p = 0; p < 5; p++) {
-		if (!(j->protos & (1u << p)) && !(j->protos & FW_PROTO_ALL))
-			continue;
-		if (j->all) {
-			strbuf_addf(&b, "-A %s -p %s %s\n", s->hook, proto_names[p], tail);
-			continue;
-		}
-		const char *q = j->ports;
-		while (*q) {
-			struct strbuf chunk = STRBUF_INIT;
-			int used = 0;
-			while (*q) {
-				size_t n = strcspn(q, ",");
-				int cost = memchr(q, ':', n) ? 2 : 1;
-				if (used + cost > MULTIPORT_MAX)
-					break;
-				if (chunk.len)
-					strbuf_addc(&chunk, ',');
-				strbuf_add(&chunk, q, n);
-				used += cost;
-				q += n;
-				if (*q == ',')
-					q++;
-			}
-			strbuf_addf(&b, "-A %s -p %s -m multiport --dports %s %s\n", s->hook,
-				    proto_names[p], strbuf_str(&chunk), tail);
-			strbuf_free(&chunk);
-		}
-	}
+	char *tail = xasprintf(" -m set --match-set %s src -j %s", j->set[f], target);
+	char *rules = fw_ports_rules(&j->pt, s->hook, tail);
 	free(tail);
-	return strbuf_detach(&b);
-}
-
-/* "-A HOOK x" lines as op ("-I" / "-D") lines. */
-static void lines_as(const char *rules, const char *op, struct strbuf *b)
-{
-	for (const char *p = rules; p && *p;) {
-		size_t n = strcspn(p, "\n");
-		if (n > 3 && strncmp(p, "-A ", 3) == 0)
-			strbuf_addf(b, "%s %.*s\n", op, (int)(n - 3), p + 3);
-		p += n + (p[n] ? 1 : 0);
-	}
-}
-
-static int ipt_apply(struct ips_st *s, int f, const char *body, char *err, size_t errlen)
-{
-	if (!*body)
-		return 0;
-	char *batch = xasprintf("*filter\n%sCOMMIT\n", body);
-	int r = fw_tool_run(s->bindir, f ? "ip6tables-restore" : "iptables-restore", "--noflush",
-			    "-w", NULL, batch, NULL, err, errlen);
-	free(batch);
-	return r;
+	return rules;
 }
 
 /* ---------------------------------------------------------------- backend */
@@ -273,9 +211,7 @@ static void ips_free(void *st)
 		free(j->name);
 		free(j->set[0]);
 		free(j->set[1]);
-		free(j->port);
-		free(j->protocol);
-		free(j->ports);
+		fw_ports_clear(&j->pt);
 		free(j->rules[0]);
 		free(j->rules[1]);
 	}
@@ -301,10 +237,8 @@ static int ips_declare(void *st, const struct fw_jail *j, char *err, size_t errl
 	struct ips_st *s = st;
 	if (!j || !j->name || !*j->name)
 		return fw_errf(err, errlen, "ipset: jail name missing");
-	char *ports = NULL;
-	unsigned protos;
-	int all;
-	int r = fw_jail_ports(j, &ports, &protos, &all, err, errlen);
+	struct fw_ports pt = {0};
+	int r = fw_ports_set(&pt, j, err, errlen);
 	if (r < 0)
 		return r;
 	int k = find_jail(s, j->name);
@@ -315,26 +249,16 @@ static int ips_declare(void *st, const struct fw_jail *j, char *err, size_t errl
 		s->jails[k].name = xstrdup(j->name);
 		s->jails[k].set[0] = set_name(j->name, 0);
 		s->jails[k].set[1] = set_name(j->name, 1);
-	} else {
-		free(s->jails[k].port);
-		free(s->jails[k].protocol);
-		free(s->jails[k].ports);
 	}
-	struct ips_jail *ij = &s->jails[k];
-	ij->port = xstrdup(j->port ? j->port : "");
-	ij->protocol = xstrdup(j->protocol ? j->protocol : "");
-	ij->ports = ports;
-	ij->protos = protos;
-	ij->all = all;
-	ij->reject = j->reject;
+	fw_ports_clear(&s->jails[k].pt);
+	s->jails[k].pt = pt;
 	return 0;
 }
 
 static int jail_no(struct ips_st *s, const struct fw_jail *j, char *err, size_t errlen)
 {
 	int k = j && j->name ? find_jail(s, j->name) : -1;
-	if (k >= 0 && strcmp(s->jails[k].port, j->port ? j->port : "") == 0 &&
-	    strcmp(s->jails[k].protocol, j->protocol ? j->protocol : "") == 0)
+	if (k >= 0 && fw_ports_same(&s->jails[k].pt, j))
 		return k;
 	int r = ips_declare(s, j, err, errlen);
 	return r < 0 ? r : find_jail(s, j->name);
@@ -349,24 +273,14 @@ static int ips_ban(void *st, const struct fw_jail *j, const struct addr *a, unsi
 		   char *err, size_t errlen)
 {
 	struct ips_st *s = st;
-	int k = jail_no(s, j, err, errlen);
-	if (k < 0)
-		return k;
-	int isnew;
-	*fw_map_put(&s->pend, (uint32_t)k, a, &isnew) = ips_timeout(timeout) + 1;
-	return 0;
+	return fw_queue(&s->pend, jail_no(s, j, err, errlen), a, ips_timeout(timeout) + 1);
 }
 
 static int ips_unban(void *st, const struct fw_jail *j, const struct addr *a, char *err,
 		     size_t errlen)
 {
 	struct ips_st *s = st;
-	int k = jail_no(s, j, err, errlen);
-	if (k < 0)
-		return k;
-	int isnew;
-	*fw_map_put(&s->pend, (uint32_t)k, a, &isnew) = 0;
-	return 0;
+	return fw_queue(&s->pend, jail_no(s, j, err, errlen), a, 0);
 }
 
 /* Creates the jail's set for family f (-exist) and, when with_rules, its rules. */
@@ -388,9 +302,9 @@ static int make_family(struct ips_st *s, struct ips_jail *j, int f, char *err, s
 	char *rules = jail_rules(s, j, f);
 	struct strbuf b = STRBUF_INIT;
 	if (j->rules[f])
-		lines_as(j->rules[f], "-D", &b); /* ports changed: the old rules go */
-	lines_as(rules, "-I", &b);
-	int r = ipt_apply(s, f, strbuf_str(&b), err, errlen);
+		fw_rules_as(j->rules[f], "-D", &b); /* ports changed: the old rules go */
+	fw_rules_as(rules, "-I", &b);
+	int r = fw_restore(s->bindir, f, strbuf_str(&b), err, errlen);
 	strbuf_free(&b);
 	if (r < 0) {
 		free(rules);
@@ -569,7 +483,7 @@ static int ips_rebuild(void *st, const struct fw_ban *bans, size_t n, char *err,
 		}
 		stale_rules(s, f, strbuf_str(&save), &b);
 		strbuf_free(&save);
-		if (b.len && ipt_apply(s, f, strbuf_str(&b), err, errlen) < 0)
+		if (b.len && fw_restore(s->bindir, f, strbuf_str(&b), err, errlen) < 0)
 			rc = -EIO;
 		strbuf_free(&b);
 		for (size_t k = 0; k < s->njails; k++) {
@@ -635,8 +549,8 @@ static int ips_stop(void *st, char *err, size_t errlen)
 		struct strbuf b = STRBUF_INIT;
 		for (size_t k = 0; k < s->njails; k++)
 			if (s->jails[k].created[f])
-				lines_as(s->jails[k].rules[f], "-D", &b);
-		if (ipt_apply(s, f, strbuf_str(&b), err, errlen) < 0)
+				fw_rules_as(s->jails[k].rules[f], "-D", &b);
+		if (fw_restore(s->bindir, f, strbuf_str(&b), err, errlen) < 0)
 			rc = -EIO;
 		strbuf_free(&b);
 		for (size_t k = 0; k < s->njails; k++) {

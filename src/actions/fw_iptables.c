@@ -35,14 +35,10 @@
 
 #define CHAIN_MAX 28     /* iptables' limit on chain names */
 #define TOOL_TIMEOUT_MS 10000
-#define MULTIPORT_MAX 15
 
 struct ipt_jail {
 	char *name, *chain;
-	char *port, *protocol; /* as given, to notice changes */
-	char *ports;           /* multiport form */
-	unsigned protos;
-	int all, reject;
+	struct fw_ports pt;
 	int created[2];        /* chain and jumps exist in family 4 (0) / 6 (1) */
 	char *jumps[2];        /* the jump rules installed ("-A INPUT ... -j f2b-x" lines) */
 };
@@ -181,11 +177,6 @@ int fw_tool_run(const char *bindir, const char *name, const char *arg1, const ch
 	return rc;
 }
 
-static const char *restore_tool(int f)
-{
-	return f ? "ip6tables-restore" : "iptables-restore";
-}
-
 static const char *save_tool(int f)
 {
 	return f ? "ip6tables-save" : "iptables-save";
@@ -216,76 +207,26 @@ static char *chain_name(const char *jail)
 	return strbuf_detach(&b);
 }
 
-static const char *proto_names[] = {"tcp", "udp", "sctp", "dccp", "udplite"};
-
 /* The jump rules for one family, as "-A HOOK ... -j CHAIN\n" lines. */
 static char *jump_rules(const struct ipt_st *s, const struct ipt_jail *j)
 {
-	struct strbuf b = STRBUF_INIT;
-	const char *state = s->newonly ? " -m conntrack --ctstate NEW" : "";
-	if (j->all && (j->protos & FW_PROTO_ALL)) {
-		strbuf_addf(&b, "-A %s%s -j %s\n", s->hook, state, j->chain);
-		return strbuf_detach(&b);
-	}
-	for (int p = 0; p < 5; p++) {
-		unsigned bit = 1u << p;
-		if (!(j->protos & bit) && !(j->protos & FW_PROTO_ALL))
-			continue;
-		if (j->all) {
-			strbuf_addf(&b, "-A %s -p %s%s -j %s\n", s->hook, proto_names[p], state, j->chain);
-			continue;
-		}
-		/* multiport takes 15 ports, a range counting as two */
-		const char *q = j->ports;
-		while (*q) {
-			struct strbuf chunk = STRBUF_INIT;
-			int used = 0;
-			while (*q) {
-				size_t n = strcspn(q, ",");
-				int cost = memchr(q, ':', n) ? 2 : 1;
-				if (used + cost > MULTIPORT_MAX)
-					break;
-				if (chunk.len)
-					strbuf_addc(&chunk, ',');
-				strbuf_add(&chunk, q, n);
-				used += cost;
-				q += n;
-				if (*q == ',')
-					q++;
-			}
-			strbuf_addf(&b, "-A %s -p %s -m multiport --dports %s%s -j %s\n", s->hook,
-				    proto_names[p], strbuf_str(&chunk), state, j->chain);
-			strbuf_free(&chunk);
-		}
-	}
-	return strbuf_detach(&b);
+	char *tail = xasprintf("%s -j %s", s->newonly ? " -m conntrack --ctstate NEW" : "", j->chain);
+	char *rules = fw_ports_rules(&j->pt, s->hook, tail);
+	free(tail);
+	return rules;
 }
 
 static void rule_for(const struct ipt_jail *j, const struct addr *a, char op, struct strbuf *b)
 {
 	char txt[ADDR_STRLEN + 8];
 	addr_format(a, txt, sizeof txt);
-	const char *target = !j->reject ? "DROP"
+	const char *target = !j->pt.reject ? "DROP"
 			     : a->family == 4 ? "REJECT --reject-with icmp-port-unreachable"
 					      : "REJECT --reject-with icmp6-port-unreachable";
 	if (op == 'I')
 		strbuf_addf(b, "-I %s 1 -s %s -j %s\n", j->chain, txt, target);
 	else
 		strbuf_addf(b, "-D %s -s %s -j %s\n", j->chain, txt, target);
-}
-
-/* "-A HOOK ..." lines turned into "-D HOOK ..." */
-static void delete_lines(const char *rules, struct strbuf *b)
-{
-	for (const char *p = rules; p && *p;) {
-		size_t n = strcspn(p, "\n");
-		if (n > 3 && strncmp(p, "-A ", 3) == 0) {
-			strbuf_adds(b, "-D ");
-			strbuf_add(b, p + 3, n - 3);
-			strbuf_addc(b, '\n');
-		}
-		p += n + (p[n] ? 1 : 0);
-	}
 }
 
 /* Creation of a jail's chain and jumps in one family. */
@@ -295,11 +236,7 @@ static void create_lines(const struct ipt_st *s, const struct ipt_jail *j, struc
 	strbuf_addf(b, ":%s - [0:0]\n-A %s -j RETURN\n", j->chain, j->chain);
 	*jumps = jump_rules(s, j);
 	/* jumps go first in the hook, like fail2ban's -I */
-	for (const char *p = *jumps; *p;) {
-		size_t n = strcspn(p, "\n");
-		strbuf_addf(b, "-I %.*s\n", (int)(n - 3), p + 3);
-		p += n + (p[n] ? 1 : 0);
-	}
+	fw_rules_as(*jumps, "-I", b);
 }
 
 /* ---------------------------------------------------------------- backend */
@@ -324,9 +261,7 @@ static void jail_clear(struct ipt_jail *j)
 {
 	free(j->name);
 	free(j->chain);
-	free(j->port);
-	free(j->protocol);
-	free(j->ports);
+	fw_ports_clear(&j->pt);
 	free(j->jumps[0]);
 	free(j->jumps[1]);
 }
@@ -357,10 +292,8 @@ static int ipt_declare(void *st, const struct fw_jail *j, char *err, size_t errl
 	struct ipt_st *s = st;
 	if (!j || !j->name || !*j->name)
 		return fw_errf(err, errlen, "iptables: jail name missing");
-	char *ports = NULL;
-	unsigned protos;
-	int all;
-	int r = fw_jail_ports(j, &ports, &protos, &all, err, errlen);
+	struct fw_ports pt = {0};
+	int r = fw_ports_set(&pt, j, err, errlen);
 	if (r < 0)
 		return r;
 	int k = find_jail(s, j->name);
@@ -370,26 +303,16 @@ static int ipt_declare(void *st, const struct fw_jail *j, char *err, size_t errl
 		memset(&s->jails[k], 0, sizeof s->jails[k]);
 		s->jails[k].name = xstrdup(j->name);
 		s->jails[k].chain = chain_name(j->name);
-	} else {
-		free(s->jails[k].port);
-		free(s->jails[k].protocol);
-		free(s->jails[k].ports);
 	}
-	struct ipt_jail *ij = &s->jails[k];
-	ij->port = xstrdup(j->port ? j->port : "");
-	ij->protocol = xstrdup(j->protocol ? j->protocol : "");
-	ij->ports = ports;
-	ij->protos = protos;
-	ij->all = all;
-	ij->reject = j->reject;
+	fw_ports_clear(&s->jails[k].pt);
+	s->jails[k].pt = pt;
 	return 0;
 }
 
 static int jail_no(struct ipt_st *s, const struct fw_jail *j, char *err, size_t errlen)
 {
 	int k = j && j->name ? find_jail(s, j->name) : -1;
-	if (k >= 0 && strcmp(s->jails[k].port, j->port ? j->port : "") == 0 &&
-	    strcmp(s->jails[k].protocol, j->protocol ? j->protocol : "") == 0)
+	if (k >= 0 && fw_ports_same(&s->jails[k].pt, j))
 		return k;
 	int r = ipt_declare(s, j, err, errlen);
 	return r < 0 ? r : find_jail(s, j->name);
@@ -400,34 +323,14 @@ static int ipt_ban(void *st, const struct fw_jail *j, const struct addr *a, unsi
 {
 	(void)timeout;
 	struct ipt_st *s = st;
-	int k = jail_no(s, j, err, errlen);
-	if (k < 0)
-		return k;
-	int isnew;
-	*fw_map_put(&s->pend, (uint32_t)k, a, &isnew) = 1;
-	return 0;
+	return fw_queue(&s->pend, jail_no(s, j, err, errlen), a, 1);
 }
 
 static int ipt_unban(void *st, const struct fw_jail *j, const struct addr *a, char *err,
 		     size_t errlen)
 {
 	struct ipt_st *s = st;
-	int k = jail_no(s, j, err, errlen);
-	if (k < 0)
-		return k;
-	int isnew;
-	*fw_map_put(&s->pend, (uint32_t)k, a, &isnew) = 2;
-	return 0;
-}
-
-static int apply(struct ipt_st *s, int f, const char *body, char *err, size_t errlen)
-{
-	if (!*body)
-		return 0;
-	char *batch = xasprintf("*filter\n%sCOMMIT\n", body);
-	int r = fw_tool_run(s->bindir, restore_tool(f), "--noflush", "-w", NULL, batch, NULL, err, errlen);
-	free(batch);
-	return r;
+	return fw_queue(&s->pend, jail_no(s, j, err, errlen), a, 2);
 }
 
 static int ipt_commit(void *st, char *err, size_t errlen)
@@ -455,12 +358,8 @@ static int ipt_commit(void *st, char *err, size_t errlen)
 				continue;
 			char *want = jump_rules(s, j);
 			if (strcmp(want, j->jumps[f]) != 0) {
-				delete_lines(j->jumps[f], &b[f]);
-				for (const char *p = want; *p;) {
-					size_t n = strcspn(p, "\n");
-					strbuf_addf(&b[f], "-I %.*s\n", (int)(n - 3), p + 3);
-					p += n + (p[n] ? 1 : 0);
-				}
+				fw_rules_as(j->jumps[f], "-D", &b[f]);
+				fw_rules_as(want, "-I", &b[f]);
 				newjumps[k * 2 + f] = want;
 			} else {
 				free(want);
@@ -482,7 +381,7 @@ static int ipt_commit(void *st, char *err, size_t errlen)
 	}
 	int ok[2] = {1, 1};
 	for (int f = 0; f < 2; f++) {
-		int r = apply(s, f, strbuf_str(&b[f]), err, errlen);
+		int r = fw_restore(s->bindir, f, strbuf_str(&b[f]), err, errlen);
 		if (r < 0) {
 			ok[f] = 0;
 			rc = r;
@@ -640,7 +539,7 @@ static int ipt_rebuild(void *st, const struct fw_ban *bans, size_t n, char *err,
 			fw_map_key(e, &a);
 			rule_for(&s->jails[e->jail], &a, 'I', &b);
 		}
-		r = apply(s, f, strbuf_str(&b), err, errlen);
+		r = fw_restore(s->bindir, f, strbuf_str(&b), err, errlen);
 		for (size_t k = 0; k < s->njails; k++) {
 			if (!jumps[k])
 				continue;
@@ -675,7 +574,7 @@ static int ipt_flush(void *st, char *err, size_t errlen)
 			if (s->jails[k].created[f])
 				strbuf_addf(&b, "-F %s\n-A %s -j RETURN\n", s->jails[k].chain,
 					    s->jails[k].chain);
-		int r = apply(s, f, strbuf_str(&b), err, errlen);
+		int r = fw_restore(s->bindir, f, strbuf_str(&b), err, errlen);
 		if (r < 0)
 			rc = r;
 		strbuf_free(&b);
@@ -695,10 +594,10 @@ static int ipt_stop(void *st, char *err, size_t errlen)
 			struct ipt_jail *j = &s->jails[k];
 			if (!j->created[f])
 				continue;
-			delete_lines(j->jumps[f], &b);
+			fw_rules_as(j->jumps[f], "-D", &b);
 			strbuf_addf(&b, "-F %s\n-X %s\n", j->chain, j->chain);
 		}
-		int r = apply(s, f, strbuf_str(&b), err, errlen);
+		int r = fw_restore(s->bindir, f, strbuf_str(&b), err, errlen);
 		if (r < 0)
 			rc = r;
 		for (size_t k = 0; k < s->njails; k++)

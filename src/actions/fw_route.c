@@ -233,24 +233,14 @@ static int rt_ban(void *st, const struct fw_jail *j, const struct addr *a, unsig
 {
 	(void)timeout;
 	struct rt_st *s = st;
-	int k = jail_no(s, j, err, errlen);
-	if (k < 0)
-		return k;
-	int isnew;
-	*fw_map_put(&s->pend, (uint32_t)k, a, &isnew) = 1;
-	return 0;
+	return fw_queue(&s->pend, jail_no(s, j, err, errlen), a, 1);
 }
 
 static int rt_unban(void *st, const struct fw_jail *j, const struct addr *a, char *err,
 		    size_t errlen)
 {
 	struct rt_st *s = st;
-	int k = jail_no(s, j, err, errlen);
-	if (k < 0)
-		return k;
-	int isnew;
-	*fw_map_put(&s->pend, (uint32_t)k, a, &isnew) = 2;
-	return 0;
+	return fw_queue(&s->pend, jail_no(s, j, err, errlen), a, 2);
 }
 
 /* 1 when another jail still bans a (the route is shared: keep it). */
