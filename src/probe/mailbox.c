@@ -92,6 +92,61 @@ static const char *FIX_ANYPASS =
 	"dovecot: replace the static passdb with nopassword=y by one that checks passwords "
 	"(or a proxy to a different backend that does)";
 
+/* Opens the port (TLS first on an implicit-TLS port), reads the greeting
+ * and checks that it starts with ok (IMAP compares without case, POP3 with);
+ * a greeting that fits is reported as finding id banner. 0, or -1 after the error
+ * was reported; c is set up either way, for pconn_close(). */
+static int mb_greet(struct probe_ctx *ctx, const struct probe_port *pp, struct pconn *c,
+		    const char *service, const char *banner, const char *proto, const char *ok,
+		    int (*cmp)(const char *, const char *, size_t), struct strbuf *line,
+		    struct strbuf *ev)
+{
+	if (pconn_open(ctx, pp->port, c) != 0 || (pp->implicit_tls && mb_tls(ctx, c) != 0) ||
+	    pconn_line(c, line, MB_LINE_MAX) != 0) {
+		probe_error(ctx->r, "%s: %s", service, c->err);
+		return -1;
+	}
+	if (cmp(line->s, ok, strlen(ok)) != 0) {
+		probe_printable(ev, line->s, line->len, 80);
+		probe_error(ctx->r, "%s: not %s greeting: \"%s\"", service, proto, ev->s);
+		return -1;
+	}
+	probe_same_ip_warning(ctx, c, service);
+	probe_printable(ev, line->s, line->len, 200);
+	probe_add(ctx->r, banner, PROBE_INFO, service, "greeting", ev->s, "");
+	greeting_disclosure(ctx, service, line->s, "dovecot: login_greeting = ready.");
+	return 0;
+}
+
+/* A made-up login the server took: what, the command text, and its answer. */
+static void mb_anypass(struct probe_ctx *ctx, const char *what, const char *service,
+		       struct strbuf *ev, const struct strbuf *line)
+{
+	probe_printable(ev, line->s, line->len, 200);
+	probe_add(ctx->r, what, PROBE_HIGH, service,
+		  "a made-up user logged in with a made-up password", ev->s, FIX_ANYPASS);
+}
+
+typedef void mb_login_fn(struct probe_ctx *ctx, struct pconn *c, const char *service,
+			 const char *when);
+
+/* After STARTTLS/STLS (ok: the server agreed): the handshake, the session's
+ * checks and, when intrusive, a made-up login over it. */
+static void mb_upgrade(struct probe_ctx *ctx, struct pconn *c, const char *service, int ok,
+		       const char *cmd, const struct strbuf *line, mb_login_fn *login)
+{
+	if (ok && mb_tls(ctx, c) == 0) {
+		probe_tls_session(ctx, c->ssl, KIND_CLIENT, service);
+		if (ctx->o->intrusive) {
+			char when[32];
+			snprintf(when, sizeof when, "after %s", cmd);
+			login(ctx, c, service, when);
+		}
+	} else {
+		probe_error(ctx->r, "%s: %s failed: %s", service, cmd, c->err[0] ? c->err : line->s);
+	}
+}
+
 static void imap_login_random(struct probe_ctx *ctx, struct pconn *c, const char *service,
 			      const char *when)
 {
@@ -103,9 +158,7 @@ static void imap_login_random(struct probe_ctx *ctx, struct pconn *c, const char
 	if (imap_cmd(c, "a5", cmd, &line, NULL) == 0 && strncasecmp(line.s, "a5 OK", 5) == 0) {
 		struct strbuf ev = STRBUF_INIT;
 		strbuf_addf(&ev, "%s: a5 LOGIN %s %s -> ", when, user, pass);
-		probe_printable(&ev, line.s, line.len, 200);
-		probe_add(ctx->r, "imap.anypassword", PROBE_HIGH, service,
-			  "a made-up user logged in with a made-up password", ev.s, FIX_ANYPASS);
+		mb_anypass(ctx, "imap.anypassword", service, &ev, &line);
 		strbuf_free(&ev);
 	}
 	strbuf_free(&line);
@@ -117,20 +170,8 @@ void probe_imap_port(struct probe_ctx *ctx, const struct probe_port *pp)
 	snprintf(service, sizeof service, "imap/%d", pp->port);
 	struct pconn c;
 	struct strbuf line = STRBUF_INIT, caps = STRBUF_INIT, ev = STRBUF_INIT;
-	if (pconn_open(ctx, pp->port, &c) != 0 || (pp->implicit_tls && mb_tls(ctx, &c) != 0) ||
-	    pconn_line(&c, &line, MB_LINE_MAX) != 0) {
-		probe_error(ctx->r, "%s: %s", service, c.err);
+	if (mb_greet(ctx, pp, &c, service, "imap.banner", "an IMAP", "* OK", strncasecmp, &line, &ev) != 0)
 		goto out;
-	}
-	if (strncasecmp(line.s, "* OK", 4) != 0) {
-		probe_printable(&ev, line.s, line.len, 80);
-		probe_error(ctx->r, "%s: not an IMAP greeting: \"%s\"", service, ev.s);
-		goto out;
-	}
-	probe_same_ip_warning(ctx, &c, service);
-	probe_printable(&ev, line.s, line.len, 200);
-	probe_add(ctx->r, "imap.banner", PROBE_INFO, service, "greeting", ev.s, "");
-	greeting_disclosure(ctx, service, line.s, "dovecot: login_greeting = ready.");
 	if (imap_cmd(&c, "a1", "CAPABILITY", &line, &caps) != 0) {
 		probe_error(ctx->r, "%s: CAPABILITY: %s", service, c.err);
 		goto out;
@@ -149,17 +190,11 @@ void probe_imap_port(struct probe_ctx *ctx, const struct probe_port *pp)
 				  "LOGIN is allowed before TLS (no LOGINDISABLED)", ev.s, FIX_PLAINTEXT);
 		if (!disabled && ctx->o->intrusive)
 			imap_login_random(ctx, &c, service, "before TLS");
-		else if (starttls) {
-			if (imap_cmd(&c, "a2", "STARTTLS", &line, NULL) == 0 &&
-			    strncasecmp(line.s, "a2 OK", 5) == 0 && mb_tls(ctx, &c) == 0) {
-				probe_tls_session(ctx, c.ssl, KIND_CLIENT, service);
-				if (ctx->o->intrusive)
-					imap_login_random(ctx, &c, service, "after STARTTLS");
-			} else {
-				probe_error(ctx->r, "%s: STARTTLS failed: %s", service,
-					    c.err[0] ? c.err : line.s);
-			}
-		}
+		else if (starttls)
+			mb_upgrade(ctx, &c, service,
+				   imap_cmd(&c, "a2", "STARTTLS", &line, NULL) == 0 &&
+					   strncasecmp(line.s, "a2 OK", 5) == 0,
+				   "STARTTLS", &line, imap_login_random);
 	} else {
 		probe_tls_session(ctx, c.ssl, KIND_CLIENT, service);
 		if (ctx->o->intrusive)
@@ -197,9 +232,7 @@ static void pop3_login_random(struct probe_ctx *ctx, struct pconn *c, const char
 		if (pop3_ok(c, cmd, &line) == 1) {
 			struct strbuf ev = STRBUF_INIT;
 			strbuf_addf(&ev, "%s: USER %s, PASS %s -> ", when, user, pass);
-			probe_printable(&ev, line.s, line.len, 200);
-			probe_add(ctx->r, "pop3.anypassword", PROBE_HIGH, service,
-				  "a made-up user logged in with a made-up password", ev.s, FIX_ANYPASS);
+			mb_anypass(ctx, "pop3.anypassword", service, &ev, &line);
 			strbuf_free(&ev);
 		}
 	}
@@ -212,20 +245,8 @@ void probe_pop3_port(struct probe_ctx *ctx, const struct probe_port *pp)
 	snprintf(service, sizeof service, "pop3/%d", pp->port);
 	struct pconn c;
 	struct strbuf line = STRBUF_INIT, caps = STRBUF_INIT, ev = STRBUF_INIT;
-	if (pconn_open(ctx, pp->port, &c) != 0 || (pp->implicit_tls && mb_tls(ctx, &c) != 0) ||
-	    pconn_line(&c, &line, MB_LINE_MAX) != 0) {
-		probe_error(ctx->r, "%s: %s", service, c.err);
+	if (mb_greet(ctx, pp, &c, service, "pop3.banner", "a POP3", "+OK", strncmp, &line, &ev) != 0)
 		goto out;
-	}
-	if (strncmp(line.s, "+OK", 3) != 0) {
-		probe_printable(&ev, line.s, line.len, 80);
-		probe_error(ctx->r, "%s: not a POP3 greeting: \"%s\"", service, ev.s);
-		goto out;
-	}
-	probe_same_ip_warning(ctx, &c, service);
-	probe_printable(&ev, line.s, line.len, 200);
-	probe_add(ctx->r, "pop3.banner", PROBE_INFO, service, "greeting", ev.s, "");
-	greeting_disclosure(ctx, service, line.s, "dovecot: login_greeting = ready.");
 	int ok = pop3_ok(&c, "CAPA", &line);
 	if (ok < 0) {
 		probe_error(ctx->r, "%s: CAPA: %s", service, c.err);
@@ -257,16 +278,9 @@ void probe_pop3_port(struct probe_ctx *ctx, const struct probe_port *pp)
 				  "USER/PASS or SASL logins are offered before TLS", ev.s, FIX_PLAINTEXT);
 		if ((user || !stls) && ctx->o->intrusive)
 			pop3_login_random(ctx, &c, service, "before TLS");
-		else if (stls) {
-			if (pop3_ok(&c, "STLS", &line) == 1 && mb_tls(ctx, &c) == 0) {
-				probe_tls_session(ctx, c.ssl, KIND_CLIENT, service);
-				if (ctx->o->intrusive)
-					pop3_login_random(ctx, &c, service, "after STLS");
-			} else {
-				probe_error(ctx->r, "%s: STLS failed: %s", service,
-					    c.err[0] ? c.err : line.s);
-			}
-		}
+		else if (stls)
+			mb_upgrade(ctx, &c, service, pop3_ok(&c, "STLS", &line) == 1, "STLS", &line,
+				   pop3_login_random);
 	} else {
 		probe_tls_session(ctx, c.ssl, KIND_CLIENT, service);
 		if (ctx->o->intrusive)
