@@ -75,8 +75,10 @@ static int ro_open(const char *path, sqlite3 **db)
 	return rc;
 }
 
-long store_ro_live_bans(const char *path, double now, int busy_ms, store_ro_ban_cb cb,
-			void *arg, char *msg, size_t msglen)
+/* The start of every walk: path must exist (a missing file is not created),
+ * then a read-only connection that waits busy_ms for a writer. 0 with *db,
+ * or a negative errno with msg. */
+static long ro_begin(const char *path, int busy_ms, sqlite3 **db, char *msg, size_t msglen)
 {
 	struct stat sb;
 	if (stat(path, &sb) < 0) {
@@ -84,11 +86,25 @@ long store_ro_live_bans(const char *path, double now, int busy_ms, store_ro_ban_
 		snprintf(msg, msglen, "%s: %s", path, e == ENOENT ? "no such file" : "cannot stat");
 		return -e;
 	}
+	*db = NULL;
+	int rc = ro_open(path, db);
+	if (rc != SQLITE_OK) {
+		long r = fail(*db, rc, "opening read-only", path, msg, msglen);
+		*db = NULL;
+		return r;
+	}
+	sqlite3_busy_timeout(*db, busy_ms);
+	return 0;
+}
+
+long store_ro_live_bans(const char *path, double now, int busy_ms, store_ro_ban_cb cb,
+			void *arg, char *msg, size_t msglen)
+{
 	sqlite3 *db = NULL;
-	int rc = ro_open(path, &db);
-	if (rc != SQLITE_OK)
-		return fail(db, rc, "opening read-only", path, msg, msglen);
-	sqlite3_busy_timeout(db, busy_ms);
+	long r = ro_begin(path, busy_ms, &db, msg, msglen);
+	if (r < 0)
+		return r;
+	int rc;
 	sqlite3_stmt *st = NULL;
 	rc = sqlite3_prepare_v2(db,
 				"SELECT jail, id, endtime FROM bans"
@@ -157,17 +173,11 @@ static int take_lines(sqlite3_stmt *ev, int *ev_rc, sqlite3_int64 hid, size_t ma
 long store_ro_history(const char *path, double now, double since, size_t maxlines,
 		      int busy_ms, store_ro_hist_cb cb, void *arg, char *msg, size_t msglen)
 {
-	struct stat sb;
-	if (stat(path, &sb) < 0) {
-		int e = errno;
-		snprintf(msg, msglen, "%s: %s", path, e == ENOENT ? "no such file" : "cannot stat");
-		return -e;
-	}
 	sqlite3 *db = NULL;
-	int rc = ro_open(path, &db);
-	if (rc != SQLITE_OK)
-		return fail(db, rc, "opening read-only", path, msg, msglen);
-	sqlite3_busy_timeout(db, busy_ms);
+	long r = ro_begin(path, busy_ms, &db, msg, msglen);
+	if (r < 0)
+		return r;
+	int rc;
 	/* One read transaction: both walks see the same snapshot even while the
 	 * owner keeps writing. */
 	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
@@ -237,17 +247,11 @@ long store_ro_history(const char *path, double now, double since, size_t maxline
 long store_ro_kv_count(const char *path, const char *const *ns, size_t nns, double now,
 		       int busy_ms, char *msg, size_t msglen)
 {
-	struct stat sb;
-	if (stat(path, &sb) < 0) {
-		int e = errno;
-		snprintf(msg, msglen, "%s: %s", path, e == ENOENT ? "no such file" : "cannot stat");
-		return -e;
-	}
 	sqlite3 *db = NULL;
-	int rc = ro_open(path, &db);
-	if (rc != SQLITE_OK)
-		return fail(db, rc, "opening read-only", path, msg, msglen);
-	sqlite3_busy_timeout(db, busy_ms);
+	long r = ro_begin(path, busy_ms, &db, msg, msglen);
+	if (r < 0)
+		return r;
+	int rc;
 	sqlite3_stmt *st = NULL;
 	rc = sqlite3_prepare_v2(db,
 				"SELECT count(*) FROM kv WHERE ns = ?1"
