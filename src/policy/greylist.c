@@ -168,6 +168,32 @@ static int all_digits_dots(const char *s, int dots_wanted)
 	return dots == dots_wanted && run > 0 && run <= 3;
 }
 
+/* The checks both whitelists share: an entry is one word (else msg says
+ * what was expected, -1), and "/regex/" is compiled into list and its
+ * source added to resrc for the combined pattern (1). 0: not a regex. */
+static int regex_entry(struct relist *list, const char *s, size_t n, struct strbuf *resrc,
+		       const char *expected, char *msg, size_t msglen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (isspace((unsigned char)s[i])) {
+			snprintf(msg, msglen, "%s", expected);
+			return -1;
+		}
+	if (n < 3 || s[0] != '/' || s[n - 1] != '/')
+		return 0;
+	pcre2_code *c = re_compile(s + 1, n - 2, msg, msglen);
+	if (!c)
+		return -1;
+	list->v = xgrow(list->v, &list->cap, list->n, sizeof(*list->v));
+	list->v[list->n++] = c;
+	if (resrc->len)
+		strbuf_addc(resrc, '|');
+	strbuf_adds(resrc, "(?:");
+	strbuf_add(resrc, s + 1, n - 2);
+	strbuf_addc(resrc, ')');
+	return 1;
+}
+
 /* Parses one client whitelist line (comment and blanks already removed). */
 static int client_line(struct greylist *g, char *s, struct strbuf *resrc, char *msg,
 		       size_t msglen)
@@ -175,25 +201,10 @@ static int client_line(struct greylist *g, char *s, struct strbuf *resrc, char *
 	size_t n = strlen(s);
 	struct addr a;
 
-	for (size_t i = 0; i < n; i++)
-		if (isspace((unsigned char)s[i])) {
-			snprintf(msg, msglen, "expected a client name, address or /regex/");
-			return -1;
-		}
-	if (n >= 3 && s[0] == '/' && s[n - 1] == '/') {
-		pcre2_code *c = re_compile(s + 1, n - 2, msg, msglen);
-		if (!c)
-			return -1;
-		g->client_re.v = xgrow(g->client_re.v, &g->client_re.cap, g->client_re.n,
-				       sizeof(*g->client_re.v));
-		g->client_re.v[g->client_re.n++] = c;
-		if (resrc->len)
-			strbuf_addc(resrc, '|');
-		strbuf_adds(resrc, "(?:");
-		strbuf_add(resrc, s + 1, n - 2);
-		strbuf_addc(resrc, ')');
-		return 0;
-	}
+	int re = regex_entry(&g->client_re, s, n, resrc,
+			     "expected a client name, address or /regex/", msg, msglen);
+	if (re != 0)
+		return re < 0 ? -1 : 0;
 	int ip = 0;
 	char buf[80];
 	if (strchr(s, ':') && strchr(strchr(s, ':') + 1, ':')) {
@@ -236,25 +247,10 @@ static int rcpt_line(struct greylist *g, char *s, struct strbuf *resrc, char *ms
 		     size_t msglen)
 {
 	size_t n = strlen(s);
-	for (size_t i = 0; i < n; i++)
-		if (isspace((unsigned char)s[i])) {
-			snprintf(msg, msglen, "expected an address, user@, domain or /regex/");
-			return -1;
-		}
-	if (n >= 3 && s[0] == '/' && s[n - 1] == '/') {
-		pcre2_code *c = re_compile(s + 1, n - 2, msg, msglen);
-		if (!c)
-			return -1;
-		g->rcpt_re.v = xgrow(g->rcpt_re.v, &g->rcpt_re.cap, g->rcpt_re.n,
-				     sizeof(*g->rcpt_re.v));
-		g->rcpt_re.v[g->rcpt_re.n++] = c;
-		if (resrc->len)
-			strbuf_addc(resrc, '|');
-		strbuf_adds(resrc, "(?:");
-		strbuf_add(resrc, s + 1, n - 2);
-		strbuf_addc(resrc, ')');
-		return 0;
-	}
+	int re = regex_entry(&g->rcpt_re, s, n, resrc, "expected an address, user@, domain or /regex/",
+			     msg, msglen);
+	if (re != 0)
+		return re < 0 ? -1 : 0;
 	policy_lower(&g->tmp, s, n);
 	char *l = g->tmp.s;
 	char *at = strchr(l, '@');
