@@ -173,18 +173,7 @@ static int add_jail(struct replay *rp, const struct config *cfg, const struct ja
 		jail_incr_free(&rj.p.incr);
 		return -1;
 	}
-	struct diag igd = DIAG_INIT;
-	rj.ign = ignore_new_from_opts(&jc->opts, NULL, jc->file, jc->line, now, &igd);
-	for (size_t i = 0; i < igd.n; i++) {
-		if (igd.items[i].level == DIAG_ERROR)
-			diag_error(d, NULL, 0, "jail [%s]: %s", jc->name, igd.items[i].text);
-		else
-			diag_warn(d, NULL, 0, "jail [%s]: %s", jc->name, igd.items[i].text);
-	}
-	size_t igerr = igd.nerrors;
-	diag_clear(&igd);
-	if (igerr) {
-		ignore_free(rj.ign);
+	if (jailrun_ignore(jc, now, JAILRUN_DIAG_KEEP, &rj.ign, d) < 0) {
 		jail_incr_free(&rj.p.incr);
 		return -1;
 	}

@@ -109,13 +109,7 @@ static int add_jail(struct run *q, const struct jail_conf *jc, const char *dir, 
 	}
 	/* ignored addresses (ignoreip, ignoreself, ignorecommand) are no attack
 	 * for this jail, as in the daemon */
-	struct diag igd = DIAG_INIT;
-	qj.ign = ignore_new_from_opts(&jc->opts, NULL, jc->file, jc->line, now, &igd);
-	for (size_t i = 0; i < igd.n; i++)
-		diag_warn(d, NULL, 0, "jail [%s]: %s", jc->name, igd.items[i].text);
-	if (igd.nerrors)
-		qj.ign = ignore_free(qj.ign);
-	diag_clear(&igd);
+	jailrun_ignore(jc, now, JAILRUN_DIAG_WARN, &qj.ign, d);
 	qj.rj = report_jail(q->r, jc->name);
 	qj.j = jail_new(&qj.p);
 	q->jails = xrealloc(q->jails, (q->njails + 1) * sizeof *q->jails);

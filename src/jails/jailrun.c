@@ -78,6 +78,21 @@ out:
 	return rc;
 }
 
+int jailrun_ignore(const struct jail_conf *jc, double now, enum jailrun_diag how,
+		   struct ignorelist **out, struct diag *d)
+{
+	struct diag igd = DIAG_INIT;
+	*out = ignore_new_from_opts(&jc->opts, NULL, jc->file, jc->line, now, &igd);
+	forward(d, &igd, jc->name, how);
+	size_t nerr = igd.nerrors;
+	diag_clear(&igd);
+	if (nerr) {
+		*out = ignore_free(*out);
+		return -1;
+	}
+	return 0;
+}
+
 void jailrun_share(struct jailrun *jr)
 {
 	for (size_t i = 0; i < jr->nfilters; i++) {

@@ -4,7 +4,9 @@
  *
  * INTERFACE: jailrun_filter_add() loads a jail's filter (a journal jail's
  * filter is loaded for text files), compiles it once per distinct
- * filter_def_key() and returns the index of the entry the jail uses; after
+ * filter_def_key() and returns the index of the entry the jail uses;
+ * jailrun_ignore() builds a jail's ignore list, its messages passed on like
+ * the filter's; after
  * the last jail, jailrun_share() marks which filters find dates the same way
  * so that a line's date is searched once per group (entry .share is the index
  * whose .fl a filter reads). jailrun_wanted() is the jail selection both
@@ -20,6 +22,7 @@
 #include "config/config.h"
 #include "core/diag.h"
 #include "filters/filter.h"
+#include "jails/ignore.h"
 
 struct jailrun_filter {
 	char *key;                 /* filter_def_key() of the loaded definition */
@@ -45,6 +48,11 @@ enum jailrun_diag {
  * was added to d. */
 int jailrun_filter_add(struct jailrun *jr, const struct jail_conf *jc, const char *dir, double now,
 		       enum jailrun_diag how, size_t *idx, struct diag *d);
+/* jc's ignore list (ignoreip, ignoreself, ignorecommand) into *out, its
+ * messages forwarded as how says. -1 with *out NULL when the options are
+ * broken (an error or, with JAILRUN_DIAG_WARN, a warning was added). */
+int jailrun_ignore(const struct jail_conf *jc, double now, enum jailrun_diag how,
+		   struct ignorelist **out, struct diag *d);
 /* Groups the filters that find dates identically (sets .share). */
 void jailrun_share(struct jailrun *jr);
 /* Whether jc takes part: enabled, or named in want (then enabled or not). */
