@@ -6,13 +6,13 @@
  * filter is loaded for text files), compiles it once per distinct
  * filter_def_key() and returns the index of the entry the jail uses;
  * jailrun_ignore() builds a jail's ignore list, its messages passed on like
- * the filter's; after
- * the last jail, jailrun_share() marks which filters find dates the same way
- * so that a line's date is searched once per group (entry .share is the index
- * whose .fl a filter reads). jailrun_wanted() is the jail selection both
- * commands share: the enabled jails, or the named ones enabled or not. The
- * set owns its filters; jailrun_free() releases them. Nothing here prints:
- * messages go to the caller's struct diag, prefixed with "jail [NAME]: ".
+ * the filter's; after the last jail, jailrun_share() marks which filters find
+ * dates the same way so that a line's date is searched once per group (entry
+ * .share is the index whose .fl a filter reads). jailrun_wanted() is the jail
+ * selection both commands share: the enabled jails, or the named ones
+ * enabled or not. The set owns its filters; jailrun_free() releases them.
+ * Nothing here prints: messages go to the caller's struct diag, prefixed
+ * with "jail [NAME]: ".
  */
 #ifndef MXJAIL_JAILS_JAILRUN_H
 #define MXJAIL_JAILS_JAILRUN_H
