@@ -1,6 +1,6 @@
 """test_audit - `mxjail audit` against real Postfix 3.7 / Dovecot 2.3 configurations.
 
-The lab: tests/tools/mail_targets.sh (LAB=/tmp/mxa-audit-lab, its own directory so
+The lab: tests/tools/mail_targets.sh (LAB = a fresh /tmp/mxa-audit-lab-*, a directory of its own so
 that the probe tests' lab is never touched) writes and starts a hardened and a weak
 Postfix and Dovecot in a private network namespace. audit reads them the way a user
 would: `postconf -c DIR -n/-d/-P/-M` and `doveconf -c FILE -n` (run by mxjail).
@@ -10,6 +10,7 @@ would: `postconf -c DIR -n/-d/-P/-M` and `doveconf -c FILE -n` (run by mxjail).
 `down` runs in a finally. The lab part needs root and the packages the script uses;
 it skips otherwise. The saved-output part (tests/fixtures/audit/) needs neither.
 """
+import atexit
 import json
 import os
 import shutil
@@ -22,7 +23,10 @@ BIN = os.environ.get("MXJAIL_BIN")
 SRC = os.environ.get("MXJAIL_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 FIX = os.path.join(SRC, "tests", "fixtures", "audit")
 SCRIPT = os.path.join(SRC, "tests", "tools", "mail_targets.sh")
-LAB = "/tmp/mxa-audit-lab"
+# a directory of its own per run, so that concurrent runs (two builds, the audit and
+# probe tests) never share a lab (each lab runs in its own namespaces)
+LAB = tempfile.mkdtemp(prefix="mxa-audit-lab-", dir="/tmp")
+atexit.register(shutil.rmtree, LAB, True)
 
 needs_bin = pytest.mark.skipif(not BIN or not os.path.exists(BIN), reason="MXJAIL_BIN not set")
 

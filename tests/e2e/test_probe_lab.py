@@ -1,5 +1,5 @@
 """test_probe_lab - `mxjail probe` against the mail range (tests/tools/mail_targets.sh,
-LAB=/tmp/mxp-probe-lab or $MXJAIL_PROBE_LAB, its own directory so the audit tests' lab is
+LAB = a fresh /tmp/mxp-probe-lab-* or $MXJAIL_PROBE_LAB, a directory of its own so other labs (the audit test, a second build) are
 never touched).
 
 The probe runs inside the lab's network namespace (`mail_targets.sh run ...`):
@@ -21,17 +21,25 @@ The probe runs inside the lab's network namespace (`mail_targets.sh run ...`):
 All mail the range accepts is discarded, so the smuggling test message goes nowhere.
 Needs root and the packages of the script; skips otherwise. `down` runs in a finally.
 """
+import atexit
 import json
 import os
 import shutil
 import subprocess
+
+import tempfile
 
 import pytest
 
 BIN = os.environ.get("MXJAIL_BIN")
 SRC = os.environ.get("MXJAIL_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPT = os.path.join(SRC, "tests", "tools", "mail_targets.sh")
-LAB = os.environ.get("MXJAIL_PROBE_LAB", "/tmp/mxp-probe-lab")
+# a directory of its own per run, so that concurrent runs (two builds, the audit and
+# probe tests) never share a lab (each lab runs in its own namespaces)
+LAB = os.environ.get("MXJAIL_PROBE_LAB")
+if not LAB:
+    LAB = tempfile.mkdtemp(prefix="mxp-probe-lab-", dir="/tmp")
+    atexit.register(shutil.rmtree, LAB, True)
 
 pytestmark = pytest.mark.skipif(not BIN or not os.path.exists(BIN), reason="MXJAIL_BIN not set")
 
