@@ -41,6 +41,7 @@
 #include "core/kvlist.h"
 #include "core/linereader.h"
 #include "core/strbuf.h"
+#include "core/strmap.h"
 #include "core/xmalloc.h"
 #include "filters/filter.h"
 #include "jails/ignore.h"
@@ -70,12 +71,6 @@ struct rban {
 	unsigned failures, bancount, prolongs;
 };
 
-/* A small string -> index map (open addressing) for live bans and history. */
-struct smap {
-	char **keys;
-	size_t *vals;
-	size_t cap, n;
-};
 
 struct replay {
 	struct jailrun jr;         /* the jails' filters */
@@ -83,70 +78,15 @@ struct replay {
 	size_t njails;
 	struct rban *bans;
 	size_t nbans;
-	struct smap live;          /* "jail\nid" -> index of its latest ban */
-	struct smap hist_jail;     /* "jail\nid" -> bans so far */
-	struct smap hist_all;      /* "id" -> bans so far, every jail */
+	struct strmap live;        /* "jail\nid" -> index of its latest ban */
+	struct strmap hist_jail;   /* "jail\nid" -> bans so far */
+	struct strmap hist_all;    /* "id" -> bans so far, every jail */
 	double now;                /* the replay clock (-1 until the first dated line) */
 	double first;
 	unsigned long lines;
 	struct filter_result res;
 };
 
-/* ---------- map ---------- */
-
-static uint64_t smap_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static size_t *smap_slot(struct smap *m, const char *key, int create)
-{
-	if (create && (m->n + 1) * 2 > m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-		char **keys = xcalloc(cap, sizeof *keys);
-		size_t *vals = xcalloc(cap, sizeof *vals);
-		for (size_t i = 0; i < m->cap; i++) {
-			if (!m->keys[i])
-				continue;
-			size_t k = smap_hash(m->keys[i]) & (cap - 1);
-			while (keys[k])
-				k = (k + 1) & (cap - 1);
-			keys[k] = m->keys[i];
-			vals[k] = m->vals[i];
-		}
-		free(m->keys);
-		free(m->vals);
-		m->keys = keys;
-		m->vals = vals;
-		m->cap = cap;
-	}
-	if (!m->cap)
-		return NULL;
-	size_t k = smap_hash(key) & (m->cap - 1);
-	while (m->keys[k]) {
-		if (strcmp(m->keys[k], key) == 0)
-			return &m->vals[k];
-		k = (k + 1) & (m->cap - 1);
-	}
-	if (!create)
-		return NULL;
-	m->keys[k] = xstrdup(key);
-	m->vals[k] = 0;
-	m->n++;
-	return &m->vals[k];
-}
-
-static void smap_free(struct smap *m)
-{
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->keys[i]);
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof *m);
-}
 
 /* ---------- set-up ---------- */
 
@@ -200,9 +140,9 @@ static void replay_free(struct replay *rp)
 	for (size_t i = 0; i < rp->nbans; i++)
 		free(rp->bans[i].id);
 	free(rp->bans);
-	smap_free(&rp->live);
-	smap_free(&rp->hist_jail);
-	smap_free(&rp->hist_all);
+	strmap_free(&rp->live);
+	strmap_free(&rp->hist_jail);
+	strmap_free(&rp->hist_all);
 	filter_result_free(&rp->res);
 }
 
@@ -265,7 +205,7 @@ static void on_failure(struct replay *rp, size_t ji, const struct filter_hit *h,
 	addr_format(&target, id, sizeof id);
 	struct strbuf key = STRBUF_INIT;
 	strbuf_addf(&key, "%s\n%s", j->name, id);
-	size_t *live = smap_slot(&rp->live, strbuf_str(&key), 0);
+	size_t *live = strmap_slot(&rp->live, strbuf_str(&key), 0, 0);
 	if (live) {
 		struct rban *b = &rp->bans[*live];
 		if (b->end < 0 || b->end > t) {
@@ -285,9 +225,9 @@ static void on_failure(struct replay *rp, size_t ji, const struct filter_hit *h,
 		strbuf_free(&key);
 		return;
 	}
-	size_t *hj = smap_slot(&rp->hist_jail, strbuf_str(&key), 1);
-	size_t *ha = smap_slot(&rp->hist_all, id, 1);
-	/* smap_slot may move the other map's slots only within its own map */
+	size_t *hj = strmap_slot(&rp->hist_jail, strbuf_str(&key), 1, 0);
+	size_t *ha = strmap_slot(&rp->hist_all, id, 1, 0);
+	/* strmap_slot may move the other map's slots only within its own map */
 	unsigned prev = (unsigned)(j->p.incr.overalljails ? *ha : *hj);
 	double bt = jail_bantime(&j->p, prev, 0.0);
 	double end = bt < 0 ? -1 : t + bt;
@@ -308,7 +248,7 @@ static void on_failure(struct replay *rp, size_t ji, const struct filter_hit *h,
 	b->failures = jb.failures;
 	b->bancount = prev + 1;
 	b->prolongs = 0;
-	*smap_slot(&rp->live, strbuf_str(&key), 1) = rp->nbans++;
+	*strmap_slot(&rp->live, strbuf_str(&key), 1, 0) = rp->nbans++;
 	j->banned++;
 	jail_ban_clear(&jb);
 	strbuf_free(&key);

@@ -25,63 +25,6 @@
 #include "net/addr.h"
 #include "report/report_int.h"
 
-/* ---------- map ---------- */
-
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-/* Returns the slot of key; with create, a missing key is added with value
- * (size_t)-1 for the caller to fill. NULL when absent. */
-static size_t *rmap_slot(struct rmap *m, const char *key, int create)
-{
-	if (create && (m->n + 1) * 2 > m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 256;
-		char **keys = xcalloc(cap, sizeof *keys);
-		size_t *vals = xcalloc(cap, sizeof *vals);
-		for (size_t i = 0; i < m->cap; i++) {
-			if (!m->keys[i])
-				continue;
-			size_t k = hash(m->keys[i]) & (cap - 1);
-			while (keys[k])
-				k = (k + 1) & (cap - 1);
-			keys[k] = m->keys[i];
-			vals[k] = m->vals[i];
-		}
-		free(m->keys);
-		free(m->vals);
-		m->keys = keys;
-		m->vals = vals;
-		m->cap = cap;
-	}
-	if (!m->cap)
-		return NULL;
-	size_t k = hash(key) & (m->cap - 1);
-	while (m->keys[k]) {
-		if (strcmp(m->keys[k], key) == 0)
-			return &m->vals[k];
-		k = (k + 1) & (m->cap - 1);
-	}
-	if (!create)
-		return NULL;
-	m->keys[k] = xstrdup(key);
-	m->vals[k] = (size_t)-1;
-	m->n++;
-	return &m->vals[k];
-}
-
-static void rmap_free(struct rmap *m)
-{
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->keys[i]);
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof *m);
-}
 
 /* ---------- helpers ---------- */
 
@@ -113,11 +56,11 @@ static uint64_t jail_bit(size_t j)
 
 static struct rcount *table_add(struct rtable *t, const char *key, unsigned long n, size_t cap)
 {
-	size_t *slot = rmap_slot(&t->map, key, 0);
+	size_t *slot = strmap_slot(&t->map, key, 0, (size_t)-1);
 	if (!slot) {
 		if (t->n >= cap)
 			return NULL;
-		slot = rmap_slot(&t->map, key, 1);
+		slot = strmap_slot(&t->map, key, 1, (size_t)-1);
 		t->v = xgrow(t->v, &t->cap, t->n, sizeof *t->v);
 		memset(&t->v[t->n], 0, sizeof t->v[t->n]);
 		t->v[t->n].key = xstrdup(key);
@@ -134,7 +77,7 @@ static void table_free(struct rtable *t)
 		free(t->v[i].extra);
 	}
 	free(t->v);
-	rmap_free(&t->map);
+	strmap_free(&t->map);
 	memset(t, 0, sizeof *t);
 }
 
@@ -170,23 +113,23 @@ struct report *report_free(struct report *r)
 		free(r->addrs[i].org);
 	}
 	free(r->addrs);
-	rmap_free(&r->addrmap);
+	strmap_free(&r->addrmap);
 	for (size_t i = 0; i < r->nnets; i++)
 		free(r->nets[i].net);
 	free(r->nets);
-	rmap_free(&r->netmap);
+	strmap_free(&r->netmap);
 	for (size_t i = 0; i < r->nusers; i++)
 		free(r->users[i].name);
 	free(r->users);
-	rmap_free(&r->usermap);
+	strmap_free(&r->usermap);
 	table_free(&r->relay_targets);
 	table_free(&r->spoof_senders);
 	table_free(&r->countries);
 	table_free(&r->asns);
 	free(r->hours);
-	rmap_free(&r->hourmap);
+	strmap_free(&r->hourmap);
 	free(r->bans);
-	rmap_free(&r->estmap);
+	strmap_free(&r->estmap);
 	free(r->est_end);
 	free(r->addr_order);
 	free(r->net_order);
@@ -256,11 +199,11 @@ static size_t net_of(struct report *r, const struct addr *a, double t)
 	if (addr_parse_cidr(key, strlen(key), &n) < 0)
 		return (size_t)-1;
 	addr_format(&n, key, sizeof key);
-	size_t *slot = rmap_slot(&r->netmap, key, 0);
+	size_t *slot = strmap_slot(&r->netmap, key, 0, (size_t)-1);
 	if (!slot) {
 		if (r->nnets >= r->o.max_keys)
 			return (size_t)-1;
-		slot = rmap_slot(&r->netmap, key, 1);
+		slot = strmap_slot(&r->netmap, key, 1, (size_t)-1);
 		r->nets = xgrow(r->nets, &r->capnets, r->nnets, sizeof *r->nets);
 		memset(&r->nets[r->nnets], 0, sizeof r->nets[r->nnets]);
 		r->nets[r->nnets].net = xstrdup(key);
@@ -280,14 +223,14 @@ static size_t addr_of(struct report *r, const char *id, double t)
 		clean_text(id, clean);
 		snprintf(norm, sizeof norm, "%.*s", (int)(sizeof norm - 1), clean);
 	}
-	size_t *slot = rmap_slot(&r->addrmap, norm, 0);
+	size_t *slot = strmap_slot(&r->addrmap, norm, 0, (size_t)-1);
 	if (slot)
 		return *slot;
 	if (r->naddrs >= r->o.max_keys) {
 		r->untracked_addrs++;
 		return (size_t)-1;
 	}
-	slot = rmap_slot(&r->addrmap, norm, 1);
+	slot = strmap_slot(&r->addrmap, norm, 1, (size_t)-1);
 	r->addrs = xgrow(r->addrs, &r->capaddrs, r->naddrs, sizeof *r->addrs);
 	struct raddr *a = &r->addrs[r->naddrs];
 	memset(a, 0, sizeof *a);
@@ -322,13 +265,13 @@ static void add_user(struct report *r, const char *user, size_t kind, size_t svc
 	clean_text(user, clean);
 	if (!*clean)
 		return;
-	size_t *slot = rmap_slot(&r->usermap, clean, 0);
+	size_t *slot = strmap_slot(&r->usermap, clean, 0, (size_t)-1);
 	if (!slot) {
 		if (r->nusers >= r->o.max_keys) {
 			r->untracked_users++;
 			return;
 		}
-		slot = rmap_slot(&r->usermap, clean, 1);
+		slot = strmap_slot(&r->usermap, clean, 1, (size_t)-1);
 		r->users = xgrow(r->users, &r->capusers, r->nusers, sizeof *r->users);
 		memset(&r->users[r->nusers], 0, sizeof r->users[r->nusers]);
 		r->users[r->nusers].name = xstrdup(clean);
@@ -351,11 +294,11 @@ static void add_hour(struct report *r, size_t jail, double t)
 	long h = (long)floor(t / 3600.0);
 	char key[48];
 	snprintf(key, sizeof key, "%ld/%zu", h, jail);
-	size_t *slot = rmap_slot(&r->hourmap, key, 0);
+	size_t *slot = strmap_slot(&r->hourmap, key, 0, (size_t)-1);
 	if (!slot) {
 		if (r->nhours >= r->o.max_keys)
 			return;
-		slot = rmap_slot(&r->hourmap, key, 1);
+		slot = strmap_slot(&r->hourmap, key, 1, (size_t)-1);
 		r->hours = xgrow(r->hours, &r->caphours, r->nhours, sizeof *r->hours);
 		r->hours[r->nhours] = (struct rhour){h, jail, 0};
 		*slot = r->nhours++;
@@ -485,14 +428,14 @@ int report_has(struct report *r, const char *id)
 	char norm[ADDR_STRLEN + 8];
 	if (!addr_normalise(id, strlen(id), norm, sizeof norm))
 		snprintf(norm, sizeof norm, "%s", id);
-	return rmap_slot(&r->addrmap, norm, 0) != NULL;
+	return strmap_slot(&r->addrmap, norm, 0, (size_t)-1) != NULL;
 }
 
 int report_estimate_ban(struct report *r, size_t jail, const char *id, double t, double bantime)
 {
 	char key[REPORT_TEXT_MAX + 32];
 	snprintf(key, sizeof key, "%zu/%s", jail, id);
-	size_t *slot = rmap_slot(&r->estmap, key, 0);
+	size_t *slot = strmap_slot(&r->estmap, key, 0, (size_t)-1);
 	if (slot && (r->est_end[*slot] < 0 || r->est_end[*slot] > t))
 		return 0;
 	if (!slot) {
@@ -500,7 +443,7 @@ int report_estimate_ban(struct report *r, size_t jail, const char *id, double t,
 			r->untracked_bans++;
 			return 0;
 		}
-		slot = rmap_slot(&r->estmap, key, 1);
+		slot = strmap_slot(&r->estmap, key, 1, (size_t)-1);
 		r->est_end = xgrow(r->est_end, &r->capest, r->nest, sizeof *r->est_end);
 		*slot = r->nest++;
 	}
@@ -770,7 +713,7 @@ void report_finish(struct report *r, struct report_geo *geo, double now)
 	if (r->nhours)
 		qsort(r->hours, r->nhours, sizeof *r->hours, cmp_hour);
 	/* the map's indices are stale after sorting; nothing adds hours later */
-	rmap_free(&r->hourmap);
+	strmap_free(&r->hourmap);
 }
 
 /* ---------- shared by the formatters ---------- */

@@ -8,18 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/strmap.h"
 #include "report/report.h"
 
 #define REPORT_MAXJAILS 64     /* jails a bitmask can name; more share the last bit */
 #define REPORT_MAXSVC 32
 #define REPORT_TEXT_MAX 128    /* user names, relay targets are cut to this */
 
-/* string -> index, open addressing */
-struct rmap {
-	char **keys;
-	size_t *vals;
-	size_t cap, n;
-};
 
 struct raddr {
 	char *id;
@@ -63,7 +58,7 @@ struct rcount {
 struct rtable {
 	struct rcount *v;
 	size_t n, cap;
-	struct rmap map;
+	struct strmap map;
 };
 
 struct rban {
@@ -110,16 +105,16 @@ struct report {
 
 	struct raddr *addrs;
 	size_t naddrs, capaddrs;
-	struct rmap addrmap;
+	struct strmap addrmap;
 	unsigned long untracked_addrs;
 
 	struct rnet *nets;
 	size_t nnets, capnets;
-	struct rmap netmap;
+	struct strmap netmap;
 
 	struct ruser *users;
 	size_t nusers, capusers;
-	struct rmap usermap;
+	struct strmap usermap;
 	unsigned long untracked_users;
 
 	struct rtable relay_targets;   /* to=<...> domain of relay attempts */
@@ -131,13 +126,13 @@ struct report {
 
 	struct rhour *hours;
 	size_t nhours, caphours;
-	struct rmap hourmap;
+	struct strmap hourmap;
 	long hour_min, hour_max;
 
 	struct rban *bans;
 	size_t nbans, capbans;
 	unsigned long untracked_bans;
-	struct rmap estmap;             /* "jail/id" -> index into est_end */
+	struct strmap estmap;             /* "jail/id" -> index into est_end */
 	double *est_end;
 	size_t nest, capest;
 
