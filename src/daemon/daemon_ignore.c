@@ -27,9 +27,12 @@ struct ignorelist *daemon_ignore_new(const struct kvlist *opts, const char *igno
 int daemon_ignored(struct daemon_jail *j, const char *id, const struct kvlist *groups,
 		   char *why, size_t whylen)
 {
+	/* the ticket's tags are for ignorecommand only: not built per failure otherwise */
 	struct kvlist tags = KVLIST_INIT;
-	kvlist_set(&tags, "ip", id);
-	for (size_t i = 0; groups && i < groups->n; i++) {
+	int cmd = ignore_has_command(j->ign);
+	if (cmd)
+		kvlist_set(&tags, "ip", id);
+	for (size_t i = 0; cmd && groups && i < groups->n; i++) {
 		char key[128];
 		snprintf(key, sizeof key, "F-%s", groups->v[i].key);
 		kvlist_set(&tags, key, groups->v[i].value);

@@ -1564,6 +1564,11 @@ static void detail(struct ignore_info *info, const char *fmt, const char *s)
 		snprintf(info->detail, sizeof info->detail, fmt, s);
 }
 
+int ignore_has_command(const struct ignorelist *l)
+{
+	return l && l->command;
+}
+
 enum ignore_reason ignore_check(struct ignorelist *l, const char *id, const struct kvlist *tags,
 				double now, struct ignore_info *info)
 {

@@ -105,6 +105,8 @@ struct ignore_info {
  * info may be NULL. */
 enum ignore_reason ignore_check(struct ignorelist *l, const char *id, const struct kvlist *tags,
 				double now, struct ignore_info *info);
+/* 1 when l runs an ignorecommand (only then does ignore_check read tags). */
+int ignore_has_command(const struct ignorelist *l);
 /* "loopback", "ignoreself", "ignoreip", "ignorecommand" or "" - for logs. */
 const char *ignore_reason_name(enum ignore_reason r);
 
