@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 BUILD_DEPS="build-essential cmake pkg-config libpcre2-dev libsqlite3-dev libnftables-dev libsystemd-dev
 	libssl-dev libhiredis-dev libmaxminddb-dev libipset-dev libmnl-dev"
 TEST_DEPS="libcmocka-dev python3 python3-pytest python3-systemd clang nftables iproute2 systemd-journal-remote
-	dovecot-imapd dovecot-pop3d iptables ipset postfix swaks openssl dnsmasq-base redis-server chromium curl"
+	dovecot-imapd dovecot-pop3d iptables ipset postfix swaks openssl dnsmasq-base redis-server chromium curl
+	libnet-server-perl libberkeleydb-perl libnetaddr-ip-perl libio-multiplex-perl"
 
 apt_install() {
 	missing=""
