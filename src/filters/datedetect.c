@@ -1226,9 +1226,36 @@ static int two_digits(const char *p)
 									  : -1;
 }
 
+/* Whether every second of the cached text's minute converts to the cached
+ * time moved by the difference in seconds, under the same clock. fail2ban's
+ * rules for dates without a year or a day compare the date with "now" and
+ * move it back a year or a day; each comparison is monotonic in the date, and
+ * each move (and a zone-offset change) breaks the step of one second. So when
+ * second 59 lies exactly 59 s after second 00, no rule and no offset change
+ * acts inside the minute. Costs two conversions per new minute of log text
+ * (dd->fbuf holds the fields of the cached text; its seconds are restored). */
+static int minute_linear(struct datedetect *dd, const struct tmpl *tm, int sec,
+			 const struct strptime_clock *sc)
+{
+	size_t ks = SIZE_MAX;
+	for (size_t k = 0; k < tm->nfields; k++)
+		if (dd->fbuf[k].s && dd->fbuf[k].key == STRP_S)
+			ks = k;
+	if (ks == SIZE_MAX)
+		return 0;
+	const char *saved = dd->fbuf[ks].s;
+	double t0, t59;
+	dd->fbuf[ks].s = "00";
+	int ok = strptime_fields_time(dd->fbuf, tm->nfields, sc, &t0) == 0;
+	dd->fbuf[ks].s = "59";
+	ok = ok && strptime_fields_time(dd->fbuf, tm->nfields, sc, &t59) == 0;
+	dd->fbuf[ks].s = saved;
+	return ok && t59 - t0 == 59.0 && dd->cache.t - t0 == (double)sec;
+}
+
 /* Notes where the fields of the cached text lie (see the cache). */
 static void record_fields(struct datedetect *dd, const struct tmpl *tm, const char *text,
-			  size_t tl)
+			  size_t tl, const struct strptime_clock *sc)
 {
 	dd->cache.nf = 0;
 	dd->cache.s_off = -1;
@@ -1255,7 +1282,7 @@ static void record_fields(struct datedetect *dd, const struct tmpl *tm, const ch
 	}
 	if (s_off >= 0) {
 		int v = two_digits(text + s_off);
-		if (v < 0 || v > 59)
+		if (v < 0 || v > 59 || !minute_linear(dd, tm, v, sc))
 			s_off = -1;
 	}
 	dd->cache.nf = (int)tm->nfields;
@@ -1263,12 +1290,9 @@ static void record_fields(struct datedetect *dd, const struct tmpl *tm, const ch
 }
 
 /* The next second of a log: a date text equal to the cached one but for its
- * seconds is the cached time moved by the difference. Within one minute of
- * local time nothing else can change the result, except fail2ban's
- * year-less and day-less rules, which compare with "now": the shortcut is
- * taken only for times between 3 and 360 days before now, where a minute
- * never reaches either limit (a date moved back a year by the rule lies
- * more than 363 days back). Every field must lie where it lay before. */
+ * seconds is the cached time moved by the difference, under the same clock,
+ * when minute_linear() found the cached minute free of fail2ban's "now" rules
+ * and of zone-offset changes. Every field must lie where it lay before. */
 static int seconds_step(struct datedetect *dd, const struct tmpl *tm, const char *text,
 			size_t tl, const PCRE2_SIZE *ov, const struct date_clock *clk, double *t)
 {
@@ -1278,8 +1302,6 @@ static int seconds_step(struct datedetect *dd, const struct tmpl *tm, const char
 	    dd->cache.has_tz != clk->has_tz || dd->cache.tz_offset != clk->tz_offset)
 		return 0;
 	double old = dd->cache.t;
-	if (!(old > clk->now - 360.0 * 86400 && old < clk->now - 3.0 * 86400))
-		return 0;
 	if (memcmp(dd->cache.text, text, (size_t)so) != 0 ||
 	    memcmp(dd->cache.text + so + 2, text + so + 2, tl - (size_t)so - 2) != 0)
 		return 0;
@@ -1396,7 +1418,7 @@ int datedetect_find_ascii(struct datedetect *dd, const char *line, size_t len, i
 		dd->cache.tz_offset = clk->tz_offset;
 		dd->cache.rc = rc;
 		dd->cache.t = rc == 1 ? *t : 0;
-		record_fields(dd, tm, text, tl);
+		record_fields(dd, tm, text, tl, &sc);
 	} else {
 		dd->cache.tm = NULL;
 	}

@@ -5,7 +5,8 @@
  * one detector sees every line in order (and takes the shortcut), another
  * sees an unrelated date before each line and so converts each in full.
  * Lines walk through minutes, DST changes in both directions, the year-less
- * rule near "now", fractions, zone offsets and a fixed log time zone.
+ * and day-less rules near "now" (also with "now" inside a minute), fractions,
+ * zone offsets and a fixed log time zone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,6 +87,17 @@ static void local_zone(void **state)
 	walk("%b %d %H:%M:%S", "%s:%s mx1 postfix/smtpd[1]: x", syslog, nsys, "Jan  5 07:07", &clk);
 	walk("", "%s:%s mx1 postfix/smtpd[1]: x", syslog, nsys, "Jan  5 07:07", &clk);
 	walk("{^LN-BEG}", "%s:%s mx1 sshd[1]: x", syslog, nsys, "Jan  5 07:07", &clk);
+	/* "now" inside a minute: the rules act within the minutes of now and of
+	 * now plus a day, which the shortcut must see */
+	struct date_clock mid = {1124013600.0 + 30, 0, 0};
+	walk("%b %d %H:%M:%S", "%s:%s mx1 postfix/smtpd[1]: x", syslog, nsys, "Jan  5 07:07",
+	     &mid);
+	walk("{^LN-BEG}", "%s:%s mx1 sshd[1]: x", syslog, nsys, "Jan  5 07:07", &mid);
+	/* time of day only: the day-less rule moves a time after now back a day */
+	const char *tod[] = {"00:00", "11:59", "12:00", "12:01", "23:59", "02:00", "02:59"};
+	size_t ntod = sizeof tod / sizeof *tod;
+	walk("%H:%M:%S", "[%s:%s] x", tod, ntod, "07:07", &clk);
+	walk("%H:%M:%S", "[%s:%s] x", tod, ntod, "07:07", &mid);
 	/* "now" at a new year: the year-less rule moves December back a year */
 	struct date_clock ny = {1104537600.0 + 30, 0, 0}; /* 2005-01-01 01:00:30 CET */
 	walk("%b %d %H:%M:%S", "%s:%s x", syslog, nsys, "Jan  5 07:07", &ny);
