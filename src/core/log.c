@@ -98,6 +98,11 @@ LOGFN(log_notice, LOG_LVL_NOTICE, 0)
 LOGFN(log_info, LOG_LVL_INFO, 0)
 LOGFN(log_debug, LOG_LVL_DEBUG, 0)
 
+int log_enabled(enum log_level lvl)
+{
+	return lvl <= L.level;
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	va_list ap;

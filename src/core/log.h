@@ -21,6 +21,8 @@ void log_set_level(enum log_level level);
 /* Parses "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG" (any case); -1 if unknown. */
 int log_level_parse(const char *s);
 
+/* Whether messages of level lvl are written (to skip preparing them). */
+int log_enabled(enum log_level lvl);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -607,9 +607,11 @@ void daemon_on_failure(struct daemon_jail *j, const char *id, double t, char **l
 			log_debug("[%s] Ignore '%s': not an address (usedns = %s)", j->name, id, ud);
 		return;
 	}
-	char ts[32];
-	timefmt_local(t, ts, sizeof ts);
-	log_info("[%s] Found %s - %s", j->name, id, ts);
+	if (log_enabled(LOG_LVL_INFO)) {
+		char ts[32];
+		timefmt_local(t, ts, sizeof ts);
+		log_info("[%s] Found %s - %s", j->name, id, ts);
+	}
 	j->failed_total++;
 	daemon_cluster_failure(j, id, t);
 	struct addr target = ban_target(j, &a);

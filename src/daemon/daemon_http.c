@@ -69,6 +69,7 @@ void daemon_lines_batch_begin(struct daemon *dm)
 {
 	dm->line_busy = 1;
 	dm->line_t0 = cpu_now();
+	dm->line_now = daemon_now();
 }
 
 void daemon_lines_batch_end(struct daemon *dm)

@@ -184,6 +184,7 @@ struct daemon {
 	struct daemon_http *http;      /* listener for /metrics and the status page */
 	unsigned long fw_ops[DFW_NOPS], fw_errs[DFW_NOPS];
 	int line_busy;                 /* lines were handled since line_t0 */
+	double line_now;               /* the clock the turn's lines are dated against */
 	double line_t0;                /* thread CPU seconds when this batch began */
 	double line_seconds;           /* total CPU time spent handling log lines */
 	struct daemon_policy *policy;  /* [policy] enabled: the Postfix policy service */

@@ -621,10 +621,13 @@ struct daemon_jail *daemon_jail_find(const struct daemon_set *s, const char *nam
 static void dispatch(struct daemon_source *src, const char *line, size_t len, double jtime)
 {
 	struct daemon *dm = src->d;
-	double now = daemon_now();
 	int matched = 0;
+	/* timed per batch (until the turn ends), not per line; the batch's lines
+	 * are also dated against one clock reading, so that the date detector's
+	 * cache carries from line to line */
 	if (!dm->line_busy)
-		daemon_lines_batch_begin(dm); /* timed per batch (until the turn ends), not per line */
+		daemon_lines_batch_begin(dm);
+	double now = dm->line_now;
 	src->lines_read++;
 	for (size_t i = 0; i < src->ntaps; i++) {
 		struct daemon_tap *t = &src->taps[i];

@@ -281,9 +281,26 @@ size_t addr_format(const struct addr *a, char *buf, size_t len)
 		buf[0] = '\0';
 	if (!buf || !valid(a))
 		return 0;
-	if (!inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->a, tmp, sizeof tmp))
-		return 0;
-	n = strlen(tmp);
+	if (a->family == 4) {
+		/* dotted quad by hand: glibc's inet_ntop goes through sprintf, and
+		 * the daemon formats an address for every failure */
+		n = 0;
+		for (int i = 0; i < 4; i++) {
+			unsigned v = a->a[i];
+			if (i)
+				tmp[n++] = '.';
+			if (v >= 100)
+				tmp[n++] = (char)('0' + v / 100);
+			if (v >= 10)
+				tmp[n++] = (char)('0' + v / 10 % 10);
+			tmp[n++] = (char)('0' + v % 10);
+		}
+		tmp[n] = '\0';
+	} else {
+		if (!inet_ntop(AF_INET6, a->a, tmp, sizeof tmp))
+			return 0;
+		n = strlen(tmp);
+	}
 	if (a->prefix < maxlen(a->family))
 		n += (size_t)snprintf(tmp + n, sizeof tmp - n, "/%d", a->prefix);
 	if (n >= len)
