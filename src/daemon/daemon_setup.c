@@ -559,6 +559,7 @@ checks:;
 	if (jail_actions(dm, jc, j, d) < 0)
 		goto fail;
 	j->j = jail_new(&j->p);
+	jail_spool_dir(j->j, dm->statedir); /* evidence lines on disk, not in the heap */
 	if (journal) {
 		/* one journal match set per distinct filter */
 		char key[64] = "journal";

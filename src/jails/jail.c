@@ -4,12 +4,19 @@
  * The table is keyed by attacker-controlled text, so it is capped: records sit
  * in an open-addressing hash (linear probing, backward-shift delete: no
  * tombstones to pile up) and on an LRU list; reaching `maxtracked` evicts the
- * least recently seen record. Evidence lines are kept per record, the last
- * `maxmatches` of them, packed oldest first as NUL-terminated strings in one
- * buffer: with findtime in days a jail tracks tens of thousands of addresses,
- * and one allocation per line plus a pointer array per record cost about
- * 100 bytes per record on top of the text (about 1.5 MB in the 1M-line
- * benchmark). The id is stored inside the record for the same reason.
+ * least recently seen record. The id is stored inside the record.
+ *
+ * Evidence (the last `maxmatches` lines of an id) is read only when the id is
+ * banned, yet with findtime in days a jail tracks tens of thousands of ids: in
+ * the heap that was ~600 bytes per record, most of the daemon's memory. So the
+ * lines go to an evidence spool (evspool.c, a temporary file when the daemon
+ * gives a directory) as one entry per failure linked to the record's previous
+ * one; a record keeps the newest entry's offset and how many lines are live.
+ * Dropped lines stay in the spool as dead bytes. When the spool has doubled
+ * since its last compaction, a fresh spool is started and the records move
+ * over a few at a time (each carrying its live lines as one entry; a record
+ * touched meanwhile moves first), so no single failure pays for the whole
+ * copy; the old spool is freed when the last record has left it.
  */
 #include "jails/jail.h"
 
@@ -22,17 +29,25 @@
 #include <strings.h>
 
 #include "core/xmalloc.h"
+#include "jails/evspool.h"
 
 struct rec {
 	uint64_t hash;
-	unsigned retry;
-	unsigned nring;       /* evidence lines in ev */
+	uint64_t ev;             /* newest evidence entry, EVSPOOL_NONE */
 	double first, last;
-	char *ev;             /* nring strings, oldest first, each with its NUL */
-	size_t evlen;
 	struct rec *prev, *next; /* LRU: head = most recent */
+	unsigned retry;
+	unsigned nring : 31;     /* live evidence lines in the chain */
+	unsigned gen : 1;        /* spool generation the chain lives in */
 	char id[];
 };
+
+/* Compaction starts once the spool is this much past twice its live size. */
+#define SPOOL_SLACK (1u << 20)
+/* Hash slots a failure looks at while a compaction is under way; a periodic
+ * jail_expire() looks at more, so an idle jail finishes it as well. */
+#define MOVE_STEP 8
+#define MOVE_STEP_IDLE 4096
 
 struct jail {
 	struct jail_params p;
@@ -40,6 +55,13 @@ struct jail {
 	size_t nslots, n;
 	struct rec *mru, *lru;
 	unsigned long evictions;
+	char *spooldir;          /* NULL: evidence in memory */
+	struct evspool *sp;      /* current spool: records with gen == j->gen */
+	struct evspool *old;     /* being emptied by a compaction, else NULL */
+	unsigned gen;
+	size_t nold;             /* records still in old */
+	size_t cursor;           /* next slot the compaction looks at */
+	uint64_t base;           /* spool size after the last compaction */
 };
 
 static uint64_t hash_str(const char *s)
@@ -73,12 +95,23 @@ struct jail *jail_new(const struct jail_params *p)
 	params_copy(&j->p, p);
 	j->nslots = 64;
 	j->slots = xcalloc(j->nslots, sizeof *j->slots);
+	j->sp = evspool_new(NULL);
 	return j;
+}
+
+void jail_spool_dir(struct jail *j, const char *dir)
+{
+	free(j->spooldir);
+	j->spooldir = dir ? xstrdup(dir) : NULL;
+	/* an empty spool is simply replaced; one in use moves at its next compaction */
+	if (!j->old && evspool_size(j->sp) == 0) {
+		evspool_free(j->sp);
+		j->sp = evspool_new(j->spooldir);
+	}
 }
 
 static void rec_destroy(struct rec *r)
 {
-	free(r->ev);
 	free(r);
 }
 
@@ -91,20 +124,29 @@ void jail_free(struct jail *j)
 		rec_destroy(r);
 	}
 	free(j->slots);
+	evspool_free(j->sp);
+	evspool_free(j->old);
+	free(j->spooldir);
 	jail_incr_free(&j->p.incr);
 	free(j);
 }
 
 void jail_set_params(struct jail *j, const struct jail_params *p)
 {
-	/* as before the packed buffers: a new maxmatches starts the evidence afresh */
-	if (p->maxmatches != j->p.maxmatches)
+	/* a new maxmatches starts the evidence afresh (and with an empty spool) */
+	if (p->maxmatches != j->p.maxmatches) {
 		for (struct rec *r = j->mru; r; r = r->next) {
-			free(r->ev);
-			r->ev = NULL;
-			r->evlen = 0;
+			r->ev = EVSPOOL_NONE;
 			r->nring = 0;
+			r->gen = j->gen & 1;
 		}
+		evspool_free(j->old);
+		evspool_free(j->sp);
+		j->old = NULL;
+		j->nold = 0;
+		j->sp = evspool_new(j->spooldir);
+		j->base = 0;
+	}
 	jail_incr_free(&j->p.incr);
 	params_copy(&j->p, p);
 }
@@ -171,29 +213,97 @@ static void lru_front(struct jail *j, struct rec *r)
 		j->lru = r;
 }
 
+static int in_old(const struct jail *j, const struct rec *r)
+{
+	return j->old && r->gen != (j->gen & 1);
+}
+
+/* The spool a record's chain lives in. */
+static struct evspool *rec_spool(const struct jail *j, const struct rec *r)
+{
+	return in_old(j, r) ? j->old : j->sp;
+}
+
+static void left_old(struct jail *j)
+{
+	if (--j->nold)
+		return;
+	evspool_free(j->old);
+	j->old = NULL;
+	j->base = evspool_size(j->sp);
+}
+
+/* Moves a record's live lines from the old spool to the current one. */
+static void move_rec(struct jail *j, struct rec *r)
+{
+	if (!in_old(j, r))
+		return;
+	if (r->nring) {
+		char **v = xcalloc(r->nring, sizeof *v);
+		size_t n = evspool_read(j->old, r->ev, r->nring, v);
+		r->ev = n ? evspool_append(j->sp, EVSPOOL_NONE, (const char *const *)v, n)
+			  : EVSPOOL_NONE;
+		r->nring = n;
+		for (size_t i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+	}
+	r->gen = j->gen & 1;
+	left_old(j);
+}
+
+/* One bounded step of a compaction under way: looks at `budget` slots. */
+static void compact_step(struct jail *j, size_t budget)
+{
+	while (j->old && budget--) {
+		if (j->cursor >= j->nslots)
+			j->cursor = 0; /* deletes and growth shift records: go round again */
+		struct rec *r = j->slots[j->cursor++];
+		if (r)
+			move_rec(j, r);
+	}
+}
+
+static void compact_maybe(struct jail *j)
+{
+	if (j->old || evspool_size(j->sp) <= 2 * j->base + SPOOL_SLACK)
+		return;
+	j->old = j->sp;
+	/* a spool that lost its file goes on in memory rather than fail again */
+	j->sp = evspool_new(evspool_on_disk(j->old) ? j->spooldir : NULL);
+	j->gen++;
+	j->nold = j->n;
+	j->cursor = 0;
+	if (!j->nold) {
+		evspool_free(j->old);
+		j->old = NULL;
+		j->base = 0;
+	}
+}
+
 static void remove_rec(struct jail *j, struct rec *r)
 {
 	slot_delete(j, find_slot(j, r->id, r->hash));
 	lru_unlink(j, r);
+	if (in_old(j, r))
+		left_old(j);
 	rec_destroy(r);
 }
 
-static void ring_push(struct rec *r, unsigned cap, const char *line)
+/* Adds a failure's lines to the record's chain: only the newest `cap` of them
+ * can ever be read back, so only those are written. */
+static void ev_push(struct jail *j, struct rec *r, const char *const *lines, size_t nlines)
 {
-	if (cap == 0)
+	unsigned cap = j->p.maxmatches;
+	if (cap == 0 || nlines == 0)
 		return;
-	if (r->nring >= cap) {
-		/* drop the oldest: the first string of the buffer */
-		size_t first = strlen(r->ev) + 1;
-		memmove(r->ev, r->ev + first, r->evlen - first);
-		r->evlen -= first;
-		r->nring--;
+	if (nlines > cap) {
+		lines += nlines - cap;
+		nlines = cap;
 	}
-	size_t len = strlen(line) + 1;
-	r->ev = xrealloc(r->ev, r->evlen + len);
-	memcpy(r->ev + r->evlen, line, len);
-	r->evlen += len;
-	r->nring++;
+	move_rec(j, r);
+	r->ev = evspool_append(j->sp, r->ev, lines, nlines);
+	r->nring = r->nring + nlines > cap ? cap : r->nring + (unsigned)nlines;
 }
 
 int jail_add_failure(struct jail *j, const char *id, double t, const char *const *lines,
@@ -231,14 +341,17 @@ int jail_add_failure(struct jail *j, const char *id, double t, const char *const
 		memset(r, 0, sizeof *r);
 		memcpy(r->id, id, idlen);
 		r->hash = h;
+		r->ev = EVSPOOL_NONE;
+		r->gen = j->gen & 1;
 		r->retry = 1;
 		r->first = r->last = t;
 		j->slots[i] = r;
 		j->n++;
 		lru_front(j, r);
 	}
-	for (size_t k = 0; k < nlines; k++)
-		ring_push(r, j->p.maxmatches, lines[k]);
+	ev_push(j, r, lines, nlines);
+	compact_step(j, MOVE_STEP);
+	compact_maybe(j);
 	if (r->retry < j->p.maxretry)
 		return 0;
 	memset(ban, 0, sizeof *ban);
@@ -246,13 +359,9 @@ int jail_add_failure(struct jail *j, const char *id, double t, const char *const
 	ban->failures = r->retry;
 	ban->first = r->first;
 	ban->last = r->last;
-	ban->nlines = r->nring;
 	ban->lines = xcalloc(r->nring ? r->nring : 1, sizeof *ban->lines);
-	const char *e = r->ev;
-	for (unsigned k = 0; k < r->nring; k++) {
-		ban->lines[k] = xstrdup(e);
-		e += strlen(e) + 1;
-	}
+	if (r->nring)
+		ban->nlines = evspool_read(rec_spool(j, r), r->ev, r->nring, ban->lines);
 	remove_rec(j, r);
 	return 1;
 }
@@ -269,6 +378,7 @@ void jail_expire(struct jail *j, double now)
 {
 	while (j->lru && j->lru->last <= now - j->p.findtime)
 		remove_rec(j, j->lru);
+	compact_step(j, MOVE_STEP_IDLE);
 }
 
 size_t jail_tracked(const struct jail *j)
@@ -285,6 +395,11 @@ unsigned jail_retry(const struct jail *j, const char *id)
 unsigned long jail_evictions(const struct jail *j)
 {
 	return j->evictions;
+}
+
+unsigned long long jail_spool_bytes(const struct jail *j)
+{
+	return evspool_size(j->sp) + (j->old ? evspool_size(j->old) : 0);
 }
 
 void jail_ban_clear(struct jail_ban *b)

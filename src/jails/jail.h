@@ -53,6 +53,10 @@ struct jail;
 
 struct jail *jail_new(const struct jail_params *p);
 void jail_free(struct jail *j);
+/* Keeps the evidence lines of tracked ids in an unlinked temporary file in
+ * `dir` (created at the first need; dir NULL or unusable: in memory, the
+ * default). Call it right after jail_new(). */
+void jail_spool_dir(struct jail *j, const char *dir);
 /* Parameters can change on reload; tracked failures are kept. */
 void jail_set_params(struct jail *j, const struct jail_params *p);
 
@@ -69,6 +73,8 @@ size_t jail_tracked(const struct jail *j);
 /* Current retry count for an id (0 when not tracked). */
 unsigned jail_retry(const struct jail *j, const char *id);
 unsigned long jail_evictions(const struct jail *j);
+/* Bytes the evidence spool holds (live and dead; two spools mid-compaction). */
+unsigned long long jail_spool_bytes(const struct jail *j);
 void jail_ban_clear(struct jail_ban *b);
 
 /* Ban length for an id banned `prev_bans` times before (history), with rnd in

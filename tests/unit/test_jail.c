@@ -1,6 +1,7 @@
 /*
  * test_jail - failure counting: maxretry, findtime rate rescale, evidence
- * ring, maxtracked eviction under address spraying, bantime increments and
+ * lines against a model (in memory, in a spool file, through compactions),
+ * maxtracked eviction under address spraying, bantime increments and
  * time strings.
  */
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "jails/jail.h"
@@ -93,6 +95,137 @@ static void spraying_is_bounded(void **state)
 	jail_free(j);
 }
 
+/* A model of the evidence: per id the newest maxmatches lines, in memory. */
+#define MODEL_IDS 200
+#define MODEL_CAP 8
+struct model {
+	char *ring[MODEL_CAP];
+	unsigned n, retry;
+};
+
+static uint64_t rnd_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void model_reset(struct model *m)
+{
+	for (unsigned i = 0; i < m->n; i++)
+		free(m->ring[i]);
+	memset(m, 0, sizeof *m);
+}
+
+static void model_push(struct model *m, unsigned cap, const char *line)
+{
+	if (cap == 0)
+		return;
+	if (m->n == cap) {
+		free(m->ring[0]);
+		memmove(m->ring, m->ring + 1, (cap - 1) * sizeof *m->ring);
+		m->n--;
+	}
+	m->ring[m->n++] = strdup(line);
+}
+
+/* Random failures (1-3 lines each, some long) for a few hundred ids, with
+ * bans, forgets and a maxmatches change: every ban's lines must be exactly the
+ * model's, while the spool is compacted many times and stays bounded. */
+static void evidence_run(const char *dir)
+{
+	struct jail_params p = params(40, 1e9);
+	p.maxmatches = 5;
+	struct jail *j = jail_new(&p);
+	jail_spool_dir(j, dir);
+	static struct model m[MODEL_IDS];
+	memset(m, 0, sizeof m);
+	uint64_t x = 88172645463325252ull;
+	unsigned long long peak = 0, last = 0;
+	unsigned bans = 0, compactions = 0;
+	char id[32], text[3][700];
+	for (int i = 0; i < 60000; i++) {
+		unsigned k = (unsigned)(rnd_next(&x) % MODEL_IDS);
+		snprintf(id, sizeof id, "198.51.100.%u", k);
+		size_t nl = 1 + rnd_next(&x) % 3;
+		const char *lines[3];
+		for (size_t l = 0; l < nl; l++) {
+			int len = (int)(rnd_next(&x) % (l == 0 && i % 97 == 0 ? 590 : 150));
+			snprintf(text[l], sizeof text[l], "%d.%zu %s %.*s", i, l, id, len,
+				 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+				 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+				 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+				 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+				 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+				 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+				 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+				 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+			lines[l] = text[l];
+			model_push(&m[k], p.maxmatches, text[l]);
+		}
+		m[k].retry++;
+		struct jail_ban b;
+		int r = jail_add_failure(j, id, 1000 + i * 0.001, lines, nl, &b);
+		assert_int_equal(r, m[k].retry >= p.maxretry);
+		if (r) {
+			assert_int_equal(b.nlines, m[k].n);
+			for (unsigned l = 0; l < m[k].n; l++)
+				assert_string_equal(b.lines[l], m[k].ring[l]);
+			jail_ban_clear(&b);
+			model_reset(&m[k]);
+			bans++;
+		}
+		if (i % 1000 == 999) {
+			snprintf(id, sizeof id, "198.51.100.%u", (unsigned)(rnd_next(&x) % MODEL_IDS));
+			jail_forget(j, id);
+			model_reset(&m[atoi(id + 11)]);
+		}
+		if (i == 45000) {
+			/* a new maxmatches starts every record's evidence afresh */
+			p.maxmatches = 3;
+			jail_set_params(j, &p);
+			for (unsigned l = 0; l < MODEL_IDS; l++) {
+				unsigned retry = m[l].retry;
+				model_reset(&m[l]);
+				m[l].retry = retry;
+			}
+		}
+		unsigned long long now = jail_spool_bytes(j);
+		compactions += now < last;
+		last = now;
+		if (now > peak)
+			peak = now;
+	}
+	assert_true(bans > 1000);
+	assert_true(compactions >= 3);
+	/* written: ~15 MB; live: at most 200 x 5 lines of < 700 bytes */
+	assert_true(peak < 5u << 20);
+	print_message("%s: %u bans, %u compactions, spool peak %llu bytes\n",
+		      dir ? dir : "memory", bans, compactions, peak);
+	for (unsigned l = 0; l < MODEL_IDS; l++)
+		model_reset(&m[l]);
+	jail_free(j);
+}
+
+static void evidence_in_memory(void **state)
+{
+	(void)state;
+	evidence_run(NULL);
+}
+
+static void evidence_on_disk(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_jail.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	evidence_run(dir);
+	/* the spool file was never linked into the directory */
+	assert_int_equal(rmdir(dir), 0);
+	/* a directory that does not exist: the evidence stays in memory */
+	evidence_run("/nonexistent/mxjail-test");
+}
+
 static void increments(void **state)
 {
 	(void)state;
@@ -155,6 +288,8 @@ int main(void)
 		cmocka_unit_test(maxretry_bans),
 		cmocka_unit_test(findtime_is_a_rate),
 		cmocka_unit_test(spraying_is_bounded),
+		cmocka_unit_test(evidence_in_memory),
+		cmocka_unit_test(evidence_on_disk),
 		cmocka_unit_test(increments),
 		cmocka_unit_test(time_strings),
 	};
