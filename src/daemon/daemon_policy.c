@@ -511,11 +511,28 @@ static void on_event(void *arg, const char *check, const char *id, const char *k
 	}
 }
 
+/* Whether on_event() would log this check's event or feed it to a jail. */
+static int want_event(void *arg, const char *check)
+{
+	struct daemon *dm = arg;
+	if (log_enabled(strcmp(check, "greylist") == 0 ? LOG_LVL_DEBUG : LOG_LVL_INFO))
+		return 1;
+	for (size_t i = 0; dm->set && i < dm->set->njails; i++) {
+		struct daemon_jail *j = dm->set->jails[i];
+		const char *be = kvlist_get(&j->opts, "backend");
+		if (be && strcasecmp(be, "policy") == 0 &&
+		    wants(kvlist_get(&j->opts, "policyevents"), check))
+			return 1;
+	}
+	return 0;
+}
+
 int daemon_policy_start(struct daemon *dm, const struct config *cfg)
 {
 	if (!daemon_policy_enabled(cfg))
 		return 0;
 	struct policy_host host = {.arg = dm, .is_banned = is_banned, .on_event = on_event,
+				   .want_event = want_event,
 				   .on_greylist_update = daemon_cluster_greylist_update,
 				   .on_ratelimit_add = daemon_cluster_ratelimit_add};
 	char err[512];

@@ -49,6 +49,7 @@ static const char *const chkname[CHK_N] = { "banned", "spoof", "greylist", "rate
 
 struct topk {
 	char *key[TOPK];
+	uint32_t h[TOPK];     /* hash of key: most comparisons end here */
 	unsigned long n[TOPK];
 	size_t used;
 };
@@ -140,9 +141,12 @@ int policy_opt_uint(const struct kvlist *l, const char *section, const char *nam
  * and inherits it, so memory is fixed whatever the attacker sends. */
 static void top_add(struct topk *t, const char *key)
 {
+	uint32_t h = 2166136261u;
+	for (const char *s = key; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
 	size_t min = 0;
 	for (size_t i = 0; i < t->used; i++) {
-		if (strcmp(t->key[i], key) == 0) {
+		if (t->h[i] == h && strcmp(t->key[i], key) == 0) {
 			t->n[i]++;
 			return;
 		}
@@ -151,11 +155,13 @@ static void top_add(struct topk *t, const char *key)
 	}
 	if (t->used < TOPK) {
 		t->key[t->used] = xstrdup(key);
+		t->h[t->used] = h;
 		t->n[t->used++] = 1;
 		return;
 	}
 	free(t->key[min]);
 	t->key[min] = xstrdup(key);
+	t->h[min] = h;
 	t->n[min]++;
 }
 
@@ -488,7 +494,7 @@ void policy_eval(struct policy *p, const struct policy_req *r, double now, struc
 		const char *ca = policy_req_get(r, "client_address");
 		const char *k = strbuf_str(&p->key);
 		top_add(&p->top[c], k);
-		if (h->on_event) {
+		if (h->on_event && (!h->want_event || h->want_event(h->arg, chkname[c]))) {
 			strbuf_reset(&p->line);
 			strbuf_addf(&p->line, "policy %s %s client=%s key=%s", chkname[c],
 				    v == PV_DEFER ? "defer" : "reject", ca ? ca : "unknown", k);

@@ -32,11 +32,16 @@ struct strbuf;           /* core/strbuf.h */
 /* A Postfix policy request: the attributes as received (values unmodified,
  * not truncated). Duplicate names: the last one wins for lookups. */
 struct policy_attr { const char *name, *value; };
+#define POLICY_REQ_IDX 512 /* > 2 x POLICY_REQ_MAX_ATTRS: probes stay short */
 struct policy_req {
 	struct policy_attr *v;
 	size_t n, cap;
 	char *buf;                     /* owns the bytes */
 	size_t buflen, bufcap;
+	/* lookup index: slot -> attribute number + 1 (0 = empty), open
+	 * addressing over a hash of the name; the checks look up about a dozen
+	 * names per request among the ~25 Postfix sends */
+	uint16_t idx[POLICY_REQ_IDX];
 };
 #define POLICY_REQ_MAX_BYTES (256 * 1024)   /* hard cap on one request */
 #define POLICY_REQ_MAX_ATTRS 256           /* hard cap on attribute count */
@@ -80,6 +85,10 @@ struct policy_host {
 				   unsigned count);
 	void (*on_ratelimit_add)(void *arg, const char *limit, const char *key, double t,
 				 double amount);
+	/* Optional: 0 when on_event would do nothing with this check's events
+	 * (not logged at the current level, no jail counts them), so the
+	 * event's text is not even built. NULL = always wanted. */
+	int (*want_event)(void *arg, const char *check);
 };
 
 /* Builds the engine from mxjail.conf sections (kvlists of [policy],

@@ -207,10 +207,11 @@ static void add_reply(struct conn *c, const char *text, size_t len)
 	if (len > POLICYSRV_MAX_REPLY)
 		len = POLICYSRV_MAX_REPLY;
 	strbuf_adds(&c->out, "action=");
-	for (size_t i = 0; i < len; i++) {
-		char ch = text[i];
-		strbuf_addc(&c->out, ch == '\n' || ch == '\r' || ch == '\0' ? ' ' : ch);
-	}
+	size_t from = c->out.len;
+	strbuf_add(&c->out, text, len);
+	for (char *p = c->out.s + from; p < c->out.s + c->out.len; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\0')
+			*p = ' ';
 	strbuf_adds(&c->out, "\n\n");
 }
 

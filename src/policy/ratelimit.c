@@ -52,6 +52,7 @@ struct rrule {
 	enum runit unit;
 	double window, width;
 	char *text;          /* "200 recipients / 1h" as configured */
+	char wtxt[32];       /* width as the state rows write it ("%.6g") */
 };
 
 struct rwin {
@@ -186,6 +187,7 @@ static int parse_limit(struct rlimit *l, const char *spec)
 		r->unit = (enum runit)unit;
 		r->window = win;
 		r->width = win / RL_SLOTS;
+		snprintf(r->wtxt, sizeof(r->wtxt), "%.6g", r->width);
 		size_t tl = (size_t)((p + wl) - start);
 		while (tl && isspace((unsigned char)start[tl - 1]))
 			tl--;
@@ -464,17 +466,50 @@ static void add_num(struct strbuf *out, double v)
 	}
 }
 
+/* v as "%.3f" writes it, by integer arithmetic where the rounding cannot
+ * differ (printf's floating-point path costs more than the rest of a row). */
+static void add_fixed3(struct strbuf *out, double v)
+{
+	double x = v * 1000, fl = floor(x), f = x - fl;
+	if (!(v >= 0 && v < 1e12) || fabs(f - 0.5) < 1e-3) {
+		strbuf_addf(out, "%.3f", v);
+		return;
+	}
+	uint64_t ms = (uint64_t)fl + (f > 0.5);
+	char frac[4] = {(char)('0' + ms / 100 % 10), (char)('0' + ms / 10 % 10),
+			(char)('0' + ms % 10), 0};
+	policy_add_u64(out, ms / 1000);
+	strbuf_addc(out, '.');
+	strbuf_add(out, frac, 3);
+}
+
 /* "2 LAST OVER OVERLAST NRULES" then per rule "WIDTH HEAD N" and N pairs
  * "SLOT COUNT" for the non-empty slots only: most keys have used one or two
  * slots, and rows are written at the rate keys change. */
 static void serialise(const struct rlimit *l, const struct rkey *e, struct strbuf *out)
 {
-	strbuf_addf(out, "2 %.3f %lu %.3f %zu", e->last, e->over, e->over_last, l->nr);
+	strbuf_adds(out, "2 ");
+	add_fixed3(out, e->last);
+	strbuf_addc(out, ' ');
+	policy_add_u64(out, e->over);
+	strbuf_addc(out, ' ');
+	add_fixed3(out, e->over_last);
+	strbuf_addc(out, ' ');
+	policy_add_u64(out, l->nr);
 	for (size_t j = 0; j < l->nr; j++) {
 		int used = 0;
 		for (int k = 0; k < RL_SLOTS; k++)
 			used += e->w[j].c[k] != 0;
-		strbuf_addf(out, " %.6g %lld %d", l->r[j].width, e->w[j].head, used);
+		strbuf_addc(out, ' ');
+		strbuf_adds(out, l->r[j].wtxt);
+		if (e->w[j].head < 0) {
+			strbuf_addf(out, " %lld", e->w[j].head);
+		} else {
+			strbuf_addc(out, ' ');
+			policy_add_u64(out, (uint64_t)e->w[j].head);
+		}
+		strbuf_addc(out, ' ');
+		policy_add_u64(out, (uint64_t)used);
 		for (int k = 0; k < RL_SLOTS; k++)
 			if (e->w[j].c[k] != 0) {
 				strbuf_addc(out, ' ');

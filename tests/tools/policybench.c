@@ -150,7 +150,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	struct policy_host host = { NULL, never_banned, NULL, NULL, NULL };
+	struct policy_host host = { NULL, never_banned, NULL, NULL, NULL, NULL };
 	double now = (double)time(NULL);
 	char err[512];
 	snprintf(path, sizeof(path), "%s/policy-state.sqlite3", dir);

@@ -127,7 +127,7 @@ static struct policy *mk(const char *checks, const char *gl, const char *rl, con
 		}
 		free(s);
 	}
-	struct policy_host h = { ev, is_banned, on_event, on_gl, on_rl };
+	struct policy_host h = { ev, is_banned, on_event, on_gl, on_rl, NULL };
 	struct policy *p = policy_new(&kp, &kg, &kr, &ks, st, &h, now, err, sizeof(err));
 	if (!p && getenv("MXJAIL_TEST_VERBOSE"))
 		fprintf(stderr, "policy_new: %s\n", err);
