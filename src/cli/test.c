@@ -274,8 +274,10 @@ int cmd_test(int argc, char **argv)
 	size_t len;
 	int rc;
 	unsigned long *limits = xcalloc(nf, sizeof *limits);
+	struct datedetect_memo memo; /* filters with different date settings share searches */
 	while ((rc = linereader_next(&lr, &line, &len)) == 1) {
 		lineno++;
+		datedetect_memo_reset(&memo);
 		if (!json && (len == 0 || line[0] == '#'))
 			continue;
 		int any_match = 0, any_ign = 0;
@@ -286,8 +288,8 @@ int cmd_test(int argc, char **argv)
 		for (size_t i = 0; i < nf; i++) {
 			size_t from = res.n;
 			if (tf[i].share == i)
-				filter_prepare(tf[i].f, line, len, tf[i].journal ? now : -1.0, &tf[i].clk,
-					       &tf[i].fl);
+				filter_prepare_memo(tf[i].f, line, len, tf[i].journal ? now : -1.0,
+						    &tf[i].clk, &memo, &tf[i].fl);
 			enum filter_status st =
 				filter_process_prepared(tf[i].f, &tf[tf[i].share].fl, &tf[i].clk, &res);
 			unsigned long lh = filter_get_stats(tf[i].f)->limit_hits;

@@ -630,12 +630,14 @@ static void dispatch(struct daemon_source *src, const char *line, size_t len, do
 		daemon_lines_batch_begin(dm);
 	double now = dm->line_now;
 	src->lines_read++;
+	struct datedetect_memo memo; /* filters with different date settings share searches */
+	datedetect_memo_reset(&memo);
 	for (size_t i = 0; i < src->ntaps; i++) {
 		struct daemon_tap *t = &src->taps[i];
 		struct daemon_filter *df = t->flt;
 		df->clk.now = now;
 		if (t->share == i)
-			filter_prepare(df->f, line, len, jtime, &df->clk, &t->fl);
+			filter_prepare_memo(df->f, line, len, jtime, &df->clk, &memo, &t->fl);
 		filter_result_reset(&dm->res);
 		filter_process_prepared(df->f, &src->taps[t->share].fl, &df->clk, &dm->res);
 		unsigned long lh = filter_get_stats(df->f)->limit_hits;

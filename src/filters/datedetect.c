@@ -18,9 +18,16 @@
  * characters, not bytes, because fail2ban works on decoded text and the span
  * of the last match is reused on the next line.
  *
- * All regexes are compiled when the detector is built (JIT on first use) with
- * UTF+UCP so that \d, \w and \b mean what they mean in Python 3; every match
- * runs under match limits. Finding a date allocates nothing.
+ * All regexes are compiled when the detector is built, with UTF+UCP so that
+ * \d, \w and \b mean what they mean in Python 3 (bad patterns are reported
+ * then); the JIT code and the byte-mode variant for ASCII lines are made when
+ * a template is first tried, since most templates never are and JIT code
+ * takes whole pages. Every match runs under match limits. Apart from that
+ * first try, finding a date allocates nothing.
+ *
+ * Callers that give one line to several detectors can pass a memo
+ * (datedetect_find_memo) through which detectors share the runs of regexes
+ * they have in common (the default templates, mostly).
  *
  * SECURITY: lines are untrusted. PCRE2 with MATCH_INVALID_UTF accepts any
  * bytes; limit hits count as "no match" and are counted.
@@ -69,9 +76,13 @@ struct tmpl {
 	unsigned flags;
 	double weight;
 	pcre2_code *code;
-	int jitted;
+	int jitted;           /* code made (on first need: NULL until then) */
 	pcre2_code *acode;    /* byte-mode variant for pure-ASCII lines (or NULL) */
 	int ajit;
+	int astate;           /* acode: 0 not built yet, 1 built, -1 none (non-ASCII regex) */
+	uint32_t ncap;        /* capture groups */
+	uint64_t rhash;       /* of regex: the memo's key (with the text itself) */
+	size_t rlen;          /* strlen(regex) */
 	struct field_map *fields;
 	size_t nfields;
 	/* Per-detector statistics, as DateTemplate.hits and DateDetectorTemplate. */
@@ -105,10 +116,13 @@ struct datedetect {
 	PCRE2_SIZE *found_ov; /* copy of a fallback match */
 	pcre2_match_context *mctx;
 	pcre2_jit_stack *jstack;
-	pcre2_code *alnum;    /* non-ASCII str.isalnum() */
+	int jstack_made;      /* made on the first search */
+	pcre2_code *alnum;    /* non-ASCII str.isalnum(), made on first need */
+	int alnum_made;
 	pcre2_match_data *md1;
 	unsigned long limit_hits;
 	int ascii;            /* the line being searched is pure ASCII */
+	struct datedetect_memo *memo; /* the caller's, during one find (or NULL) */
 	struct strptime_field *fbuf;
 	size_t fcap;
 	struct strptime_tzcache tzc;
@@ -638,41 +652,62 @@ static int cmp_field(const void *a, const void *b)
 	return x->group < y->group ? -1 : x->group > y->group;
 }
 
-static int tmpl_compile(struct tmpl *t, char *err, size_t errlen)
+/* Compiles a template's regex: in UTF mode (byte_mode 0), or in byte mode
+ * without Unicode classes for pure-ASCII lines (*ascii_re then says whether
+ * the PCRE2 text is ASCII at all: byte mode is only right for such patterns). */
+static pcre2_code *re_compile(const char *regex, int byte_mode, int *ascii_re, char *err,
+			      size_t errlen)
 {
 	uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
-	char *re = to_pcre2(t->regex, &opts, err, errlen);
+	char *re = to_pcre2(regex, &opts, err, errlen);
 	if (!re)
-		return -1;
+		return NULL;
+	const unsigned char *q = (const unsigned char *)re;
+	while (*q && *q < 0x80)
+		q++;
+	if (ascii_re)
+		*ascii_re = !*q;
+	if (byte_mode)
+		opts &= ~(uint32_t)(PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF);
 	pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
 	pcre2_set_newline(cc, PCRE2_NEWLINE_LF);
 	int ec;
 	PCRE2_SIZE eo;
-	t->code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, opts, &ec, &eo, cc);
-	/* Log lines are nearly always ASCII, where byte mode without Unicode
-	 * classes gives the same matches faster. Only for ASCII patterns. */
-	const unsigned char *q = (const unsigned char *)re;
-	while (*q && *q < 0x80)
-		q++;
-	if (t->code && !*q) {
-		uint32_t aopts = opts & ~(uint32_t)(PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF);
-		t->acode = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, aopts, &ec, &eo, cc);
-		if (t->acode)
-			t->ajit = pcre2_jit_compile(t->acode, PCRE2_JIT_COMPLETE) == 0;
-	}
+	pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, opts, &ec, &eo, cc);
 	pcre2_compile_context_free(cc);
 	free(re);
-	if (!t->code) {
+	if (!code) {
 		char msg[160];
 		pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof(msg));
 		snprintf(err, errlen, "%s at offset %zu", msg, (size_t)eo);
-		return -1;
 	}
+	return code;
+}
+
+/* Checks that the regex compiles and takes what matching needs from it (groups,
+ * named fields). The compiled code itself is dropped: it is made again, with
+ * its JIT code, when a line first tries the template (tmpl_ascii(),
+ * tmpl_utf()), as most templates of a detector never are. Log lines are
+ * nearly always ASCII, where byte mode without Unicode classes gives the same
+ * matches faster; the UTF code is then never needed. */
+static int tmpl_compile(struct tmpl *t, char *err, size_t errlen)
+{
+	int ascii_re = 0;
+	pcre2_code *code = re_compile(t->regex, 0, &ascii_re, err, errlen);
+	if (!code)
+		return -1;
+	t->astate = ascii_re ? 0 : -1;
 	uint32_t count, esize;
 	PCRE2_SPTR table;
-	pcre2_pattern_info(t->code, PCRE2_INFO_NAMECOUNT, &count);
-	pcre2_pattern_info(t->code, PCRE2_INFO_NAMEENTRYSIZE, &esize);
-	pcre2_pattern_info(t->code, PCRE2_INFO_NAMETABLE, &table);
+	pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &t->ncap);
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+	for (const unsigned char *c = (const unsigned char *)t->regex; *c; c++)
+		h = (h ^ *c) * 1099511628211ULL;
+	t->rhash = h;
+	t->rlen = strlen(t->regex);
+	pcre2_pattern_info(code, PCRE2_INFO_NAMECOUNT, &count);
+	pcre2_pattern_info(code, PCRE2_INFO_NAMEENTRYSIZE, &esize);
+	pcre2_pattern_info(code, PCRE2_INFO_NAMETABLE, &table);
 	t->fields = xcalloc(count ? count : 1, sizeof(*t->fields));
 	for (uint32_t i = 0; i < count; i++) {
 		const unsigned char *e = table + i * esize;
@@ -684,7 +719,37 @@ static int tmpl_compile(struct tmpl *t, char *err, size_t errlen)
 		t->nfields++;
 	}
 	qsort(t->fields, t->nfields, sizeof(*t->fields), cmp_field);
+	pcre2_code_free(code);
 	return 0;
+}
+
+/* The byte-mode variant, on first need (NULL: none, use the UTF code). */
+static pcre2_code *tmpl_ascii(struct tmpl *t)
+{
+	if (t->astate)
+		return t->acode;
+	char err[200];
+	t->acode = re_compile(t->regex, 1, NULL, err, sizeof err);
+	t->astate = -1;
+	if (t->acode) {
+		t->ajit = pcre2_jit_compile(t->acode, PCRE2_JIT_COMPLETE) == 0;
+		t->astate = 1;
+	}
+	return t->acode;
+}
+
+/* The UTF code, on first need (it compiled when the detector was built, so
+ * NULL only when memory ran out in PCRE2). */
+static pcre2_code *tmpl_utf(struct tmpl *t)
+{
+	if (!t->code && !t->jitted) {
+		char err[200];
+		t->code = re_compile(t->regex, 0, NULL, err, sizeof err);
+		if (t->code)
+			pcre2_jit_compile(t->code, PCRE2_JIT_COMPLETE);
+		t->jitted = 1;
+	}
+	return t->code;
 }
 
 /* ---------------------------------------------------------------------------
@@ -861,8 +926,7 @@ struct datedetect *datedetect_new(const char *const *patterns, size_t n, const c
 	uint32_t maxcap = 1;
 	size_t maxf = 1;
 	for (size_t i = 0; i < dd->n; i++) {
-		uint32_t c;
-		pcre2_pattern_info(dd->t[i]->code, PCRE2_INFO_CAPTURECOUNT, &c);
+		uint32_t c = dd->t[i]->ncap;
 		if (c > maxcap)
 			maxcap = c;
 		if (dd->t[i]->nfields > maxf)
@@ -876,14 +940,6 @@ struct datedetect *datedetect_new(const char *const *patterns, size_t n, const c
 	dd->mctx = pcre2_match_context_create(NULL);
 	pcre2_set_match_limit(dd->mctx, MATCH_LIMIT);
 	pcre2_set_depth_limit(dd->mctx, DEPTH_LIMIT);
-	dd->jstack = pcre2_jit_stack_create(32 * 1024, 512 * 1024, NULL);
-	if (dd->jstack)
-		pcre2_jit_stack_assign(dd->mctx, NULL, dd->jstack);
-	int ec;
-	PCRE2_SIZE eo;
-	dd->alnum = pcre2_compile((PCRE2_SPTR) "[\\p{L}\\p{N}]", PCRE2_ZERO_TERMINATED,
-				  PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &ec, &eo, NULL);
-	dd->md1 = pcre2_match_data_create(1, NULL);
 	return dd;
 }
 
@@ -980,18 +1036,53 @@ static struct dchar char_before(const char *line, size_t b)
 	return c;
 }
 
+/* The same two on the line being matched: on a pure-ASCII line a character
+ * is a byte (the common case, per line). */
+static inline struct dchar dd_char_at(const struct datedetect *dd, const char *line, size_t len,
+				      size_t b)
+{
+	if (!dd->ascii)
+		return char_at(line, len, b);
+	struct dchar c = {0, {0}};
+	if (b < len) {
+		c.n = 1;
+		c.b[0] = (unsigned char)line[b];
+	}
+	return c;
+}
+
+static inline struct dchar dd_char_before(const struct datedetect *dd, const char *line, size_t b)
+{
+	if (!dd->ascii)
+		return char_before(line, b);
+	struct dchar c = {0, {0}};
+	if (b > 0) {
+		c.n = 1;
+		c.b[0] = (unsigned char)line[b - 1];
+	}
+	return c;
+}
+
 static int dchar_eq(struct dchar a, struct dchar b)
 {
 	return a.n == b.n && memcmp(a.b, b.b, a.n) == 0;
 }
 
 /* Python's str.isalnum() for one character ('' is not). */
-static int dchar_alnum(const struct datedetect *dd, struct dchar c)
+static int dchar_alnum(struct datedetect *dd, struct dchar c)
 {
 	if (c.n == 0)
 		return 0;
 	if (c.b[0] < 0x80)
 		return isalnum(c.b[0]) != 0;
+	if (!dd->alnum_made) {
+		int ec;
+		PCRE2_SIZE eo;
+		dd->alnum = pcre2_compile((PCRE2_SPTR) "[\\p{L}\\p{N}]", PCRE2_ZERO_TERMINATED,
+					  PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &ec, &eo, NULL);
+		dd->md1 = pcre2_match_data_create(1, NULL);
+		dd->alnum_made = 1;
+	}
 	if (!dd->alnum)
 		return 1;
 	int rc = pcre2_match(dd->alnum, c.b, c.n, 0, 0, dd->md1, NULL);
@@ -1006,7 +1097,7 @@ static struct dchar slice1(const struct datedetect *dd, const char *line, size_t
 		return c;
 	int beyond;
 	size_t b = byte_offset(dd, line, len, ci, &beyond);
-	return beyond ? c : char_at(line, len, b);
+	return beyond ? c : dd_char_at(dd, line, len, b);
 }
 
 /* pattern.search(line, pos, endpos) in characters; endpos < 0: the end. */
@@ -1021,21 +1112,68 @@ static int tmpl_search(struct datedetect *dd, struct tmpl *t, const char *line, 
 		bend = byte_offset(dd, line, len, endpos, &beyond);
 	if (bend < bpos)
 		return 0;
-	int rc;
-	if (dd->ascii && t->acode) {
-		rc = t->ajit ? pcre2_jit_match(t->acode, (PCRE2_SPTR)line, bend, bpos, 0, dd->md,
-					       dd->mctx)
-			     : pcre2_match(t->acode, (PCRE2_SPTR)line, bend, bpos, 0, dd->md, dd->mctx);
-	} else {
-		if (!t->jitted) {
-			pcre2_jit_compile(t->code, PCRE2_JIT_COMPLETE);
-			t->jitted = 1;
+	pcre2_code *acode = dd->ascii ? tmpl_ascii(t) : NULL;
+	int variant = acode != NULL;
+	struct datedetect_memo_entry *me = NULL;
+	if (dd->memo && t->ncap < DATEDETECT_MEMO_PAIRS) {
+		struct datedetect_memo *m = dd->memo;
+		for (unsigned k = 0; k < m->n; k++) {
+			struct datedetect_memo_entry *e = &m->e[k];
+			if (e->hash == t->rhash && e->bpos == bpos && e->bend == bend &&
+			    e->variant == variant && e->line == line && e->len == len &&
+			    e->rlen == t->rlen &&
+			    (e->regex == t->regex || memcmp(e->regex, t->regex, t->rlen) == 0)) {
+				if (e->rc > 0) {
+					/* as the search would leave it: unused pairs unset */
+					PCRE2_SIZE *ov = pcre2_get_ovector_pointer(dd->md);
+					memcpy(ov, e->ov, 2 * (size_t)e->pairs * sizeof(PCRE2_SIZE));
+					for (size_t p = 2 * (size_t)e->pairs; p < 2 * (size_t)dd->ovpairs; p++)
+						ov[p] = PCRE2_UNSET;
+					t->thits++;
+				} else if (e->rc < 0) {
+					dd->limit_hits++;
+				}
+				return e->rc > 0;
+			}
 		}
-		rc = pcre2_match(t->code, (PCRE2_SPTR)line, bend, bpos, 0, dd->md, dd->mctx);
+		if (m->n < DATEDETECT_MEMO_SLOTS)
+			me = &m->e[m->n++];
+	}
+	if (!dd->jstack_made) {
+		/* 512 KiB of address space, so only for detectors that search */
+		dd->jstack = pcre2_jit_stack_create(32 * 1024, 512 * 1024, NULL);
+		if (dd->jstack)
+			pcre2_jit_stack_assign(dd->mctx, NULL, dd->jstack);
+		dd->jstack_made = 1;
+	}
+	int rc;
+	if (acode) {
+		rc = t->ajit ? pcre2_jit_match(acode, (PCRE2_SPTR)line, bend, bpos, 0, dd->md, dd->mctx)
+			     : pcre2_match(acode, (PCRE2_SPTR)line, bend, bpos, 0, dd->md, dd->mctx);
+	} else {
+		pcre2_code *code = tmpl_utf(t);
+		rc = code ? pcre2_match(code, (PCRE2_SPTR)line, bend, bpos, 0, dd->md, dd->mctx)
+			  : PCRE2_ERROR_NOMEMORY;
+	}
+	int limit = rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+		    rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT;
+	if (me) {
+		me->regex = t->regex;
+		me->hash = t->rhash;
+		me->rlen = t->rlen;
+		me->line = line;
+		me->len = len;
+		me->bpos = bpos;
+		me->bend = bend;
+		me->variant = variant;
+		me->rc = rc > 0 ? 1 : limit ? -1 : 0;
+		me->pairs = t->ncap + 1;
+		if (rc > 0)
+			memcpy(me->ov, pcre2_get_ovector_pointer(dd->md),
+			       2 * (size_t)me->pairs * sizeof(PCRE2_SIZE));
 	}
 	if (rc <= 0) {
-		if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
-		    rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
+		if (limit)
 			dd->limit_hits++;
 		return 0;
 	}
@@ -1172,12 +1310,12 @@ static size_t dd_match_time(struct datedetect *dd, const char *line, size_t len,
 		dd->first_unused++;
 	size_t bs = cur[0], be = cur[1];
 	dd->last_pos = mdist;
-	dd->last_pos_prev = char_before(line, bs);
-	dd->last_pos_first = char_at(line, len, bs);
+	dd->last_pos_prev = dd_char_before(dd, line, bs);
+	dd->last_pos_first = dd_char_at(dd, line, len, bs);
 	dd->last_end = mend;
 	/* line[end-1]: for an empty match at 0 Python takes the line's last char. */
-	dd->last_end_last = be > 0 ? char_before(line, be) : char_before(line, len);
-	dd->last_end_next = char_at(line, len, be);
+	dd->last_end_last = dd_char_before(dd, line, be > 0 ? be : len);
+	dd->last_end_next = dd_char_at(dd, line, len, be);
 	if (i && i != dd->last_idx)
 		i = dd_reorder(dd, i);
 	dd->last_idx = i;
@@ -1339,9 +1477,18 @@ int datedetect_find(struct datedetect *dd, const char *line, size_t len,
 int datedetect_find_ascii(struct datedetect *dd, const char *line, size_t len, int ascii,
 			  const struct date_clock *clk, double *t, size_t *mstart, size_t *mend)
 {
+	return datedetect_find_memo(dd, line, len, ascii, NULL, clk, t, mstart, mend);
+}
+
+int datedetect_find_memo(struct datedetect *dd, const char *line, size_t len, int ascii,
+			 struct datedetect_memo *memo, const struct date_clock *clk, double *t,
+			 size_t *mstart, size_t *mend)
+{
 	dd->ascii = ascii;
+	dd->memo = memo;
 	const PCRE2_SIZE *ov;
 	size_t i = dd_match_time(dd, line, len, clk->now, &ov);
+	dd->memo = NULL;
 	if (i == SIZE_MAX)
 		return 0;
 	struct tmpl *tm = dd->t[i];

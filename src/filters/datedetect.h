@@ -46,6 +46,44 @@ int datedetect_find(struct datedetect *dd, const char *line, size_t len,
 int datedetect_find_ascii(struct datedetect *dd, const char *line, size_t len, int ascii,
 			  const struct date_clock *clk, double *t, size_t *mstart, size_t *mend);
 
+/* A memo of template searches on one line, for a caller that gives the same
+ * line to several detectors (filters with different date settings): detectors
+ * built from the same template text compile the same regex, and a search of
+ * the same regex on the same line from the same place gives the same match, so
+ * the second detector takes the first one's result instead of searching again.
+ * Each detector still walks its own templates in its own order and keeps its
+ * own hit statistics; only the regex run is shared. Searches with more groups
+ * than the memo holds are not kept. The caller owns the memo (on the stack is
+ * fine; no allocation) and calls datedetect_memo_reset() before each line:
+ * entries refer to the line's bytes and to the detectors' templates. The
+ * fields are private to datedetect.c. */
+#define DATEDETECT_MEMO_SLOTS 6
+#define DATEDETECT_MEMO_PAIRS 16
+struct datedetect_memo {
+	unsigned n;
+	struct datedetect_memo_entry {
+		const char *regex;     /* the template's regex text (compared, not owned) */
+		unsigned long long hash;
+		size_t rlen;
+		const char *line;
+		size_t len, bpos, bend;
+		int variant;           /* 1: the byte-mode (ASCII) compilation */
+		int rc;                /* 1 match, 0 none, -1 none by a match limit */
+		unsigned pairs;
+		size_t ov[2 * DATEDETECT_MEMO_PAIRS];
+	} e[DATEDETECT_MEMO_SLOTS];
+};
+
+static inline void datedetect_memo_reset(struct datedetect_memo *m)
+{
+	m->n = 0;
+}
+
+/* datedetect_find_ascii() sharing template searches through memo (may be NULL). */
+int datedetect_find_memo(struct datedetect *dd, const char *line, size_t len, int ascii,
+			 struct datedetect_memo *memo, const struct date_clock *clk, double *t,
+			 size_t *mstart, size_t *mend);
+
 /* True when the detector was built with {NONE} (lines carry no date). */
 int datedetect_is_none(const struct datedetect *dd);
 

@@ -1769,14 +1769,21 @@ static const char *clean_utf8(struct filter *f, const char *line, size_t *len, i
 void filter_prepare(struct filter *f, const char *line, size_t len, double journal_time,
 		    const struct date_clock *clk, struct filter_line *fl)
 {
+	filter_prepare_memo(f, line, len, journal_time, clk, NULL, fl);
+}
+
+void filter_prepare_memo(struct filter *f, const char *line, size_t len, double journal_time,
+			 const struct date_clock *clk, struct datedetect_memo *memo,
+			 struct filter_line *fl)
+{
 	fl->text = clean_utf8(f, line, &len, &fl->ascii);
 	fl->len = len;
 	fl->journal_time = journal_time;
 	fl->found = 0;
 	fl->ms = fl->me = 0;
 	if (journal_time < 0)
-		fl->found = datedetect_find_ascii(f->dd, fl->text, len, fl->ascii, clk, &fl->t,
-						  &fl->ms, &fl->me);
+		fl->found = datedetect_find_memo(f->dd, fl->text, len, fl->ascii, memo, clk, &fl->t,
+						 &fl->ms, &fl->me);
 }
 
 enum filter_status filter_process(struct filter *f, const char *line, size_t len,

@@ -90,6 +90,11 @@ struct filter_line {
 
 void filter_prepare(struct filter *f, const char *line, size_t len, double journal_time,
 		    const struct date_clock *clk, struct filter_line *fl);
+/* The same, sharing date-template searches with the other filters that see
+ * this line through memo (reset by the caller before each line; may be NULL). */
+void filter_prepare_memo(struct filter *f, const char *line, size_t len, double journal_time,
+			 const struct date_clock *clk, struct datedetect_memo *memo,
+			 struct filter_line *fl);
 enum filter_status filter_process_prepared(struct filter *f, const struct filter_line *fl,
 					   const struct date_clock *clk, struct filter_result *out);
 /* Filters with equal keys find dates identically (same datepattern lines and

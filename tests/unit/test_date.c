@@ -314,6 +314,86 @@ static void test_bad_input(void **state)
 	free(line);
 }
 
+/* Detectors that share template searches through a memo give exactly what
+ * detectors searching alone give: results, template order and hits, limit
+ * hits. Several date settings see the same lines (some with templates in
+ * common, two alike), in a mixed order that makes templates win and lose. */
+static void test_memo(void **state)
+{
+	(void)state;
+	struct diag d = DIAG_INIT;
+	const char *sets[] = {"",         "{^LN-BEG}", "%H:%M:%S", "{^LN-BEG}%H:%M:%S",
+			      "EPOCH",    "",          "^[^\\[]*\\[({DATE})",
+			      "{^LN-BEG}\n%Y-%m-%d %H:%M:%S"};
+	enum { NS = sizeof(sets) / sizeof(sets[0]) };
+	static const char *const lines[] = {
+		"Aug 14 11:00:00 host sshd[1]: x",
+		"Aug 14 11:00:01 host sshd[1]: x",
+		"2005-08-14 11:00:02 host y",
+		"[2005-08-14 11:00:03] z",
+		"x [14/Aug/2005:11:00:04 +0200] \"GET /\"",
+		"1124010005 epoch line",
+		"[1124010006] epoch line",
+		"11:00:07 time only",
+		"host 11:00:08 late time",
+		"\xc3\xa9t\xc3\xa9 Aug 14 11:00:09 x",
+		"\xff\xfe Aug 14 11:00:10 \xc3",
+		"",
+		"no date at all",
+		"Sun Aug 14 11:00:11 2005 x",
+		"@4000000042ff1d2c00000000 tai",
+		"Aug 14 11:00:12 host sshd[1]: \xd9\xa1\xd9\xa1:00:00",
+	};
+	enum { NL = sizeof(lines) / sizeof(lines[0]) };
+	struct datedetect *with[NS], *alone[NS];
+	for (size_t k = 0; k < NS; k++) {
+		with[k] = make(sets[k], &d);
+		alone[k] = make(sets[k], &d);
+	}
+	struct date_clock clk = {TEST_NOW, 0, 0};
+	struct datedetect_memo memo;
+	unsigned x = 12345;
+	for (int n = 0; n < 3000; n++) {
+		x = x * 1103515245u + 12345u;
+		/* runs of one kind of line, then a change, as in real logs */
+		const char *line = lines[(x >> 16) % 7 == 0 ? (x >> 8) % NL : (size_t)(n / 50) % NL];
+		size_t len = strlen(line);
+		int ascii = 1;
+		for (size_t i = 0; i < len; i++)
+			ascii &= (unsigned char)line[i] < 0x80;
+		datedetect_memo_reset(&memo);
+		for (size_t k = 0; k < NS; k++) {
+			double t1 = -1, t2 = -1;
+			size_t s1 = 0, e1 = 0, s2 = 0, e2 = 0;
+			unsigned before = memo.n;
+			int r1 = datedetect_find_memo(with[k], line, len, ascii, &memo, &clk, &t1, &s1,
+						      &e1);
+			/* set 5 is set 0 again, in the same state: it searches nothing new */
+			if (k == 5 && memo.n < DATEDETECT_MEMO_SLOTS)
+				assert_int_equal(memo.n, before);
+			int r2 = datedetect_find_ascii(alone[k], line, len, ascii, &clk, &t2, &s2, &e2);
+			if (r1 != r2 || s1 != s2 || e1 != e2 || (r1 == 1 && t1 != t2))
+				fail_msg("set %zu line %d \"%s\": rc %d/%d t %.3f/%.3f span %zu-%zu/%zu-%zu",
+					 k, n, line, r1, r2, t1, t2, s1, e1, s2, e2);
+		}
+	}
+	for (size_t k = 0; k < NS; k++) {
+		size_t nt = datedetect_ntemplates(with[k]);
+		assert_int_equal(nt, datedetect_ntemplates(alone[k]));
+		for (size_t i = 0; i < nt; i++) {
+			unsigned long h1, h2;
+			const char *a = datedetect_template(with[k], i, &h1, NULL);
+			const char *b = datedetect_template(alone[k], i, &h2, NULL);
+			assert_string_equal(a, b);
+			assert_int_equal(h1, h2);
+		}
+		assert_int_equal(datedetect_limit_hits(with[k]), datedetect_limit_hits(alone[k]));
+		datedetect_free(with[k]);
+		datedetect_free(alone[k]);
+	}
+	diag_clear(&d);
+}
+
 static void test_strptime_helpers(void **state)
 {
 	(void)state;
@@ -348,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_reorder),
 		cmocka_unit_test(test_multibyte_positions),
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_memo),
 		cmocka_unit_test(test_strptime_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
