@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -595,6 +596,11 @@ int daemon_run(const struct daemon_opts *o)
 		   MXJAIL_VERSION, nj, nj == 1 ? "" : "s", dm->bans.n, dm->bans.n == 1 ? "" : "s",
 		   dm->dbpath, dm->socket, dm->dry_run ? ", dry run" : "");
 	sd_notify(0, "READY=1");
+	/* The parsed tree (every jail of jail.conf with all its options) is not
+	 * needed once the jails are built, and the heap it leaves can go back to
+	 * the system: the idle daemon is most of its own peak. */
+	config_free(&cfg);
+	malloc_trim(0);
 	int lr = loop_run(dm->loop);
 	if (lr < 0)
 		log_msg(LOG_LVL_ERROR, "event loop: %s", strerror(-lr));
