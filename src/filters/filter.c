@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/diag.h"
@@ -48,6 +49,7 @@
 struct rxname {
 	char *name;
 	uint32_t num;
+	int dup; /* same name as the entry before */
 };
 
 struct rxpair {
@@ -97,23 +99,107 @@ struct tlist {
 
 /* ------------------------------------------------------- failure records */
 
+/* Bump allocation for the strings of failure records and of results: a
+ * record or a result is reset as a whole, so the hot path makes no
+ * malloc/free pair per group value, matched line or hit. Chunks never move,
+ * so a string handed out stays put until the next reset. */
+struct achunk {
+	struct achunk *next;
+	size_t cap, used;
+	char data[]; /* 8-byte aligned: the header is three words */
+};
+
+struct filter_arena {
+	struct achunk *head;
+	size_t used; /* bytes handed out since the last reset */
+};
+
+#define ARENA_KEEP ((size_t)1 << 20) /* larger arenas are released on reset */
+
+static void *ar_alloc(struct filter_arena *a, size_t n)
+{
+	n = (n + 7) & ~(size_t)7;
+	struct achunk *c = a->head;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = c ? 2 * c->cap : 512;
+		if (cap < n)
+			cap = n;
+		c = xmalloc(sizeof *c + cap);
+		c->next = a->head;
+		c->cap = cap;
+		c->used = 0;
+		a->head = c;
+	}
+	void *p = c->data + c->used;
+	c->used += n;
+	a->used += n;
+	return p;
+}
+
+static char *ar_strndup(struct filter_arena *a, const char *s, size_t n)
+{
+	char *p = ar_alloc(a, n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+static void ar_free(struct filter_arena *a)
+{
+	for (struct achunk *c = a->head, *nx; c; c = nx) {
+		nx = c->next;
+		free(c);
+	}
+	a->head = NULL;
+	a->used = 0;
+}
+
+/* Forgets every string; the memory is kept (as one chunk) unless it is large. */
+static void ar_reset(struct filter_arena *a)
+{
+	struct achunk *c = a->head;
+	a->used = 0;
+	if (!c)
+		return;
+	if (!c->next && c->cap <= ARENA_KEEP) {
+		c->used = 0;
+		return;
+	}
+	size_t total = 0;
+	for (struct achunk *k = c; k; k = k->next)
+		total += k->cap;
+	ar_free(a);
+	if (total <= ARENA_KEEP) {
+		c = xmalloc(sizeof *c + total);
+		c->next = NULL;
+		c->cap = total;
+		c->used = 0;
+		a->head = c;
+	}
+}
+
 /* Keys are never copied: they are group names owned by the compiled regexes
  * or string literals, both living as long as the filter. */
 struct fent {
 	const char *k;
-	char *v; /* NULL = Python None */
+	char *v; /* in the dict's arena; NULL = Python None */
 };
 
+/* A list of strings living in some dict's arena. */
 struct strv {
-	char **v;
+	const char **v;
 	size_t n, cap;
 };
 
-/* The per-failure dictionary fail2ban builds (groups plus bookkeeping). */
+/* The per-failure dictionary fail2ban builds (groups plus bookkeeping). The
+ * values and list strings live in ar; a dict is either a per-filter scratch
+ * record (reset for every use) or a cached <F-MLFID> session (heap). */
 struct fdict {
 	struct fent *e;
 	size_t n, cap;
 	struct strv matches, nfmatches, users;
+	struct filter_arena ar;
+	size_t live; /* arena bytes right after the last compaction */
 };
 
 struct mlfid_ent {
@@ -156,6 +242,10 @@ struct filter {
 	PCRE2_SIZE *pref_ov;          /* prefregex offsets of the current line */
 	size_t pref_ovn;
 
+	/* scratch failure records: the prefregex's groups, a failregex's, both
+	 * merged, and a private copy of a session that ends */
+	struct fdict dpre, dfail, dm, dcopy;
+
 	struct mlfid_ent mlfid[MLFID_MAX];
 	size_t nmlfid;                /* entries in insertion order */
 	int ign_flag;                 /* an ignoreregex matched on this line */
@@ -166,28 +256,24 @@ struct filter {
 	 * empty set checks nothing; use_req 0 checks nothing at all. */
 	struct reqlit req_pre, req_fail;
 	int use_req;
+	/* With at most 64 failregexes: per first byte of the text, the ones that
+	 * can match it (bit i = failregex i), and those in the combined regex. */
+	uint64_t *fmask;
+	uint64_t anymask;
 };
 
 /* ================================================================ helpers */
 
-static void strv_push(struct strv *s, const char *v, size_t n)
+static void strv_add(struct strv *s, const char *v)
 {
-	s->v = xgrow(s->v, &s->cap, s->n, sizeof *s->v);
-	s->v[s->n++] = xstrndup(v, n);
+	if (s->n == s->cap)
+		s->v = xgrow(s->v, &s->cap, s->n, sizeof *s->v);
+	s->v[s->n++] = v;
 }
 
-static void strv_clear(struct strv *s)
+static void strv_push(struct filter_arena *a, struct strv *s, const char *v, size_t n)
 {
-	for (size_t i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
-	memset(s, 0, sizeof *s);
-}
-
-static void strv_append(struct strv *dst, const struct strv *src)
-{
-	for (size_t i = 0; i < src->n; i++)
-		strv_push(dst, src->v[i], strlen(src->v[i]));
+	strv_add(s, ar_strndup(a, v, n));
 }
 
 static int strv_has(const struct strv *s, const char *v)
@@ -219,24 +305,30 @@ static int fdict_true(const struct fdict *d, const char *k)
 	return v && *v;
 }
 
-/* Sets k to nv, which the dict takes over (NULL = None). */
-static void fdict_put(struct fdict *d, const char *k, char *nv)
+static void fdict_append(struct fdict *d, const char *k, char *v)
 {
-	struct fent *e = fdict_find(d, k);
-	if (e) {
-		free(e->v);
-		e->v = nv;
-		return;
-	}
-	d->e = xgrow(d->e, &d->cap, d->n, sizeof *d->e);
+	if (d->n == d->cap)
+		d->e = xgrow(d->e, &d->cap, d->n, sizeof *d->e);
 	d->e[d->n].k = k;
-	d->e[d->n].v = nv;
+	d->e[d->n].v = v;
 	d->n++;
+}
+
+/* Sets k to a copy of v[0:n] (v NULL = None). v may be one of d's own values:
+ * the arena never moves them. */
+static void fdict_setn(struct fdict *d, const char *k, const char *v, size_t n)
+{
+	char *nv = v ? ar_strndup(&d->ar, v, n) : NULL;
+	struct fent *e = fdict_find(d, k);
+	if (e)
+		e->v = nv;
+	else
+		fdict_append(d, k, nv);
 }
 
 static void fdict_set(struct fdict *d, const char *k, const char *v)
 {
-	fdict_put(d, k, v ? xstrdup(v) : NULL);
+	fdict_setn(d, k, v, v ? strlen(v) : 0);
 }
 
 /* Removes k; returns 1 when its value was truthy. */
@@ -246,35 +338,61 @@ static int fdict_pop_true(struct fdict *d, const char *k)
 	if (!e)
 		return 0;
 	int t = e->v && *e->v;
-	free(e->v);
 	size_t i = (size_t)(e - d->e);
 	memmove(&d->e[i], &d->e[i + 1], (d->n - i - 1) * sizeof *d->e);
 	d->n--;
 	return t;
 }
 
+/* Empties a scratch record, keeping its memory. */
+static void fdict_reset(struct fdict *d)
+{
+	d->n = 0;
+	d->matches.n = d->nfmatches.n = d->users.n = 0;
+	ar_reset(&d->ar);
+}
+
+static void fdict_destroy(struct fdict *d)
+{
+	free(d->e);
+	free(d->matches.v);
+	free(d->nfmatches.v);
+	free(d->users.v);
+	ar_free(&d->ar);
+	memset(d, 0, sizeof *d);
+}
+
 static void fdict_free(struct fdict *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->n; i++) {
-		free(d->e[i].v);
-	}
-	free(d->e);
-	strv_clear(&d->matches);
-	strv_clear(&d->nfmatches);
-	strv_clear(&d->users);
+	fdict_destroy(d);
 	free(d);
 }
 
-static struct fdict *fdict_copy(const struct fdict *s)
+static void strv_copy(struct fdict *d, struct strv *dst, const struct strv *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		strv_push(&d->ar, dst, src->v[i], strlen(src->v[i]));
+}
+
+/* d (reset first) becomes a copy of s with its own strings. */
+static void fdict_copy_into(struct fdict *d, const struct fdict *s)
+{
+	fdict_reset(d);
+	for (size_t i = 0; i < s->n; i++)
+		fdict_append(d, s->e[i].k, s->e[i].v ? ar_strndup(&d->ar, s->e[i].v, strlen(s->e[i].v))
+						     : NULL);
+	strv_copy(d, &d->matches, &s->matches);
+	strv_copy(d, &d->nfmatches, &s->nfmatches);
+	strv_copy(d, &d->users, &s->users);
+	d->live = d->ar.used;
+}
+
+static struct fdict *fdict_clone(const struct fdict *s)
 {
 	struct fdict *d = xcalloc(1, sizeof *d);
-	for (size_t i = 0; i < s->n; i++)
-		fdict_set(d, s->e[i].k, s->e[i].v);
-	strv_append(&d->matches, &s->matches);
-	strv_append(&d->nfmatches, &s->nfmatches);
-	strv_append(&d->users, &s->users);
+	fdict_copy_into(d, s);
 	return d;
 }
 
@@ -364,17 +482,46 @@ static void tlist_extend(struct tlist *dst, struct tline **src, size_t from, siz
 		tlist_push(dst, tl_ref(src[i]));
 }
 
+/* Makes room for n bytes plus the NUL in b (whose text may be dropped). */
+static char *sb_room(struct strbuf *b, size_t n)
+{
+	if (n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < n + 1)
+			cap *= 2;
+		b->s = xrealloc(b->s, cap);
+		b->cap = cap;
+	}
+	return b->s;
+}
+
+/* b = s[0:n] */
+static void sb_set(struct strbuf *b, const char *s, size_t n)
+{
+	char *d = sb_room(b, n);
+	memcpy(d, s, n);
+	d[n] = '\0';
+	b->len = n;
+}
+
 /* "\n".join(pre + post for each line) + "\n" */
 static void build_buf(struct strbuf *b, struct tline **v, size_t n)
 {
-	strbuf_reset(b);
+	size_t total = n ? n : 1;
+	for (size_t i = 0; i < n; i++)
+		total += v[i]->ds + (v[i]->len - v[i]->de);
+	char *d = sb_room(b, total);
 	for (size_t i = 0; i < n; i++) {
 		if (i)
-			strbuf_addc(b, '\n');
-		strbuf_add(b, v[i]->s, v[i]->ds);
-		strbuf_add(b, v[i]->s + v[i]->de, v[i]->len - v[i]->de);
+			*d++ = '\n';
+		memcpy(d, v[i]->s, v[i]->ds);
+		d += v[i]->ds;
+		memcpy(d, v[i]->s + v[i]->de, v[i]->len - v[i]->de);
+		d += v[i]->len - v[i]->de;
 	}
-	strbuf_addc(b, '\n');
+	*d++ = '\n';
+	*d = '\0';
+	b->len = total;
 }
 
 static int tline_vis_eq(const struct tline *t, const char *s, size_t n)
@@ -526,6 +673,7 @@ static int rx_compile(struct rx *r, const char *src, const char *file, unsigned 
 		PCRE2_SPTR e = table + (size_t)i * esize;
 		r->names[i].num = ((uint32_t)e[0] << 8) | e[1];
 		r->names[i].name = xstrdup((const char *)e + 2);
+		r->names[i].dup = i > 0 && strcmp(r->names[i - 1].name, r->names[i].name) == 0;
 		const char *nm = r->names[i].name;
 		for (size_t k = 0; k < sizeof id_groups / sizeof id_groups[0]; k++)
 			if (strcmp(nm, id_groups[k]) == 0)
@@ -905,6 +1053,21 @@ static int req_has(const struct reqlit *s, const char *a, size_t alen, const cha
 	return reqlit_any(s, j, ja + jc);
 }
 
+static void build_fmask(struct filter *f)
+{
+	if (f->nfail == 0 || f->nfail > 64)
+		return;
+	f->fmask = xcalloc(256, sizeof *f->fmask);
+	for (size_t i = 0; i < f->nfail; i++) {
+		const struct rx *r = &f->fail[i];
+		if (r->in_any)
+			f->anymask |= (uint64_t)1 << i;
+		for (unsigned c = 0; c < 256; c++)
+			if (r->code && (!r->has_first || FB_HAS(r->first, c)))
+				f->fmask[c] |= (uint64_t)1 << i;
+	}
+}
+
 struct filter *filter_compile(const struct filter_def *def, struct diag *d)
 {
 	struct filter *f = xcalloc(1, sizeof *f);
@@ -974,6 +1137,7 @@ struct filter *filter_compile(const struct filter_def *def, struct diag *d)
 		return NULL;
 	}
 	build_req(f);
+	build_fmask(f);
 	return f;
 }
 
@@ -1011,12 +1175,17 @@ void filter_free(struct filter *f)
 		free(f->mlfid[i].key);
 		fdict_free(f->mlfid[i].fail);
 	}
+	fdict_destroy(&f->dpre);
+	fdict_destroy(&f->dfail);
+	fdict_destroy(&f->dm);
+	fdict_destroy(&f->dcopy);
 	free(f->st.regex_hits);
 	free(f->st.ignoreregex_hits);
 	filter_def_free(&f->def);
 	free(f->date_key);
 	reqlit_free(&f->req_pre);
 	reqlit_free(&f->req_fail);
+	free(f->fmask);
 	free(f);
 }
 
@@ -1226,41 +1395,48 @@ static int rx_search(struct filter *f, struct rx *r, const char *subj, size_t le
 static void rx_groups_ov(const struct rx *r, const PCRE2_SIZE *ov, size_t nov, const char *subj,
 			 struct fdict *d)
 {
+	/* PCRE2's name table is sorted: a duplicate name follows its first use.
+	 * Into an empty record the other names go without a lookup. */
+	int fresh = d->n == 0;
 	for (size_t i = 0; i < r->nnames; i++) {
 		const char *nm = r->names[i].name;
 		size_t gl = 0;
 		const char *g = ov_value(ov, nov, r->names[i].num, subj, &gl);
-		struct fent *e = fdict_find(d, nm);
-		if (e && e->v && (i > 0 && strcmp(r->names[i - 1].name, nm) == 0))
-			continue; /* duplicate name: the first set one wins */
-		if (g) {
-			fdict_put(d, nm, xstrndup(g, gl));
-		} else if (!e) {
-			fdict_set(d, nm, NULL);
+		if (fresh && !r->names[i].dup) {
+			fdict_append(d, nm, g ? ar_strndup(&d->ar, g, gl) : NULL);
+			continue;
 		}
+		struct fent *e = fdict_find(d, nm);
+		if (e && e->v && r->names[i].dup)
+			continue; /* duplicate name: the first set one wins */
+		if (g)
+			fdict_setn(d, nm, g, gl);
+		else if (!e)
+			fdict_setn(d, nm, NULL, 0);
 	}
 	for (size_t i = 0; i < r->nalt; i++) {
 		const char *v = fdict_get(d, r->alt[i].group);
-		if (v && *v && !fdict_true(d, r->alt[i].to)) {
-			char *c = xstrdup(v);
-			fdict_set(d, r->alt[i].to, c);
-			free(c);
-		}
+		if (v && *v && !fdict_true(d, r->alt[i].to))
+			fdict_set(d, r->alt[i].to, v);
 	}
 	for (size_t i = 0; i < r->ntup; i++) {
 		/* fail2ban builds a Python tuple; we keep it as a space-joined string. */
 		const char *v = fdict_get(d, r->tup[i].group);
 		const char *t = fdict_get(d, r->tup[i].to);
-		char *nv = xasprintf("%s %s", t ? t : "", v ? v : "");
-		fdict_set(d, r->tup[i].to, nv);
-		free(nv);
+		size_t tl = t ? strlen(t) : 0, vl = v ? strlen(v) : 0;
+		char *nv = ar_alloc(&d->ar, tl + vl + 2);
+		memcpy(nv, t ? t : "", tl);
+		nv[tl] = ' ';
+		memcpy(nv + tl + 1, v ? v : "", vl);
+		nv[tl + 1 + vl] = '\0';
+		fdict_setn(d, r->tup[i].to, nv, tl + 1 + vl);
 	}
 }
 
-static void push_lines(struct strv *dst, const struct tlist *l)
+static void push_lines(struct fdict *d, struct strv *dst, const struct tlist *l)
 {
 	for (size_t i = 0; i < l->n; i++)
-		strv_push(dst, l->v[i]->s, l->v[i]->len);
+		strv_push(&d->ar, dst, l->v[i]->s, l->v[i]->len);
 }
 
 /* fail2ban's _ignoreLine(): returns the index of the ignoreregex that matched or -1. */
@@ -1299,7 +1475,7 @@ static struct strv *update_users(struct fdict *d, const char *user)
 {
 	if (user && *user) {
 		if (!strv_has(&d->users, user))
-			strv_push(&d->users, user, strlen(user));
+			strv_push(&d->ar, &d->users, user, strlen(user));
 		return &d->users;
 	}
 	return d->users.n ? &d->users : NULL;
@@ -1367,10 +1543,11 @@ static void mlfid_set(struct filter *f, const char *key, struct fdict *fail, dou
 }
 
 /* fail2ban's _mergeFailure(): merges a line of an <F-MLFID> session. `fail` is
- * consumed; the returned dict is either it or the cached session (borrowed). *owned
- * tells the caller whether it must free the result. */
+ * a scratch record; the returned record is it, the cached session (which
+ * later changes then update, as in fail2ban) or a scratch copy of a session
+ * that ended with this line. */
 static struct fdict *merge_failure(struct filter *f, const char *mlfid, struct fdict *fail,
-				   const struct search *s, int *owned)
+				   const struct search *s)
 {
 	double now = wallclock();
 	struct mlfid_ent *ent = mlfid_get(f, mlfid, now);
@@ -1385,9 +1562,14 @@ static struct fdict *merge_failure(struct filter *f, const char *mlfid, struct f
 	}
 	if (fdict_pop_true(fail, "mlfforget"))
 		nf |= 2;
-	*owned = 1;
 	if (ent) {
 		struct fdict *g = ent->fail;
+		/* values replaced over a long session pile up in its arena */
+		if (g->ar.used > 2 * g->live + 65536) {
+			ent->fail = fdict_clone(g);
+			fdict_free(g);
+			g = ent->fail;
+		}
 		users = update_users(g, fdict_get(fail, "user"));
 		if (fdict_pop_true(g, "nofail"))
 			nf |= 4;
@@ -1396,26 +1578,24 @@ static struct fdict *merge_failure(struct filter *f, const char *mlfid, struct f
 		if (nf & 8)
 			fdict_pop_true(g, "mlfpending");
 		if ((nf & 4) == 0 && !fdict_true(g, "mlfpending"))
-			strv_clear(&g->matches);
+			g->matches.n = 0;
 		for (size_t i = 0; i < fail->n; i++)
 			if (fail->e[i].v)
 				fdict_set(g, fail->e[i].k, fail->e[i].v);
 		/* A dict update of "matches"/"nofail-matches"/"users" from fail: fail's own
 		 * lists are only set for non-mlfid records, so nothing to carry here. */
-		fdict_free(fail);
 		fail = g;
-		*owned = 0;
 		if (nf & 2) {
-			/* The cached entry goes away: hand a private copy to the caller. */
-			fail = fdict_copy(g);
-			*owned = 1;
+			/* The cached entry goes away: continue with a private copy. */
+			fdict_copy_into(&f->dcopy, g);
+			fail = &f->dcopy;
 			mlfid_unset(f, mlfid);
 			users = fail->users.n ? &fail->users : NULL;
 		}
 	} else if (!(nf & 2)) {
+		fail = fdict_clone(fail);
 		users = update_users(fail, fdict_get(fail, "user"));
 		mlfid_set(f, mlfid, fail, now);
-		*owned = 0;
 	}
 	if (fdict_pop_true(fail, "mlfpending") || (users && users->n > 1)) {
 		fdict_pop_true(fail, "nofail");
@@ -1423,47 +1603,68 @@ static struct fdict *merge_failure(struct filter *f, const char *mlfid, struct f
 		nf &= ~(8 | 1);
 	}
 	if ((nf & 1) == 0) {
+		/* matches = nofail-matches + matches (+ this failure's lines); the
+		 * strings stay where they are, only the lists change */
 		struct strv m = fail->nfmatches;
-		memset(&fail->nfmatches, 0, sizeof fail->nfmatches);
-		strv_append(&m, &fail->matches);
+		fail->nfmatches = fail->matches;
+		for (size_t i = 0; i < fail->nfmatches.n; i++)
+			strv_add(&m, fail->nfmatches.v[i]);
+		fail->nfmatches.n = 0;
 		if ((nf & 8) == 0)
-			push_lines(&m, &s->matched_lines);
-		strv_clear(&fail->matches);
+			push_lines(fail, &m, &s->matched_lines);
 		fail->matches = m;
 	} else if ((nf & 3) == 1) {
-		push_lines(&fail->nfmatches, &s->matched_lines);
+		push_lines(fail, &fail->nfmatches, &s->matched_lines);
 	}
 	return fail;
 }
 
-static void hit_from(struct filter_hit *h, int idx, const char *id, double t,
-		     const struct fdict *d)
+/* Copies a record into a hit; the strings go into the result's arena. */
+static void hit_from(struct filter_arena *a, struct filter_hit *h, int idx, const char *id,
+		     double t, const struct fdict *d)
 {
 	memset(h, 0, sizeof *h);
 	h->regex = idx;
-	h->id = id ? xstrdup(id) : NULL;
+	h->id = id ? ar_strndup(a, id, strlen(id)) : NULL;
 	h->time = t;
 	h->nofail = fdict_true(d, "nofail");
 	h->nlines = d->matches.n;
-	h->lines = xcalloc(d->matches.n ? d->matches.n : 1, sizeof *h->lines);
+	h->lines = ar_alloc(a, (d->matches.n ? d->matches.n : 1) * sizeof *h->lines);
 	for (size_t i = 0; i < d->matches.n; i++)
-		h->lines[i] = xstrdup(d->matches.v[i]);
+		h->lines[i] = ar_strndup(a, d->matches.v[i], strlen(d->matches.v[i]));
 	h->nusers = d->users.n;
-	h->users = xcalloc(d->users.n ? d->users.n : 1, sizeof *h->users);
+	h->users = ar_alloc(a, (d->users.n ? d->users.n : 1) * sizeof *h->users);
 	for (size_t i = 0; i < d->users.n; i++)
-		h->users[i] = xstrdup(d->users.v[i]);
+		h->users[i] = ar_strndup(a, d->users.v[i], strlen(d->users.v[i]));
+	/* The groups as a kvlist (read-only for callers): like kvlist_set, a key
+	 * equal to an earlier one but for case replaces that one's value. */
+	struct kv *kv = ar_alloc(a, (d->n ? d->n : 1) * sizeof *kv);
+	size_t n = 0;
 	for (size_t i = 0; i < d->n; i++) {
-		const char *k = d->e[i].k;
-		if (!d->e[i].v || strncmp(k, "skiplines", 9) == 0 || strncmp(k, "alt_", 4) == 0 ||
-		    strncmp(k, "tuple_", 6) == 0 || strcmp(k, "content") == 0)
+		const char *k = d->e[i].k, *v = d->e[i].v;
+		if (!v || (k[0] == 's' && strncmp(k, "skiplines", 9) == 0) ||
+		    (k[0] == 'a' && strncmp(k, "alt_", 4) == 0) ||
+		    (k[0] == 't' && strncmp(k, "tuple_", 6) == 0) ||
+		    (k[0] == 'c' && strcmp(k, "content") == 0))
 			continue;
-		kvlist_set(&h->groups, k, d->e[i].v);
+		char *vc = ar_strndup(a, v, strlen(v));
+		size_t j = 0;
+		while (j < n && strcasecmp(kv[j].key, k) != 0)
+			j++;
+		if (j < n) {
+			kv[j].value = vc;
+			continue;
+		}
+		kv[n].key = ar_strndup(a, k, strlen(k));
+		kv[n].value = vc;
+		n++;
 	}
+	h->groups.v = kv;
+	h->groups.n = h->groups.cap = n;
 }
 
-static void rx_groups(struct filter *f, const struct rx *r, const char *subj, struct fdict *d)
+static void rx_groups(const struct rx *r, const char *subj, struct fdict *d)
 {
-	(void)f;
 	rx_groups_ov(r, pcre2_get_ovector_pointer(r->md), pcre2_get_ovector_count(r->md), subj, d);
 }
 
@@ -1471,8 +1672,11 @@ static void result_push(struct filter *f, struct filter_result *out, int idx, co
 			double t, const struct fdict *d)
 {
 	f->st.regex_hits[idx]++;
-	out->hits = xgrow(out->hits, &out->cap, out->n, sizeof *out->hits);
-	hit_from(&out->hits[out->n++], idx, id, t, d);
+	if (out->n == out->cap)
+		out->hits = xgrow(out->hits, &out->cap, out->n, sizeof *out->hits);
+	if (!out->mem)
+		out->mem = xcalloc(1, sizeof *out->mem);
+	hit_from(out->mem, &out->hits[out->n++], idx, id, t, d);
 }
 
 /* Normalises an address group with an optional prefix like fail2ban's IPAddr. */
@@ -1480,6 +1684,12 @@ static void norm_ip(const char *ip, const char *cidr, int family, char *out, siz
 {
 	struct addr a;
 	size_t n = strlen(ip);
+	/* Without a prefix, an IPv4 group comes out as written whether it parses
+	 * or not (a parsed IPv4 text is canonical already): no parse needed. */
+	if (family == 4 && !(cidr && *cidr) && n < outlen && memchr(ip, ':', n) == NULL) {
+		memcpy(out, ip, n + 1);
+		return;
+	}
 	int ok = addr_parse(ip, n, &a) == 0 && (family == 0 || a.family == family ||
 						 (family == 6 && a.family == 4));
 	if (!ok) {
@@ -1544,7 +1754,7 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 
 	/* The prefregex's groups are only needed when a failregex matches: keep its
 	 * offsets (and its subject, f->buf, untouched) and build the dict lazily. */
-	struct fdict pre = {0};
+	struct fdict *pre = &f->dpre;
 	int have_pre = 0, pre_built = 0;
 	if (f->has_pref) {
 		if (!rx_exec(f, &f->pref, buf->s, buf->len))
@@ -1586,6 +1796,17 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			any = rx_try(f, &f->any, buf->s, buf->len) != 0;
 	}
 	for (size_t i = 0; i < f->nfail; i++) {
+		if (f->fmask && buf_valid) {
+			/* jump to the next failregex that can match this text: the
+			 * ones in between would be passed over below without effect */
+			uint64_t cand = f->fmask[(unsigned char)buf->s[0]];
+			if (!any)
+				cand &= ~f->anymask;
+			cand >>= i;
+			if (!cand)
+				break;
+			i += (size_t)__builtin_ctzll(cand);
+		}
 		struct rx *r = &f->fail[i];
 		if (!r->code || (!any && r->in_any))
 			continue;
@@ -1599,10 +1820,10 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			continue;
 		if (!rx_search(f, r, buf->s, buf->len, org->v, org->n, &s))
 			continue;
-		struct fdict *fail = xcalloc(1, sizeof *fail);
-		rx_groups(f, r, buf->s, fail);
+		struct fdict *fail = &f->dfail;
+		fdict_reset(fail);
+		rx_groups(r, buf->s, fail);
 		if (f->nign && ignore_line(f, org->v, org->n, &s, &tmp) >= 0) {
-			fdict_free(fail);
 			buf_valid = 0;
 			if (!f->opts.check_all)
 				break;
@@ -1617,34 +1838,36 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 		}
 		if (have_pre) {
 			if (!pre_built) {
-				rx_groups_ov(&f->pref, f->pref_ov, f->pref.ngroups + 1, f->buf.s, &pre);
-				fdict_pop_true(&pre, "content");
+				fdict_reset(pre);
+				rx_groups_ov(&f->pref, f->pref_ov, f->pref.ngroups + 1, f->buf.s, pre);
+				fdict_pop_true(pre, "content");
 				pre_built = 1;
 			}
-			/* prefregex groups first, then the failregex's own (None included);
-			 * the failregex's values move over rather than being copied */
-			struct fdict *m = xcalloc(1, sizeof *m);
-			for (size_t k = 0; k < pre.n; k++)
-				fdict_set(m, pre.e[k].k, pre.e[k].v);
+			/* prefregex groups first, then the failregex's own (None
+			 * included). The values are borrowed, not copied: both scratch
+			 * records stay as they are for the rest of this iteration, and
+			 * whatever keeps a record beyond it copies the strings. */
+			struct fdict *m = &f->dm;
+			fdict_reset(m);
+			for (size_t k = 0; k < pre->n; k++)
+				fdict_append(m, pre->e[k].k, pre->e[k].v);
 			for (size_t k = 0; k < fail->n; k++) {
-				fdict_put(m, fail->e[k].k, fail->e[k].v);
-				fail->e[k].v = NULL;
+				struct fent *e = pre->n ? fdict_find(m, fail->e[k].k) : NULL;
+				if (e)
+					e->v = fail->e[k].v;
+				else
+					fdict_append(m, fail->e[k].k, fail->e[k].v);
 			}
-			fdict_free(fail);
 			fail = m;
 		}
-		int owned = 1;
-		char *mlfid = fdict_get(fail, "mlfid") ? xstrdup(fdict_get(fail, "mlfid")) : NULL;
+		/* a scratch record's strings stay valid for this whole iteration */
+		const char *mlfid = fdict_get(fail, "mlfid");
 		if (mlfid) {
-			fail = merge_failure(f, mlfid, fail, &s, &owned);
-			if (fdict_true(fail, "nofail") && !f->opts.check_all) {
-				if (owned)
-					fdict_free(fail);
-				free(mlfid);
+			fail = merge_failure(f, mlfid, fail, &s);
+			if (fdict_true(fail, "nofail") && !f->opts.check_all)
 				break;
-			}
 		} else {
-			push_lines(&fail->matches, &s.matched_lines);
+			push_lines(fail, &fail->matches, &s.matched_lines);
 		}
 		/* failure id */
 		char idbuf[ADDR_STRLEN + 512];
@@ -1679,26 +1902,25 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			id = idbuf;
 		}
 		result_push(f, out, (int)i, id, date_ok ? date : -1.0, fail);
-		if (owned)
-			fdict_free(fail);
-		free(mlfid);
 		if (!f->opts.check_all)
 			break;
 	}
-	for (size_t k = 0; k < pre.n; k++) {
-		free(pre.e[k].v);
-	}
-	free(pre.e);
 done:
 	search_free(f, &s);
 	search_free(f, &tmp);
 	tlist_clear(f, org);
 }
 
-/* Index of the first byte >= 0x80, or n; eight bytes at a time. */
+/* Index of the first byte >= 0x80, or n; 32 then eight bytes at a time. */
 static size_t ascii_prefix(const unsigned char *p, size_t n)
 {
 	size_t i = 0;
+	for (; i + 32 <= n; i += 32) {
+		uint64_t w[4];
+		memcpy(w, p + i, sizeof w);
+		if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull)
+			break;
+	}
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w;
 		memcpy(&w, p + i, 8);
@@ -1820,8 +2042,7 @@ enum filter_status filter_process_prepared(struct filter *f, const struct filter
 			a = line, alen = ms, b = line + ms, blen = me - ms, c = line + me, clen = len - me;
 			date = t;
 			date_ok = 1;
-			strbuf_reset(&f->lasttext);
-			strbuf_add(&f->lasttext, line + ms, me - ms);
+			sb_set(&f->lasttext, line + ms, me - ms);
 			f->last_date = t;
 			f->has_last = 1;
 		} else if (found == 1) {
@@ -1891,23 +2112,19 @@ enum filter_status filter_process_prepared(struct filter *f, const struct filter
 
 void filter_result_reset(struct filter_result *r)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		struct filter_hit *h = &r->hits[i];
-		free(h->id);
-		for (size_t k = 0; k < h->nlines; k++)
-			free(h->lines[k]);
-		free(h->lines);
-		for (size_t k = 0; k < h->nusers; k++)
-			free(h->users[k]);
-		free(h->users);
-		kvlist_free(&h->groups);
-	}
 	r->n = 0;
+	if (r->mem)
+		ar_reset(r->mem);
 }
 
 void filter_result_free(struct filter_result *r)
 {
-	filter_result_reset(r);
+	r->n = 0;
+	if (r->mem) {
+		ar_free(r->mem);
+		free(r->mem);
+		r->mem = NULL;
+	}
 	free(r->hits);
 	r->hits = NULL;
 	r->cap = 0;

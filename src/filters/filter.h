@@ -38,9 +38,14 @@ struct filter_hit {
 	struct kvlist groups; /* every named F- group, lower-case name -> value */
 };
 
+struct filter_arena;
+
+/* The hits' strings (id, lines, users, groups) live in mem, which belongs to
+ * the result: read them, never free or change them. */
 struct filter_result {
 	struct filter_hit *hits;
 	size_t n, cap;
+	struct filter_arena *mem;
 };
 
 /* How fail2ban-regex classifies a line (its "Lines:" summary). */

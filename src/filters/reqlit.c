@@ -64,6 +64,7 @@ void reqlit_free(struct reqlit *s)
 	free(s->s);
 	free(s->len);
 	free(s->off);
+	free(s->bmem);
 	memset(s, 0, sizeof *s);
 }
 
@@ -130,6 +131,88 @@ static int byte_freq(unsigned char c)
 	return 10;
 }
 
+/* Groups the anchor pairs into at most eight buckets for the nibble scan.
+ * A bucket matches every pair built from its nibble sets, so when pairs must
+ * share a bucket, those whose merged sets add the fewest such pairs go
+ * together (e.g. "Us" and "us" differ in one nibble and cost nothing). */
+static void teddy_prepare(struct reqlit *s)
+{
+	s->teddy = 0;
+	free(s->bmem);
+	s->bmem = NULL;
+	if (!s->avx2 || s->short_member || s->nanc == 0 || s->nanc > 16)
+		return;
+	/* nibble sets per bucket: low and high nibble of the pair's two bytes */
+	uint16_t set[16][4];
+	int owner[16]; /* anchor -> bucket */
+	unsigned nb = s->nanc;
+	for (unsigned k = 0; k < nb; k++) {
+		set[k][0] = (uint16_t)(1u << (s->anc[k][0] & 15));
+		set[k][1] = (uint16_t)(1u << (s->anc[k][0] >> 4));
+		set[k][2] = (uint16_t)(1u << (s->anc[k][1] & 15));
+		set[k][3] = (uint16_t)(1u << (s->anc[k][1] >> 4));
+		owner[k] = (int)k;
+	}
+	while (nb > 8) {
+		unsigned bx = 0, by = 1;
+		unsigned long best = ~0ul;
+		for (unsigned x = 0; x < nb; x++)
+			for (unsigned y = x + 1; y < nb; y++) {
+				unsigned long c = 1;
+				for (int q = 0; q < 4; q++)
+					c *= (unsigned long)__builtin_popcount(set[x][q] | set[y][q]);
+				if (c < best) {
+					best = c;
+					bx = x;
+					by = y;
+				}
+			}
+		for (int q = 0; q < 4; q++)
+			set[bx][q] |= set[by][q];
+		/* the last bucket takes by's place */
+		for (unsigned k = 0; k < s->nanc; k++) {
+			if (owner[k] == (int)by)
+				owner[k] = (int)bx;
+			else if (owner[k] == (int)nb - 1)
+				owner[k] = (int)by;
+		}
+		memcpy(set[by], set[nb - 1], sizeof set[by]);
+		nb--;
+	}
+	memset(s->tlo1, 0, sizeof s->tlo1);
+	memset(s->thi1, 0, sizeof s->thi1);
+	memset(s->tlo2, 0, sizeof s->tlo2);
+	memset(s->thi2, 0, sizeof s->thi2);
+	for (unsigned b = 0; b < nb; b++)
+		for (unsigned n = 0; n < 16; n++) {
+			unsigned char bit = (unsigned char)(1u << b);
+			if (set[b][0] & (1u << n))
+				s->tlo1[n] |= bit, s->tlo1[n + 16] |= bit;
+			if (set[b][1] & (1u << n))
+				s->thi1[n] |= bit, s->thi1[n + 16] |= bit;
+			if (set[b][2] & (1u << n))
+				s->tlo2[n] |= bit, s->tlo2[n + 16] |= bit;
+			if (set[b][3] & (1u << n))
+				s->thi2[n] |= bit, s->thi2[n + 16] |= bit;
+		}
+	/* members by bucket of their anchor pair */
+	s->bmem = xcalloc(s->n ? s->n : 1, sizeof *s->bmem);
+	size_t at = 0;
+	for (unsigned b = 0; b < 8; b++) {
+		s->bstart[b] = at;
+		for (size_t i = 0; i < s->n; i++) {
+			const unsigned char *m = (const unsigned char *)s->s[i] + s->off[i];
+			unsigned k = 0;
+			while (k < s->nanc && (s->anc[k][0] != m[0] || s->anc[k][1] != m[1]))
+				k++;
+			if (k < s->nanc && owner[k] == (int)b)
+				s->bmem[at++] = i;
+		}
+	}
+	s->bstart[8] = at;
+	s->teddy = at == s->n; /* every member has its bucket */
+}
+
 void reqlit_prepare(struct reqlit *s)
 {
 	free(s->off);
@@ -180,6 +263,7 @@ void reqlit_prepare(struct reqlit *s)
 			s->nanc++; /* more than 16: the byte-table scan is used */
 		}
 	}
+	teddy_prepare(s);
 }
 
 /* Is one of the members whose anchor pair starts at text[pos] at its place there? */
@@ -236,6 +320,84 @@ __attribute__((target("avx2"))) static int any_avx2(const struct reqlit *s, cons
 }
 #endif
 
+#ifdef REQLIT_AVX2
+/* Is a member of one of the buckets in bmask at its place around text[pos]? */
+static int verify_buckets(const struct reqlit *s, const char *text, size_t len, size_t pos,
+			  unsigned bmask)
+{
+	unsigned char c = (unsigned char)text[pos], d = (unsigned char)text[pos + 1];
+	while (bmask) {
+		unsigned b = (unsigned)__builtin_ctz(bmask);
+		bmask &= bmask - 1;
+		for (size_t j = s->bstart[b]; j < s->bstart[b + 1]; j++) {
+			size_t i = s->bmem[j], o = s->off[i], ml = s->len[i];
+			const unsigned char *m = (const unsigned char *)s->s[i];
+			if (m[o] != c || m[o + 1] != d || pos < o)
+				continue;
+			size_t st = pos - o;
+			if (st + ml <= len && memcmp(text + st, m, ml) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* The nibble scan (see struct reqlit): 32 positions per step. A text of 33
+ * bytes or more is read in place, its last step overlapping the one before;
+ * a shorter one is copied into a zero-padded buffer (no member holds NUL). */
+__attribute__((target("avx2"))) static int any_teddy(const struct reqlit *s, const char *text,
+						     size_t len)
+{
+	const __m256i lo1 = _mm256_loadu_si256((const __m256i *)(const void *)s->tlo1);
+	const __m256i hi1 = _mm256_loadu_si256((const __m256i *)(const void *)s->thi1);
+	const __m256i lo2 = _mm256_loadu_si256((const __m256i *)(const void *)s->tlo2);
+	const __m256i hi2 = _mm256_loadu_si256((const __m256i *)(const void *)s->thi2);
+	const __m256i nib = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+	unsigned char tail[64];
+	size_t i = 0;
+	while (i + 1 < len) {
+		const char *q;
+		size_t base, skip = 0;
+		if (i + 33 <= len) {
+			base = i;
+			q = text + i;
+		} else if (len >= 33) {
+			base = len - 33;
+			skip = i - base; /* positions already looked at */
+			q = text + base;
+		} else {
+			memset(tail, 0, sizeof tail);
+			memcpy(tail, text, len);
+			base = 0;
+			q = (const char *)tail;
+		}
+		__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)q);
+		__m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(q + 1));
+		__m256i m1 = _mm256_and_si256(
+			_mm256_shuffle_epi8(lo1, _mm256_and_si256(v, nib)),
+			_mm256_shuffle_epi8(hi1, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib)));
+		__m256i m2 = _mm256_and_si256(
+			_mm256_shuffle_epi8(lo2, _mm256_and_si256(w, nib)),
+			_mm256_shuffle_epi8(hi2, _mm256_and_si256(_mm256_srli_epi16(w, 4), nib)));
+		__m256i m = _mm256_and_si256(m1, m2);
+		unsigned bits = ~(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
+		bits &= ~0u << skip;
+		if (bits) {
+			unsigned char bb[32];
+			_mm256_storeu_si256((__m256i *)(void *)bb, m);
+			while (bits) {
+				unsigned bit = (unsigned)__builtin_ctz(bits);
+				bits &= bits - 1;
+				if (base + bit + 1 < len && verify_buckets(s, text, len, base + bit, bb[bit]))
+					return 1;
+			}
+		}
+		i = base + 32;
+	}
+	return 0;
+}
+#endif
+
 int reqlit_any(const struct reqlit *s, const char *text, size_t len)
 {
 	if (s->n == 0)
@@ -248,6 +410,8 @@ int reqlit_any(const struct reqlit *s, const char *text, size_t len)
 	}
 	size_t i = 0;
 #ifdef REQLIT_AVX2
+	if (s->avx2 && s->teddy)
+		return any_teddy(s, text, len);
 	if (s->avx2 && s->nanc <= 16)
 		return any_avx2(s, text, len);
 #endif

@@ -36,6 +36,13 @@ struct reqlit {
 	int avx2;                /* the CPU has AVX2: 32 positions at a time */
 	unsigned char is_anc[256];
 	int short_member;        /* a member of one byte: plain search */
+	/* With AVX2 the anchor pairs are looked up by their nibbles (four table
+	 * lookups per 32 positions, whatever their number) in up to eight
+	 * buckets; a position's bucket bits select the members to compare. */
+	int teddy;
+	unsigned char tlo1[32], thi1[32], tlo2[32], thi2[32];
+	size_t *bmem;            /* member indices grouped by bucket */
+	size_t bstart[9];        /* bucket b: bmem[bstart[b]..bstart[b + 1]) */
 };
 
 /* Fills out (which must be empty) with literals one of which every match of

@@ -219,6 +219,60 @@ static void mlfid_session(void **state)
 	filter_free(f);
 }
 
+/* A result collects hits of several lines (several filters) before its reset:
+ * earlier hits' strings must survive later, larger ones; and a long session
+ * whose values are replaced again and again keeps working. */
+static void results_and_sessions_keep_strings(void **state)
+{
+	(void)state;
+	const char *fr[] = {"^\\s*user (?P<user>\\S+) from <HOST>(?: (?P<tail>.*))?$", NULL};
+	struct filter *f = build(NULL, fr, NULL, 1, NULL, 0);
+	struct filter_result r = {0};
+	struct date_clock clk = {.now = NOW};
+	const char *l1 = "Aug 14 11:59:59 user bob from 192.0.2.21";
+	assert_int_equal(filter_process(f, l1, strlen(l1), -1, &clk, &r), FILTER_MATCHED);
+	size_t big = 3u << 20; /* larger than any arena chunk kept */
+	char *l2 = xmalloc(big + 100);
+	int n = snprintf(l2, 100, "Aug 14 11:59:59 user eve from 192.0.2.22 ");
+	memset(l2 + n, 'x', big);
+	l2[n + big] = '\0';
+	assert_int_equal(filter_process(f, l2, (size_t)n + big, -1, &clk, &r), FILTER_MATCHED);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.hits[0].id, "192.0.2.21");
+	assert_string_equal(group(&r.hits[0], "user"), "bob");
+	assert_null(group(&r.hits[0], "tail"));
+	assert_string_equal(r.hits[0].lines[0], l1);
+	assert_string_equal(r.hits[1].id, "192.0.2.22");
+	assert_int_equal(strlen(group(&r.hits[1], "tail")), big);
+	filter_result_reset(&r);
+	assert_int_equal(filter_process(f, l1, strlen(l1), -1, &clk, &r), FILTER_MATCHED);
+	assert_string_equal(group(&r.hits[0], "user"), "bob");
+	free(l2);
+	filter_result_free(&r);
+	filter_free(f);
+
+	/* one session, many lines, each replacing the user value */
+	const char *mr[] = {
+		"^\\s*sshd\\[<F-MLFID>\\d+</F-MLFID>\\]: <F-NOFAIL>Connection</F-NOFAIL> from <HOST>$",
+		"^\\s*sshd\\[<F-MLFID>\\d+</F-MLFID>\\]: Failed password for <F-USER>\\S+</F-USER>$",
+		NULL};
+	f = build(NULL, mr, NULL, 1, NULL, 0);
+	assert_int_equal(feed(f, &r, "Aug 14 11:59:50 sshd[7]: Connection from 192.0.2.23"),
+			 FILTER_MISSED);
+	char line[600];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(line, sizeof line, "Aug 14 11:59:51 sshd[7]: Failed password for u%04d%0400d", i,
+			 0);
+		assert_int_equal(feed(f, &r, line), FILTER_MATCHED);
+		assert_int_equal(r.n, 1);
+		assert_string_equal(r.hits[0].id, "192.0.2.23");
+		assert_int_equal(r.hits[0].nusers, (size_t)i + 1);
+		assert_string_equal(group(&r.hits[0], "user"), strstr(line, " for ") + 5);
+	}
+	filter_result_free(&r);
+	filter_free(f);
+}
+
 static void invalid_utf8_and_nul(void **state)
 {
 	(void)state;
@@ -292,6 +346,7 @@ int main(void)
 		cmocka_unit_test(fid_and_alt),
 		cmocka_unit_test(multiline_skiplines),
 		cmocka_unit_test(mlfid_session),
+		cmocka_unit_test(results_and_sessions_keep_strings),
 		cmocka_unit_test(invalid_utf8_and_nul),
 		cmocka_unit_test(pathological_line_is_bounded),
 		cmocka_unit_test(bad_regex_reports_location),

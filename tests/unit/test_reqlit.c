@@ -214,12 +214,73 @@ static void never_rejects_a_match(void **state)
 	pcre2_match_data_free(md);
 }
 
+/* Sets of many members (up to 16 anchor pairs, so that buckets are shared):
+ * every scan must agree with a plain memmem() over all members, at every
+ * length and position, including texts with NUL bytes. */
+static void scans_agree(void **state)
+{
+	(void)state;
+	static const char alpha[] = "aUubRsT e\0:.";
+	unsigned avx2_rounds = 0, shared = 0;
+	for (int round = 0; round < 400; round++) {
+		struct reqlit s = {0};
+		unsigned nm = 1 + rnd(20);
+		struct strbuf pat = STRBUF_INIT;
+		strbuf_adds(&pat, "(?:");
+		for (unsigned k = 0; k < nm; k++) {
+			unsigned ml = 2 + rnd(5);
+			if (k)
+				strbuf_addc(&pat, '|');
+			for (unsigned i = 0; i < ml; i++) {
+				char c = "aUubRsTe:xyzQW"[rnd(14)];
+				strbuf_addc(&pat, c);
+			}
+		}
+		strbuf_addc(&pat, ')');
+		if (!reqlit_from_pattern(pat.s, 0, &s)) {
+			strbuf_free(&pat);
+			continue;
+		}
+		reqlit_prepare(&s);
+		avx2_rounds += s.avx2 != 0;
+		shared += s.teddy && s.nanc > 8; /* buckets hold several pairs */
+		for (int t = 0; t < 40; t++) {
+			char text[80];
+			size_t n = rnd(sizeof text);
+			for (size_t i = 0; i < n; i++)
+				text[i] = alpha[rnd(sizeof alpha - 1)];
+			if (n > 8 && rnd(2)) {
+				size_t k = rnd((unsigned)s.n);
+				if (s.len[k] <= n)
+					memcpy(text + rnd((unsigned)(n - s.len[k] + 1)), s.s[k], s.len[k]);
+			}
+			int want = 0;
+			for (size_t k = 0; k < s.n && !want; k++)
+				want = s.len[k] <= n && memmem(text, n, s.s[k], s.len[k]) != NULL;
+			int avx2 = s.avx2;
+			if (reqlit_any(&s, text, n) != want)
+				fail_msg("pattern %s, text \"%.*s\": scan says %d", pat.s, (int)n, text,
+					 !want);
+			s.avx2 = 0;
+			if (reqlit_any(&s, text, n) != want)
+				fail_msg("pattern %s, text \"%.*s\": SSE2 scan says %d", pat.s, (int)n,
+					 text, !want);
+			s.avx2 = avx2;
+		}
+		reqlit_free(&s);
+		strbuf_free(&pat);
+	}
+	if (avx2_rounds)
+		assert_true(shared > 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(shapes),
 		cmocka_unit_test(search),
 		cmocka_unit_test(never_rejects_a_match),
+		cmocka_unit_test(scans_agree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
