@@ -209,6 +209,14 @@ struct mlfid_ent {
 	double expires;
 };
 
+/* Result of one search, with the line bookkeeping fail2ban's Regex keeps. */
+struct search {
+	int matched;
+	size_t start, end;           /* match span in the subject */
+	struct tlist matched_lines;  /* getMatchedTupleLines() */
+	struct tlist unmatched;      /* getUnmatchedTupleLines() */
+};
+
 struct filter {
 	struct filter_def def;
 	struct rx pref;
@@ -245,6 +253,10 @@ struct filter {
 	/* scratch failure records: the prefregex's groups, a failregex's, both
 	 * merged, and a private copy of a session that ends */
 	struct fdict dpre, dfail, dm, dcopy;
+	struct search srch, stmp;     /* a failregex's and an ignoreregex's search */
+	/* the last IPv6 id normalised without a prefix (the same address tends
+	 * to come back line after line, and formatting it is costly) */
+	char v6in[64], v6out[64];
 
 	struct mlfid_ent mlfid[MLFID_MAX];
 	size_t nmlfid;                /* entries in insertion order */
@@ -1141,6 +1153,8 @@ struct filter *filter_compile(const struct filter_def *def, struct diag *d)
 	return f;
 }
 
+static void search_free(struct filter *f, struct search *s);
+
 void filter_free(struct filter *f)
 {
 	if (!f)
@@ -1159,6 +1173,8 @@ void filter_free(struct filter *f)
 	pcre2_jit_stack_free(f->jit);
 	pcre2_match_context_free(f->mctx);
 	tlist_free(f, &f->lbuf);
+	search_free(f, &f->srch);
+	search_free(f, &f->stmp);
 	for (size_t i = 0; i < f->npool; i++) {
 		free(f->pool[i]->s);
 		free(f->pool[i]);
@@ -1241,13 +1257,6 @@ struct datedetect *filter_datedetect(const struct filter *f)
 
 /* ============================================================== matching */
 
-/* Result of one search, with the line bookkeeping fail2ban's Regex keeps. */
-struct search {
-	int matched;
-	size_t start, end;           /* match span in the subject */
-	struct tlist matched_lines;  /* getMatchedTupleLines() */
-	struct tlist unmatched;      /* getUnmatchedTupleLines() */
-};
 
 static void search_reset(struct filter *f, struct search *s)
 {
@@ -1459,10 +1468,8 @@ static int ignore_line(struct filter *f, struct tline **org, size_t norg,
 		f->ign_flag = 1;
 		f->st.ignoreregex_hits[i]++;
 		if ((!f->opts.check_all || f->maxlines > 1) && fs) {
-			struct tlist nb = {0};
-			tlist_extend(&nb, fs->unmatched.v, 0, fs->unmatched.n);
-			tlist_free(f, &f->lbuf);
-			f->lbuf = nb;
+			tlist_clear(f, &f->lbuf);
+			tlist_extend(&f->lbuf, fs->unmatched.v, 0, fs->unmatched.n);
 		}
 		if (!f->opts.check_all)
 			break;
@@ -1745,10 +1752,10 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 	struct strbuf *buf = &f->buf;
 	build_buf(buf, org->v, org->n);
 	int buf_valid = 1;
-	struct search s = {0}, tmp = {0};
+	struct search *s = &f->srch, *tmp = &f->stmp;
 
 	if (f->nign && f->nign + 2 < f->nfail) {
-		if (ignore_line(f, org->v, org->n, NULL, &tmp) >= 0)
+		if (ignore_line(f, org->v, org->n, NULL, tmp) >= 0)
 			goto done;
 	}
 
@@ -1818,22 +1825,20 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 		}
 		if (r->has_first && !FB_HAS(r->first, (unsigned char)buf->s[0]))
 			continue;
-		if (!rx_search(f, r, buf->s, buf->len, org->v, org->n, &s))
+		if (!rx_search(f, r, buf->s, buf->len, org->v, org->n, s))
 			continue;
 		struct fdict *fail = &f->dfail;
 		fdict_reset(fail);
 		rx_groups(r, buf->s, fail);
-		if (f->nign && ignore_line(f, org->v, org->n, &s, &tmp) >= 0) {
+		if (f->nign && ignore_line(f, org->v, org->n, s, tmp) >= 0) {
 			buf_valid = 0;
 			if (!f->opts.check_all)
 				break;
 			continue;
 		}
 		if (!f->opts.check_all || f->maxlines > 1) {
-			struct tlist nb = {0};
-			tlist_extend(&nb, s.unmatched.v, 0, s.unmatched.n);
-			tlist_free(f, &f->lbuf);
-			f->lbuf = nb;
+			tlist_clear(f, &f->lbuf);
+			tlist_extend(&f->lbuf, s->unmatched.v, 0, s->unmatched.n);
 			buf_valid = 0;
 		}
 		if (have_pre) {
@@ -1863,11 +1868,11 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 		/* a scratch record's strings stay valid for this whole iteration */
 		const char *mlfid = fdict_get(fail, "mlfid");
 		if (mlfid) {
-			fail = merge_failure(f, mlfid, fail, &s);
+			fail = merge_failure(f, mlfid, fail, s);
 			if (fdict_true(fail, "nofail") && !f->opts.check_all)
 				break;
 		} else {
-			push_lines(fail, &fail->matches, &s.matched_lines);
+			push_lines(fail, &fail->matches, &s->matched_lines);
 		}
 		/* failure id */
 		char idbuf[ADDR_STRLEN + 512];
@@ -1879,7 +1884,17 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 		if (ip) {
 			norm_ip(ip, cidr, 4, idbuf, sizeof idbuf);
 		} else if ((ip = fdict_get(fail, "ip6"))) {
-			norm_ip(ip, cidr, 6, idbuf, sizeof idbuf);
+			int plain = !(cidr && *cidr);
+			if (plain && f->v6in[0] && strcmp(ip, f->v6in) == 0) {
+				memcpy(idbuf, f->v6out, strlen(f->v6out) + 1);
+			} else {
+				norm_ip(ip, cidr, 6, idbuf, sizeof idbuf);
+				if (plain && strlen(ip) < sizeof f->v6in &&
+				    strlen(idbuf) < sizeof f->v6out) {
+					memcpy(f->v6in, ip, strlen(ip) + 1);
+					memcpy(f->v6out, idbuf, strlen(idbuf) + 1);
+				}
+			}
 		} else if ((ip = fdict_get(fail, "dns"))) {
 			snprintf(idbuf, sizeof idbuf, "%s", ip);
 		} else if (fid) {
@@ -1906,8 +1921,8 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			break;
 	}
 done:
-	search_free(f, &s);
-	search_free(f, &tmp);
+	search_reset(f, s);
+	search_reset(f, tmp);
 	tlist_clear(f, org);
 }
 

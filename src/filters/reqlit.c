@@ -335,8 +335,19 @@ static int verify_buckets(const struct reqlit *s, const char *text, size_t len, 
 			if (m[o] != c || m[o + 1] != d || pos < o)
 				continue;
 			size_t st = pos - o;
-			if (st + ml <= len && memcmp(text + st, m, ml) == 0)
+			if (st + ml > len)
+				continue;
+			/* members are short: a byte loop beats a call to memcmp() */
+			const unsigned char *t = (const unsigned char *)text + st;
+			size_t k = 0;
+			if (ml <= 16) {
+				while (k < ml && t[k] == m[k])
+					k++;
+				if (k == ml)
+					return 1;
+			} else if (memcmp(t, m, ml) == 0) {
 				return 1;
+			}
 		}
 	}
 	return 0;
