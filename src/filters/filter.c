@@ -48,6 +48,7 @@
 
 struct rxname {
 	char *name;
+	const char *key; /* name as a record key (see keytab) */
 	uint32_t num;
 	int dup; /* same name as the entry before */
 };
@@ -55,7 +56,36 @@ struct rxname {
 struct rxpair {
 	char *group; /* e.g. alt_user_1 */
 	char *to;    /* e.g. user */
+	const char *tokey;
 };
+
+/* Record keys the engine itself asks for. A group name (or ALT/TUPLE
+ * target) with one of these texts is stored as the pointer into this table,
+ * so looking one of them up compares pointers only (see fdict_find). */
+enum {
+	K_FID, K_IP4, K_IP6, K_DNS, K_MLFID, K_CIDR, K_IP, K_USER, K_NOFAIL,
+	K_MLFGAINED, K_MLFFORGET, K_MLFPENDING, K_CONTENT, NKEYS
+};
+static const char keytab[NKEYS][16] = {
+	"fid", "ip4", "ip6", "dns", "mlfid", "cidr", "ip", "user", "nofail",
+	"mlfgained", "mlfforget", "mlfpending", "content",
+};
+#define KEY(k) (keytab[k])
+
+static const char *key_intern(const char *name)
+{
+	for (int k = 0; k < NKEYS; k++)
+		if (strcmp(name, keytab[k]) == 0)
+			return keytab[k];
+	return name;
+}
+
+/* The bit of an interned key, or 0 for any other. */
+static unsigned key_bit(const char *k)
+{
+	uintptr_t p = (uintptr_t)k, lo = (uintptr_t)keytab[0], hi = (uintptr_t)keytab[NKEYS];
+	return p >= lo && p < hi ? 1u << ((p - lo) / sizeof keytab[0]) : 0;
+}
 
 struct rx {
 	pcre2_code *code;
@@ -199,7 +229,8 @@ struct fdict {
 	size_t n, cap;
 	struct strv matches, nfmatches, users;
 	struct filter_arena ar;
-	size_t live; /* arena bytes right after the last compaction */
+	size_t live;   /* arena bytes right after the last compaction */
+	unsigned kset; /* bit k: key keytab[k] is present */
 };
 
 struct mlfid_ent {
@@ -268,6 +299,7 @@ struct filter {
 	 * empty set checks nothing; use_req 0 checks nothing at all. */
 	struct reqlit req_pre, req_fail;
 	int use_req;
+	unsigned long req_seen[2], req_pass[2]; /* lines checked / passed: fail, pre */
 	/* With at most 64 failregexes: per first byte of the text, the ones that
 	 * can match it (bit i = failregex i), and those in the combined regex. */
 	uint64_t *fmask;
@@ -298,8 +330,16 @@ static int strv_has(const struct strv *s, const char *v)
 
 static struct fent *fdict_find(const struct fdict *d, const char *k)
 {
+	unsigned bit = key_bit(k);
+	if (bit && !(d->kset & bit))
+		return NULL;
 	for (size_t i = 0; i < d->n; i++)
-		if (d->e[i].k == k || (d->e[i].k[0] == k[0] && strcmp(d->e[i].k, k) == 0))
+		if (d->e[i].k == k)
+			return &d->e[i];
+	if (bit)
+		return NULL; /* every key with its text is this very pointer */
+	for (size_t i = 0; i < d->n; i++)
+		if (d->e[i].k[0] == k[0] && strcmp(d->e[i].k, k) == 0)
 			return &d->e[i];
 	return NULL;
 }
@@ -317,13 +357,14 @@ static int fdict_true(const struct fdict *d, const char *k)
 	return v && *v;
 }
 
-static void fdict_append(struct fdict *d, const char *k, char *v)
+static inline void fdict_append(struct fdict *d, const char *k, char *v)
 {
 	if (d->n == d->cap)
 		d->e = xgrow(d->e, &d->cap, d->n, sizeof *d->e);
 	d->e[d->n].k = k;
 	d->e[d->n].v = v;
 	d->n++;
+	d->kset |= key_bit(k);
 }
 
 /* Sets k to a copy of v[0:n] (v NULL = None). v may be one of d's own values:
@@ -350,6 +391,7 @@ static int fdict_pop_true(struct fdict *d, const char *k)
 	if (!e)
 		return 0;
 	int t = e->v && *e->v;
+	d->kset &= ~key_bit(e->k);
 	size_t i = (size_t)(e - d->e);
 	memmove(&d->e[i], &d->e[i + 1], (d->n - i - 1) * sizeof *d->e);
 	d->n--;
@@ -360,6 +402,7 @@ static int fdict_pop_true(struct fdict *d, const char *k)
 static void fdict_reset(struct fdict *d)
 {
 	d->n = 0;
+	d->kset = 0;
 	d->matches.n = d->nfmatches.n = d->users.n = 0;
 	ar_reset(&d->ar);
 }
@@ -685,6 +728,7 @@ static int rx_compile(struct rx *r, const char *src, const char *file, unsigned 
 		PCRE2_SPTR e = table + (size_t)i * esize;
 		r->names[i].num = ((uint32_t)e[0] << 8) | e[1];
 		r->names[i].name = xstrdup((const char *)e + 2);
+		r->names[i].key = key_intern(r->names[i].name);
 		r->names[i].dup = i > 0 && strcmp(r->names[i - 1].name, r->names[i].name) == 0;
 		const char *nm = r->names[i].name;
 		for (size_t k = 0; k < sizeof id_groups / sizeof id_groups[0]; k++)
@@ -693,11 +737,15 @@ static int rx_compile(struct rx *r, const char *src, const char *file, unsigned 
 		if (strlen(nm) > 4 && strncmp(nm, "alt_", 4) == 0) {
 			r->alt = xrealloc(r->alt, (r->nalt + 1) * sizeof *r->alt);
 			r->alt[r->nalt].group = xstrdup(nm);
-			r->alt[r->nalt++].to = complex_target(nm, 4);
+			r->alt[r->nalt].to = complex_target(nm, 4);
+			r->alt[r->nalt].tokey = key_intern(r->alt[r->nalt].to);
+			r->nalt++;
 		} else if (strlen(nm) > 4 && strncmp(nm, "tuple_", 6) == 0) {
 			r->tup = xrealloc(r->tup, (r->ntup + 1) * sizeof *r->tup);
 			r->tup[r->ntup].group = xstrdup(nm);
-			r->tup[r->ntup++].to = complex_target(nm, 6);
+			r->tup[r->ntup].to = complex_target(nm, 6);
+			r->tup[r->ntup].tokey = key_intern(r->tup[r->ntup].to);
+			r->ntup++;
 		}
 	}
 	r->nnames = count;
@@ -1080,6 +1128,24 @@ static void build_fmask(struct filter *f)
 	}
 }
 
+/* Both literal checks; the one that has let fewer lines through so far goes
+ * first, as it more often spares the other (the answer is the same either way). */
+static int req_both(struct filter *f, const char *a, size_t alen, const char *c, size_t clen)
+{
+	int first = f->req_pass[1] * f->req_seen[0] < f->req_pass[0] * f->req_seen[1];
+	for (int k = 0; k < 2; k++) {
+		int w = k ? !first : first;
+		const struct reqlit *s = w ? &f->req_pre : &f->req_fail;
+		if (s->n == 0)
+			continue;
+		f->req_seen[w]++;
+		if (!req_has(s, a, alen, c, clen))
+			return 0;
+		f->req_pass[w]++;
+	}
+	return 1;
+}
+
 struct filter *filter_compile(const struct filter_def *def, struct diag *d)
 {
 	struct filter *f = xcalloc(1, sizeof *f);
@@ -1408,7 +1474,7 @@ static void rx_groups_ov(const struct rx *r, const PCRE2_SIZE *ov, size_t nov, c
 	 * Into an empty record the other names go without a lookup. */
 	int fresh = d->n == 0;
 	for (size_t i = 0; i < r->nnames; i++) {
-		const char *nm = r->names[i].name;
+		const char *nm = r->names[i].key;
 		size_t gl = 0;
 		const char *g = ov_value(ov, nov, r->names[i].num, subj, &gl);
 		if (fresh && !r->names[i].dup) {
@@ -1425,20 +1491,20 @@ static void rx_groups_ov(const struct rx *r, const PCRE2_SIZE *ov, size_t nov, c
 	}
 	for (size_t i = 0; i < r->nalt; i++) {
 		const char *v = fdict_get(d, r->alt[i].group);
-		if (v && *v && !fdict_true(d, r->alt[i].to))
-			fdict_set(d, r->alt[i].to, v);
+		if (v && *v && !fdict_true(d, r->alt[i].tokey))
+			fdict_set(d, r->alt[i].tokey, v);
 	}
 	for (size_t i = 0; i < r->ntup; i++) {
 		/* fail2ban builds a Python tuple; we keep it as a space-joined string. */
 		const char *v = fdict_get(d, r->tup[i].group);
-		const char *t = fdict_get(d, r->tup[i].to);
+		const char *t = fdict_get(d, r->tup[i].tokey);
 		size_t tl = t ? strlen(t) : 0, vl = v ? strlen(v) : 0;
 		char *nv = ar_alloc(&d->ar, tl + vl + 2);
 		memcpy(nv, t ? t : "", tl);
 		nv[tl] = ' ';
 		memcpy(nv + tl + 1, v ? v : "", vl);
 		nv[tl + 1 + vl] = '\0';
-		fdict_setn(d, r->tup[i].to, nv, tl + 1 + vl);
+		fdict_setn(d, r->tup[i].tokey, nv, tl + 1 + vl);
 	}
 }
 
@@ -1560,14 +1626,14 @@ static struct fdict *merge_failure(struct filter *f, const char *mlfid, struct f
 	struct mlfid_ent *ent = mlfid_get(f, mlfid, now);
 	struct strv *users = NULL;
 	int nf = 0;
-	if (fdict_true(fail, "mlfgained")) {
+	if (fdict_true(fail, KEY(K_MLFGAINED))) {
 		nf |= 8 | 1;
-		if (!fdict_true(fail, "nofail"))
-			fdict_set(fail, "nofail", fdict_get(fail, "mlfgained"));
-	} else if (fdict_true(fail, "nofail")) {
+		if (!fdict_true(fail, KEY(K_NOFAIL)))
+			fdict_set(fail, KEY(K_NOFAIL), fdict_get(fail, KEY(K_MLFGAINED)));
+	} else if (fdict_true(fail, KEY(K_NOFAIL))) {
 		nf |= 1;
 	}
-	if (fdict_pop_true(fail, "mlfforget"))
+	if (fdict_pop_true(fail, KEY(K_MLFFORGET)))
 		nf |= 2;
 	if (ent) {
 		struct fdict *g = ent->fail;
@@ -1577,14 +1643,14 @@ static struct fdict *merge_failure(struct filter *f, const char *mlfid, struct f
 			fdict_free(g);
 			g = ent->fail;
 		}
-		users = update_users(g, fdict_get(fail, "user"));
-		if (fdict_pop_true(g, "nofail"))
+		users = update_users(g, fdict_get(fail, KEY(K_USER)));
+		if (fdict_pop_true(g, KEY(K_NOFAIL)))
 			nf |= 4;
-		if (fdict_pop_true(g, "mlfgained"))
+		if (fdict_pop_true(g, KEY(K_MLFGAINED)))
 			nf |= 4;
 		if (nf & 8)
-			fdict_pop_true(g, "mlfpending");
-		if ((nf & 4) == 0 && !fdict_true(g, "mlfpending"))
+			fdict_pop_true(g, KEY(K_MLFPENDING));
+		if ((nf & 4) == 0 && !fdict_true(g, KEY(K_MLFPENDING)))
 			g->matches.n = 0;
 		for (size_t i = 0; i < fail->n; i++)
 			if (fail->e[i].v)
@@ -1601,12 +1667,12 @@ static struct fdict *merge_failure(struct filter *f, const char *mlfid, struct f
 		}
 	} else if (!(nf & 2)) {
 		fail = fdict_clone(fail);
-		users = update_users(fail, fdict_get(fail, "user"));
+		users = update_users(fail, fdict_get(fail, KEY(K_USER)));
 		mlfid_set(f, mlfid, fail, now);
 	}
-	if (fdict_pop_true(fail, "mlfpending") || (users && users->n > 1)) {
-		fdict_pop_true(fail, "nofail");
-		fdict_pop_true(fail, "mlfgained");
+	if (fdict_pop_true(fail, KEY(K_MLFPENDING)) || (users && users->n > 1)) {
+		fdict_pop_true(fail, KEY(K_NOFAIL));
+		fdict_pop_true(fail, KEY(K_MLFGAINED));
 		nf &= ~(8 | 1);
 	}
 	if ((nf & 1) == 0) {
@@ -1634,7 +1700,7 @@ static void hit_from(struct filter_arena *a, struct filter_hit *h, int idx, cons
 	h->regex = idx;
 	h->id = id ? ar_strndup(a, id, strlen(id)) : NULL;
 	h->time = t;
-	h->nofail = fdict_true(d, "nofail");
+	h->nofail = fdict_true(d, KEY(K_NOFAIL));
 	h->nlines = d->matches.n;
 	h->lines = ar_alloc(a, (d->matches.n ? d->matches.n : 1) * sizeof *h->lines);
 	for (size_t i = 0; i < d->matches.n; i++)
@@ -1845,7 +1911,7 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			if (!pre_built) {
 				fdict_reset(pre);
 				rx_groups_ov(&f->pref, f->pref_ov, f->pref.ngroups + 1, f->buf.s, pre);
-				fdict_pop_true(pre, "content");
+				fdict_pop_true(pre, KEY(K_CONTENT));
 				pre_built = 1;
 			}
 			/* prefregex groups first, then the failregex's own (None
@@ -1866,24 +1932,24 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			fail = m;
 		}
 		/* a scratch record's strings stay valid for this whole iteration */
-		const char *mlfid = fdict_get(fail, "mlfid");
+		const char *mlfid = fdict_get(fail, KEY(K_MLFID));
 		if (mlfid) {
 			fail = merge_failure(f, mlfid, fail, s);
-			if (fdict_true(fail, "nofail") && !f->opts.check_all)
+			if (fdict_true(fail, KEY(K_NOFAIL)) && !f->opts.check_all)
 				break;
 		} else {
 			push_lines(fail, &fail->matches, &s->matched_lines);
 		}
 		/* failure id */
 		char idbuf[ADDR_STRLEN + 512];
-		const char *fid = fdict_get(fail, "fid");
-		const char *ip = fdict_get(fail, "ip4");
-		const char *cidr = fdict_get(fail, "cidr");
+		const char *fid = fdict_get(fail, KEY(K_FID));
+		const char *ip = fdict_get(fail, KEY(K_IP4));
+		const char *cidr = fdict_get(fail, KEY(K_CIDR));
 		const char *id = NULL;
 		int pending = 0;
 		if (ip) {
 			norm_ip(ip, cidr, 4, idbuf, sizeof idbuf);
-		} else if ((ip = fdict_get(fail, "ip6"))) {
+		} else if ((ip = fdict_get(fail, KEY(K_IP6)))) {
 			int plain = !(cidr && *cidr);
 			if (plain && f->v6in[0] && strcmp(ip, f->v6in) == 0) {
 				memcpy(idbuf, f->v6out, strlen(f->v6out) + 1);
@@ -1895,7 +1961,7 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 					memcpy(f->v6out, idbuf, strlen(idbuf) + 1);
 				}
 			}
-		} else if ((ip = fdict_get(fail, "dns"))) {
+		} else if ((ip = fdict_get(fail, KEY(K_DNS)))) {
 			snprintf(idbuf, sizeof idbuf, "%s", ip);
 		} else if (fid) {
 			ip = fid;
@@ -1907,11 +1973,11 @@ static void find_failure(struct filter *f, struct tline *tl, double date, int da
 			pending = 1;
 		}
 		if (pending) {
-			fdict_set(fail, "mlfpending", "1");
+			fdict_set(fail, KEY(K_MLFPENDING), "1");
 			id = NULL;
 		} else if (fid && strcmp(fid, ip) != 0) {
 			/* complex id: the address goes to "ip", the id stays as written */
-			fdict_set(fail, "ip", idbuf);
+			fdict_set(fail, KEY(K_IP), idbuf);
 			id = fid;
 		} else {
 			id = idbuf;
@@ -2090,8 +2156,7 @@ enum filter_status filter_process_prepared(struct filter *f, const struct filter
 	/* A line without the words every match needs cannot match: it is missed
 	 * without running a regex. Nothing else changes for it (one-line filters
 	 * keep no buffer, multi-line sessions only change on a failregex match). */
-	if (f->use_req && (!req_has(&f->req_fail, a, alen, c, clen) ||
-			   !req_has(&f->req_pre, a, alen, c, clen))) {
+	if (f->use_req && !req_both(f, a, alen, c, clen)) {
 		tlist_clear(f, &f->lbuf);
 		f->ign_flag = 0;
 		f->st.missed++;
