@@ -29,6 +29,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "core/diag.h"
 #include "core/strbuf.h"
@@ -146,20 +149,26 @@ struct filter_arena {
 
 #define ARENA_KEEP ((size_t)1 << 20) /* larger arenas are released on reset */
 
-static void *ar_alloc(struct filter_arena *a, size_t n)
+static __attribute__((noinline)) struct achunk *ar_grow(struct filter_arena *a, size_t n)
+{
+	struct achunk *c = a->head;
+	size_t cap = c ? 2 * c->cap : 512;
+	if (cap < n)
+		cap = n;
+	c = xmalloc(sizeof *c + cap);
+	c->next = a->head;
+	c->cap = cap;
+	c->used = 0;
+	a->head = c;
+	return c;
+}
+
+static inline void *ar_alloc(struct filter_arena *a, size_t n)
 {
 	n = (n + 7) & ~(size_t)7;
 	struct achunk *c = a->head;
-	if (!c || c->cap - c->used < n) {
-		size_t cap = c ? 2 * c->cap : 512;
-		if (cap < n)
-			cap = n;
-		c = xmalloc(sizeof *c + cap);
-		c->next = a->head;
-		c->cap = cap;
-		c->used = 0;
-		a->head = c;
-	}
+	if (!c || c->cap - c->used < n)
+		c = ar_grow(a, n);
 	void *p = c->data + c->used;
 	c->used += n;
 	a->used += n;
@@ -1996,12 +2005,21 @@ done:
 static size_t ascii_prefix(const unsigned char *p, size_t n)
 {
 	size_t i = 0;
+#if defined(__SSE2__)
+	for (; i + 32 <= n; i += 32) {
+		__m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i)),
+					 _mm_loadu_si128((const __m128i *)(const void *)(p + i + 16)));
+		if (_mm_movemask_epi8(v))
+			break;
+	}
+#else
 	for (; i + 32 <= n; i += 32) {
 		uint64_t w[4];
 		memcpy(w, p + i, sizeof w);
 		if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull)
 			break;
 	}
+#endif
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w;
 		memcpy(&w, p + i, 8);
