@@ -123,6 +123,8 @@ struct datedetect {
 	unsigned long limit_hits;
 	int ascii;            /* the line being searched is pure ASCII */
 	struct datedetect_memo *memo; /* the caller's, during one find (or NULL) */
+	struct datedetect_memo_entry *last_me; /* memo entry of the last search */
+	struct datedetect_memo_entry *win_me;  /* and of the winning one */
 	struct strptime_field *fbuf;
 	size_t fcap;
 	struct strptime_tzcache tzc;
@@ -1115,6 +1117,7 @@ static int tmpl_search(struct datedetect *dd, struct tmpl *t, const char *line, 
 	pcre2_code *acode = dd->ascii ? tmpl_ascii(t) : NULL;
 	int variant = acode != NULL;
 	struct datedetect_memo_entry *me = NULL;
+	dd->last_me = NULL;
 	if (dd->memo && t->ncap < DATEDETECT_MEMO_PAIRS) {
 		struct datedetect_memo *m = dd->memo;
 		for (unsigned k = 0; k < m->n; k++) {
@@ -1133,6 +1136,7 @@ static int tmpl_search(struct datedetect *dd, struct tmpl *t, const char *line, 
 				} else if (e->rc < 0) {
 					dd->limit_hits++;
 				}
+				dd->last_me = e;
 				return e->rc > 0;
 			}
 		}
@@ -1168,6 +1172,8 @@ static int tmpl_search(struct datedetect *dd, struct tmpl *t, const char *line, 
 		me->variant = variant;
 		me->rc = rc > 0 ? 1 : limit ? -1 : 0;
 		me->pairs = t->ncap + 1;
+		me->has_time = 0;
+		dd->last_me = me;
 		if (rc > 0)
 			memcpy(me->ov, pcre2_get_ovector_pointer(dd->md),
 			       2 * (size_t)me->pairs * sizeof(PCRE2_SIZE));
@@ -1221,6 +1227,7 @@ static size_t dd_match_time(struct datedetect *dd, const char *line, size_t len,
 	int have_found = 0;
 	long found_dist = FAR, found_end = 0;
 	size_t found_i = 0;
+	struct datedetect_memo_entry *found_me = NULL;
 	size_t ignore = SIZE_MAX;
 	int match = 0;
 	long mdist = 0, mend = 0;
@@ -1259,6 +1266,7 @@ static size_t dd_match_time(struct datedetect *dd, const char *line, size_t len,
 				found_end = mend;
 				found_i = i;
 				memcpy(dd->found_ov, ov, ovbytes);
+				found_me = dd->last_me;
 				match = 0;
 			}
 		}
@@ -1286,6 +1294,7 @@ static size_t dd_match_time(struct datedetect *dd, const char *line, size_t len,
 					found_end = mend;
 					found_i = i;
 					memcpy(dd->found_ov, ov, ovbytes);
+					found_me = dd->last_me;
 				}
 				match = 0;
 				continue;
@@ -1299,10 +1308,12 @@ static size_t dd_match_time(struct datedetect *dd, const char *line, size_t len,
 			mdist = found_dist;
 			mend = found_end;
 			cur = dd->found_ov;
+			dd->last_me = found_me;
 		}
 	}
 	if (!match)
 		return SIZE_MAX;
+	dd->win_me = dd->last_me;
 	t->hits++;
 	t->last_used = now;
 	t->distance = mdist;
@@ -1465,6 +1476,9 @@ static int seconds_step(struct datedetect *dd, const struct tmpl *tm, const char
 	return 1;
 }
 
+static int pattern_time(struct datedetect *dd, const struct tmpl *tm, const char *line,
+			const PCRE2_SIZE *ov, const struct date_clock *clk, double *t);
+
 int datedetect_find(struct datedetect *dd, const char *line, size_t len,
 		    const struct date_clock *clk, double *t, size_t *mstart, size_t *mend)
 {
@@ -1486,6 +1500,7 @@ int datedetect_find_memo(struct datedetect *dd, const char *line, size_t len, in
 {
 	dd->ascii = ascii;
 	dd->memo = memo;
+	dd->win_me = NULL;
 	const PCRE2_SIZE *ov;
 	size_t i = dd_match_time(dd, line, len, clk->now, &ov);
 	dd->memo = NULL;
@@ -1526,6 +1541,29 @@ int datedetect_find_memo(struct datedetect *dd, const char *line, size_t len, in
 		*t = (double)v;
 		return 1;
 	}
+	/* Another detector made a time of this very match (same regex, so the
+	 * same fields) under the same clock: it is the time this one would make. */
+	struct datedetect_memo_entry *me = dd->win_me;
+	if (me && me->has_time && me->now == clk->now && me->has_tz == clk->has_tz &&
+	    me->tz_offset == clk->tz_offset) {
+		*t = me->t;
+		return 1;
+	}
+	int rc = pattern_time(dd, tm, line, ov, clk, t);
+	if (me && rc == 1) {
+		me->has_time = 1;
+		me->now = clk->now;
+		me->has_tz = clk->has_tz;
+		me->tz_offset = clk->tz_offset;
+		me->t = *t;
+	}
+	return rc;
+}
+
+/* The time of a strptime-style template's match (group 1 non-empty). */
+static int pattern_time(struct datedetect *dd, const struct tmpl *tm, const char *line,
+			const PCRE2_SIZE *ov, const struct date_clock *clk, double *t)
+{
 	size_t tl = ov[3] - ov[2];
 	const char *text = line + ov[2];
 	if (dd->cache.tm == tm && dd->cache.len == tl && dd->cache.now == clk->now &&

@@ -52,7 +52,8 @@ int datedetect_find_ascii(struct datedetect *dd, const char *line, size_t len, i
  * the same regex on the same line from the same place gives the same match, so
  * the second detector takes the first one's result instead of searching again.
  * Each detector still walks its own templates in its own order and keeps its
- * own hit statistics; only the regex run is shared. Searches with more groups
+ * own hit statistics; only the regex run, and the time made of a match, are
+ * shared. Searches with more groups
  * than the memo holds are not kept. The caller owns the memo (on the stack is
  * fine; no allocation) and calls datedetect_memo_reset() before each line:
  * entries refer to the line's bytes and to the detectors' templates. The
@@ -71,6 +72,12 @@ struct datedetect_memo {
 		int rc;                /* 1 match, 0 none, -1 none by a match limit */
 		unsigned pairs;
 		size_t ov[2 * DATEDETECT_MEMO_PAIRS];
+		/* the time a strptime-style template made of the match, under this clock */
+		int has_time;
+		double now;
+		int has_tz;
+		long tz_offset;
+		double t;
 	} e[DATEDETECT_MEMO_SLOTS];
 };
 
