@@ -9,11 +9,12 @@
  * Evidence (the last `maxmatches` lines of an id) is read only when the id is
  * banned, yet with findtime in days a jail tracks tens of thousands of ids: in
  * the heap that was ~600 bytes per record, most of the daemon's memory. So the
- * lines go to an evidence spool (evspool.c, a temporary file when the daemon
- * gives a directory) as one entry per failure linked to the record's previous
- * one; a record keeps the newest entry's offset and how many lines are live.
- * Dropped lines stay in the spool as dead bytes. When the spool has doubled
- * since its last compaction, a fresh spool is started and the records move
+ * lines go to an evidence spool (evspool.c: an unlinked file in the state
+ * directory for the daemon, in $TMPDIR for replay) as one entry per failure
+ * linked to the record's previous one; a record keeps the newest entry's
+ * offset and how many lines are live. Dropped lines stay in the spool as dead
+ * bytes. When the spool has grown enough since its last compaction (twice, for
+ * a file), a fresh spool is started and the records move
  * over a few at a time (each carrying its live lines as one entry; a record
  * touched meanwhile moves first), so no single failure pays for the whole
  * copy; the old spool is freed when the last record has left it.
@@ -42,12 +43,15 @@ struct rec {
 	char id[];
 };
 
-/* Compaction starts once the spool is this much past twice its live size. */
+/* Compaction starts once a spool file has doubled since the last one (plus
+ * this slack); a spool in memory (replay, or no usable directory) is kept
+ * tighter, at 1.5 times, since there the dead bytes are the heap. */
 #define SPOOL_SLACK (1u << 20)
+#define SPOOL_SLACK_MEM (1u << 18)
 /* Hash slots a failure looks at while a compaction is under way; a periodic
  * jail_expire() looks at more, so an idle jail finishes it as well. */
 #define MOVE_STEP 8
-#define MOVE_STEP_IDLE 4096
+#define MOVE_STEP_IDLE 1024
 
 struct jail {
 	struct jail_params p;
@@ -95,7 +99,11 @@ struct jail *jail_new(const struct jail_params *p)
 	params_copy(&j->p, p);
 	j->nslots = 64;
 	j->slots = xcalloc(j->nslots, sizeof *j->slots);
-	j->sp = evspool_new(NULL);
+	/* replay and the tests get a spool in the temporary directory; the daemon
+	 * names its state directory */
+	const char *tmp = getenv("TMPDIR");
+	j->spooldir = xstrdup(tmp && *tmp == '/' ? tmp : "/tmp");
+	j->sp = evspool_new(j->spooldir);
 	return j;
 }
 
@@ -266,7 +274,11 @@ static void compact_step(struct jail *j, size_t budget)
 
 static void compact_maybe(struct jail *j)
 {
-	if (j->old || evspool_size(j->sp) <= 2 * j->base + SPOOL_SLACK)
+	if (j->old)
+		return;
+	uint64_t size = evspool_size(j->sp);
+	if (evspool_on_disk(j->sp) ? size <= 2 * j->base + SPOOL_SLACK
+				   : size <= j->base + j->base / 2 + SPOOL_SLACK_MEM)
 		return;
 	j->old = j->sp;
 	/* a spool that lost its file goes on in memory rather than fail again */

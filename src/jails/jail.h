@@ -54,8 +54,9 @@ struct jail;
 struct jail *jail_new(const struct jail_params *p);
 void jail_free(struct jail *j);
 /* Keeps the evidence lines of tracked ids in an unlinked temporary file in
- * `dir` (created at the first need; dir NULL or unusable: in memory, the
- * default). Call it right after jail_new(). */
+ * `dir`, created at the first need (the default dir: $TMPDIR, else /tmp).
+ * dir NULL, or a directory where no file can be created: in memory. Call it
+ * right after jail_new(). */
 void jail_spool_dir(struct jail *j, const char *dir);
 /* Parameters can change on reload; tracked failures are kept. */
 void jail_set_params(struct jail *j, const struct jail_params *p);

@@ -133,12 +133,15 @@ static void model_push(struct model *m, unsigned cap, const char *line)
 /* Random failures (1-3 lines each, some long) for a few hundred ids, with
  * bans, forgets and a maxmatches change: every ban's lines must be exactly the
  * model's, while the spool is compacted many times and stays bounded. */
+static const char default_dir[] = "(default)";
+
 static void evidence_run(const char *dir)
 {
 	struct jail_params p = params(40, 1e9);
 	p.maxmatches = 5;
 	struct jail *j = jail_new(&p);
-	jail_spool_dir(j, dir);
+	if (dir != default_dir)
+		jail_spool_dir(j, dir);
 	static struct model m[MODEL_IDS];
 	memset(m, 0, sizeof m);
 	uint64_t x = 88172645463325252ull;
@@ -212,6 +215,12 @@ static void evidence_in_memory(void **state)
 {
 	(void)state;
 	evidence_run(NULL);
+}
+
+static void evidence_default_spool(void **state)
+{
+	(void)state;
+	evidence_run(default_dir); /* $TMPDIR or /tmp */
 }
 
 static void evidence_on_disk(void **state)
@@ -289,6 +298,7 @@ int main(void)
 		cmocka_unit_test(findtime_is_a_rate),
 		cmocka_unit_test(spraying_is_bounded),
 		cmocka_unit_test(evidence_in_memory),
+		cmocka_unit_test(evidence_default_spool),
 		cmocka_unit_test(evidence_on_disk),
 		cmocka_unit_test(increments),
 		cmocka_unit_test(time_strings),
