@@ -258,10 +258,12 @@ static void on_failure(struct replay *rp, size_t ji, const struct filter_hit *h,
 static void feed(struct replay *rp, const char *line, size_t len)
 {
 	rp->lines++;
+	struct datedetect_memo memo; /* filters with different date settings share searches */
+	datedetect_memo_reset(&memo);
 	for (size_t i = 0; i < rp->jr.nfilters; i++) {
 		struct jailrun_filter *rf = &rp->jr.filters[i];
 		if (rf->share == i) {
-			filter_prepare(rf->f, line, len, -1.0, &rf->clk, &rf->fl);
+			filter_prepare_memo(rf->f, line, len, -1.0, &rf->clk, &memo, &rf->fl);
 			if (rf->fl.found == 1 && i == 0) {
 				if (rp->first < 0)
 					rp->first = rf->fl.t;

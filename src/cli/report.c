@@ -143,10 +143,12 @@ static void feed(struct run *q, const char *line, size_t len)
 	/* hits of one filter are reset by the next one: keep copies we need */
 	char *id = NULL, *usr = NULL;
 	double ht = -1;
+	struct datedetect_memo memo; /* filters with different date settings share searches */
+	datedetect_memo_reset(&memo);
 	for (size_t i = 0; i < q->jr.nfilters; i++) {
 		struct jailrun_filter *qf = &q->jr.filters[i];
 		if (qf->share == i) {
-			filter_prepare(qf->f, line, len, -1.0, &qf->clk, &qf->fl);
+			filter_prepare_memo(qf->f, line, len, -1.0, &qf->clk, &memo, &qf->fl);
 			if (qf->fl.found == 1 && t < 0)
 				t = qf->fl.t;
 		}
