@@ -1109,17 +1109,7 @@ static void build_req(struct filter *f)
  * may also span the place where the date was cut out. */
 static int req_has(const struct reqlit *s, const char *a, size_t alen, const char *c, size_t clen)
 {
-	if (s->n == 0)
-		return 1;
-	if (reqlit_any(s, c, clen) || (alen && reqlit_any(s, a, alen)))
-		return 1;
-	if (!alen || !clen)
-		return 0;
-	char j[64];
-	size_t ja = alen < 31 ? alen : 31, jc = clen < 31 ? clen : 31;
-	memcpy(j, a + alen - ja, ja);
-	memcpy(j + ja, c, jc);
-	return reqlit_any(s, j, ja + jc);
+	return s->n == 0 || reqlit_any_split(s, a, alen, c, clen);
 }
 
 static void build_fmask(struct filter *f)

@@ -46,21 +46,75 @@ struct rdr {
 	int depth;
 };
 
-static void set_add(struct reqlit *s, const char *v, size_t n)
+/* Most extra literals one member carries. */
+#define REQLIT_MAX_EXTRA 4
+
+/* Bytes of an extras list including its final empty string. */
+static size_t ex_size(const char *e)
+{
+	const char *p = e;
+	while (*p)
+		p += strlen(p) + 1;
+	return (size_t)(p - e) + 1;
+}
+
+static size_t ex_count(const char *e)
+{
+	size_t n = 0;
+	for (; e && *e; e += strlen(e) + 1)
+		n++;
+	return n;
+}
+
+static char *ex_dup(const char *e)
+{
+	if (!e)
+		return NULL;
+	size_t n = ex_size(e);
+	char *d = xmalloc(n);
+	memcpy(d, e, n);
+	return d;
+}
+
+/* Appends v[0:n] to the list *e. */
+static void ex_add(char **e, const char *v, size_t n)
+{
+	size_t old = *e ? ex_size(*e) - 1 : 0;
+	char *d = xmalloc(old + n + 2);
+	if (old)
+		memcpy(d, *e, old);
+	memcpy(d + old, v, n);
+	d[old + n] = '\0';
+	d[old + n + 1] = '\0';
+	free(*e);
+	*e = d;
+}
+
+static void set_add_ex(struct reqlit *s, const char *v, size_t n, const char *ex)
 {
 	s->s = xgrow(s->s, &s->cap, s->n, sizeof *s->s);
 	s->len = xrealloc(s->len, s->cap * sizeof *s->len);
+	s->ex = xrealloc(s->ex, s->cap * sizeof *s->ex);
 	s->s[s->n] = xmalloc(n + 1);
 	memcpy(s->s[s->n], v, n);
 	s->s[s->n][n] = '\0';
 	s->len[s->n] = n;
+	s->ex[s->n] = ex_dup(ex);
 	s->n++;
+}
+
+static void set_add(struct reqlit *s, const char *v, size_t n)
+{
+	set_add_ex(s, v, n, NULL);
 }
 
 void reqlit_free(struct reqlit *s)
 {
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = 0; i < s->n; i++) {
 		free(s->s[i]);
+		free(s->ex[i]);
+	}
+	free(s->ex);
 	free(s->s);
 	free(s->len);
 	free(s->off);
@@ -80,12 +134,55 @@ size_t reqlit_minlen(const struct reqlit *s)
 void reqlit_union(struct reqlit *dst, const struct reqlit *src)
 {
 	for (size_t i = 0; i < src->n; i++)
-		set_add(dst, src->s[i], src->len[i]);
+		set_add_ex(dst, src->s[i], src->len[i], src->ex[i]);
 }
 
+/* Does hay[0:hn] contain nd[0:nn]? The needles are short and the texts log
+ * lines: sixteen places at a time are tested for the needle's first two
+ * bytes, which costs less than memmem()'s set-up. */
 static int contains(const char *hay, size_t hn, const char *nd, size_t nn)
 {
-	return nn == 0 || (nn <= hn && memmem(hay, hn, nd, nn) != NULL);
+	if (nn == 0)
+		return 1;
+	if (nn > hn)
+		return 0;
+	if (nn == 1)
+		return memchr(hay, nd[0], hn) != NULL;
+	size_t last = hn - nn, i = 0; /* last possible start */
+#if defined(__SSE2__)
+	const __m128i f = _mm_set1_epi8(nd[0]), g = _mm_set1_epi8(nd[1]);
+	for (; i + 17 <= hn; i += 16) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)(hay + i));
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(hay + i + 1));
+		unsigned m = (unsigned)_mm_movemask_epi8(
+			_mm_and_si128(_mm_cmpeq_epi8(a, f), _mm_cmpeq_epi8(b, g)));
+		while (m) {
+			size_t at = i + (unsigned)__builtin_ctz(m);
+			m &= m - 1;
+			if (at <= last && memcmp(hay + at + 2, nd + 2, nn - 2) == 0)
+				return 1;
+		}
+	}
+#endif
+	for (; i <= last; i++)
+		if (hay[i] == nd[0] && hay[i + 1] == nd[1] && memcmp(hay + i + 2, nd + 2, nn - 2) == 0)
+			return 1;
+	return 0;
+}
+
+/* Does every text that holds member i and its extras hold j's extras? (Each
+ * of j's extras must lie within i or within one of i's extras.) */
+static int extras_implied(const struct reqlit *s, size_t j, size_t i)
+{
+	for (const char *e = s->ex[j]; e && *e; e += strlen(e) + 1) {
+		size_t el = strlen(e);
+		int ok = contains(s->s[i], s->len[i], e, el);
+		for (const char *x = s->ex[i]; !ok && x && *x; x += strlen(x) + 1)
+			ok = contains(x, strlen(x), e, el);
+		if (!ok)
+			return 0;
+	}
+	return 1;
 }
 
 void reqlit_minimize(struct reqlit *s)
@@ -98,17 +195,19 @@ void reqlit_minimize(struct reqlit *s)
 				continue;
 			/* i is implied by a shorter j, or equal to an earlier j */
 			if (contains(s->s[i], s->len[i], s->s[j], s->len[j]) &&
-			    (s->len[j] < s->len[i] || j < i))
+			    (s->len[j] < s->len[i] || j < i) && extras_implied(s, j, i))
 				drop = 1;
 		}
 		if (drop) {
 			free(s->s[i]);
+			free(s->ex[i]);
 			s->s[i] = NULL;
 		}
 	}
 	for (size_t i = 0; i < s->n; i++)
 		if (s->s[i]) {
 			s->s[k] = s->s[i];
+			s->ex[k] = s->ex[i];
 			s->len[k++] = s->len[i];
 		}
 	s->n = k;
@@ -266,8 +365,40 @@ void reqlit_prepare(struct reqlit *s)
 	teddy_prepare(s);
 }
 
+/* The whole text being searched, in two pieces (see reqlit_any_split). */
+struct rtext {
+	const char *a, *c;
+	size_t alen, clen;
+};
+
+/* Does a + c contain lit[0:n]? */
+static int text_has(const struct rtext *t, const char *lit, size_t n)
+{
+	if (contains(t->c, t->clen, lit, n) || contains(t->a, t->alen, lit, n))
+		return 1;
+	if (!t->alen || !t->clen || n < 2)
+		return 0;
+	if (n > REQLIT_MAX_LEN)
+		return 1; /* not made by the reader; accepting is always safe */
+	char j[2 * REQLIT_MAX_LEN];
+	size_t ja = t->alen < n - 1 ? t->alen : n - 1, jc = t->clen < n - 1 ? t->clen : n - 1;
+	memcpy(j, t->a + t->alen - ja, ja);
+	memcpy(j + ja, t->c, jc);
+	return contains(j, ja + jc, lit, n);
+}
+
+/* Member i was found: does the text also hold its extra literals? */
+static int extras_ok(const struct reqlit *s, size_t i, const struct rtext *t)
+{
+	for (const char *e = s->ex[i]; e && *e; e += strlen(e) + 1)
+		if (!text_has(t, e, strlen(e)))
+			return 0;
+	return 1;
+}
+
 /* Is one of the members whose anchor pair starts at text[pos] at its place there? */
-static int verify(const struct reqlit *s, const char *text, size_t len, size_t pos)
+static int verify(const struct reqlit *s, const char *text, size_t len, size_t pos,
+		  const struct rtext *t)
 {
 	unsigned char c = (unsigned char)text[pos], d = (unsigned char)text[pos + 1];
 	for (size_t i = 0; i < s->n; i++) {
@@ -277,7 +408,8 @@ static int verify(const struct reqlit *s, const char *text, size_t len, size_t p
 		    pos < o)
 			continue;
 		size_t st = pos - o;
-		if (st + s->len[i] <= len && memcmp(text + st, m, s->len[i]) == 0)
+		if (st + s->len[i] <= len && memcmp(text + st, m, s->len[i]) == 0 &&
+		    extras_ok(s, i, t))
 			return 1;
 	}
 	return 0;
@@ -287,7 +419,7 @@ static int verify(const struct reqlit *s, const char *text, size_t len, size_t p
 /* The SSE2 loop below with 32 positions per step, for CPUs that have AVX2
  * (checked at run time: the build does not assume it). */
 __attribute__((target("avx2"))) static int any_avx2(const struct reqlit *s, const char *text,
-						    size_t len)
+						    size_t len, const struct rtext *tx)
 {
 	unsigned char tail[65] = {0};
 	const char *p = text;
@@ -311,7 +443,7 @@ __attribute__((target("avx2"))) static int any_avx2(const struct reqlit *s, cons
 		unsigned bits = (unsigned)_mm256_movemask_epi8(m);
 		while (bits) {
 			unsigned bit = (unsigned)__builtin_ctz(bits);
-			if (i + bit + 1 < len && verify(s, text, len, i + bit))
+			if (i + bit + 1 < len && verify(s, text, len, i + bit, tx))
 				return 1;
 			bits &= bits - 1;
 		}
@@ -323,7 +455,7 @@ __attribute__((target("avx2"))) static int any_avx2(const struct reqlit *s, cons
 #ifdef REQLIT_AVX2
 /* Is a member of one of the buckets in bmask at its place around text[pos]? */
 static int verify_buckets(const struct reqlit *s, const char *text, size_t len, size_t pos,
-			  unsigned bmask)
+			  unsigned bmask, const struct rtext *tx)
 {
 	unsigned char c = (unsigned char)text[pos], d = (unsigned char)text[pos + 1];
 	while (bmask) {
@@ -343,9 +475,9 @@ static int verify_buckets(const struct reqlit *s, const char *text, size_t len, 
 			if (ml <= 16) {
 				while (k < ml && t[k] == m[k])
 					k++;
-				if (k == ml)
+				if (k == ml && extras_ok(s, i, tx))
 					return 1;
-			} else if (memcmp(t, m, ml) == 0) {
+			} else if (memcmp(t, m, ml) == 0 && extras_ok(s, i, tx)) {
 				return 1;
 			}
 		}
@@ -357,7 +489,7 @@ static int verify_buckets(const struct reqlit *s, const char *text, size_t len, 
  * bytes or more is read in place, its last step overlapping the one before;
  * a shorter one is copied into a zero-padded buffer (no member holds NUL). */
 __attribute__((target("avx2"))) static int any_teddy(const struct reqlit *s, const char *text,
-						     size_t len)
+						     size_t len, const struct rtext *tx)
 {
 	const __m256i lo1 = _mm256_loadu_si256((const __m256i *)(const void *)s->tlo1);
 	const __m256i hi1 = _mm256_loadu_si256((const __m256i *)(const void *)s->thi1);
@@ -399,7 +531,7 @@ __attribute__((target("avx2"))) static int any_teddy(const struct reqlit *s, con
 			while (bits) {
 				unsigned bit = (unsigned)__builtin_ctz(bits);
 				bits &= bits - 1;
-				if (base + bit + 1 < len && verify_buckets(s, text, len, base + bit, bb[bit]))
+				if (base + bit + 1 < len && verify_buckets(s, text, len, base + bit, bb[bit], tx))
 					return 1;
 			}
 		}
@@ -409,22 +541,21 @@ __attribute__((target("avx2"))) static int any_teddy(const struct reqlit *s, con
 }
 #endif
 
-int reqlit_any(const struct reqlit *s, const char *text, size_t len)
+/* Does text[0:len], one piece of tx, contain a member (and its extras)? */
+static int any_in(const struct reqlit *s, const char *text, size_t len, const struct rtext *tx)
 {
-	if (s->n == 0)
-		return 0;
 	if (!s->off || s->short_member) { /* not prepared, or a one-byte member */
 		for (size_t i = 0; i < s->n; i++)
-			if (contains(text, len, s->s[i], s->len[i]))
+			if (contains(text, len, s->s[i], s->len[i]) && extras_ok(s, i, tx))
 				return 1;
 		return 0;
 	}
 	size_t i = 0;
 #ifdef REQLIT_AVX2
 	if (s->avx2 && s->teddy)
-		return any_teddy(s, text, len);
+		return any_teddy(s, text, len, tx);
 	if (s->avx2 && s->nanc <= 16)
-		return any_avx2(s, text, len);
+		return any_avx2(s, text, len, tx);
 #endif
 #if defined(__SSE2__)
 	/* Sixteen positions at a time: byte i against each pair's first byte and
@@ -456,7 +587,7 @@ int reqlit_any(const struct reqlit *s, const char *text, size_t len)
 			unsigned bits = (unsigned)_mm_movemask_epi8(m);
 			while (bits) {
 				unsigned bit = (unsigned)__builtin_ctz(bits);
-				if (i + bit + 1 < len && verify(s, text, len, i + bit))
+				if (i + bit + 1 < len && verify(s, text, len, i + bit, tx))
 					return 1;
 				bits &= bits - 1;
 			}
@@ -466,9 +597,33 @@ int reqlit_any(const struct reqlit *s, const char *text, size_t len)
 	}
 #endif
 	for (; i + 1 < len; i++)
-		if (s->is_anc[(unsigned char)text[i]] && verify(s, text, len, i))
+		if (s->is_anc[(unsigned char)text[i]] && verify(s, text, len, i, tx))
 			return 1;
 	return 0;
+}
+
+int reqlit_any_split(const struct reqlit *s, const char *a, size_t alen, const char *c,
+		     size_t clen)
+{
+	if (s->n == 0)
+		return 0;
+	const struct rtext tx = {a, c, alen, clen};
+	if (any_in(s, c, clen, &tx) || (alen && any_in(s, a, alen, &tx)))
+		return 1;
+	if (!alen || !clen)
+		return 0;
+	/* a member across the joint: members have at most REQLIT_MAX_LEN bytes */
+	char j[2 * REQLIT_MAX_LEN];
+	size_t ja = alen < REQLIT_MAX_LEN - 1 ? alen : REQLIT_MAX_LEN - 1;
+	size_t jc = clen < REQLIT_MAX_LEN - 1 ? clen : REQLIT_MAX_LEN - 1;
+	memcpy(j, a + alen - ja, ja);
+	memcpy(j + ja, c, jc);
+	return any_in(s, j, ja + jc, &tx);
+}
+
+int reqlit_any(const struct reqlit *s, const char *text, size_t len)
+{
+	return reqlit_any_split(s, "", 0, text, len);
 }
 
 /* Is a better than b? Longer shortest member first, then fewer members. */
@@ -494,15 +649,49 @@ static void offer(struct reqlit *best, struct reqlit *cand)
 	}
 }
 
-static void offer_run(struct reqlit *best, struct strbuf *run)
+/* Offers a run; it is also noted in singles (every literal a sequence
+ * requires, which become the extras of the sequence's best set). */
+static void offer_run(struct reqlit *best, struct reqlit *singles, struct strbuf *run)
 {
 	if (run->len) {
 		/* a prefix of a required literal is required too; long ones cost more to search */
+		size_t n = run->len > REQLIT_MAX_LEN ? REQLIT_MAX_LEN : run->len;
 		struct reqlit c = {0};
-		set_add(&c, run->s, run->len > REQLIT_MAX_LEN ? REQLIT_MAX_LEN : run->len);
+		set_add(&c, run->s, n);
+		set_add(singles, run->s, n);
 		offer(best, &c);
 	}
 	strbuf_reset(run);
+}
+
+/* Shortest literal worth keeping as an extra: shorter ones are in nearly
+ * every line (the caller's own minimum for members is the same). */
+#define REQLIT_MIN_EXTRA 3
+
+/* Every text that matches the sequence contains a member of best and each
+ * of singles: the singles a member does not contain itself become its extras,
+ * longest first. */
+static void attach_extras(struct reqlit *best, const struct reqlit *singles)
+{
+	for (size_t i = 0; i < best->n; i++) {
+		size_t have = ex_count(best->ex[i]);
+		for (size_t pass = REQLIT_MAX_LEN; pass >= REQLIT_MIN_EXTRA; pass--)
+			for (size_t k = 0; k < singles->n; k++) {
+				const char *v = singles->s[k];
+				size_t vn = singles->len[k];
+				if (vn != pass || have >= REQLIT_MAX_EXTRA ||
+				    contains(best->s[i], best->len[i], v, vn))
+					continue;
+				int dup = 0;
+				for (const char *e = best->ex[i]; e && *e; e += strlen(e) + 1)
+					if (strlen(e) == vn && memcmp(e, v, vn) == 0)
+						dup = 1;
+				if (dup)
+					continue;
+				ex_add(&best->ex[i], v, vn);
+				have++;
+			}
+	}
 }
 
 /* Reads a quantifier at r->p if there is one; returns its minimum (0 or 1
@@ -740,6 +929,7 @@ static const char *literal_group(const char *p, struct strbuf *acc, int depth)
 static void read_seq(struct rdr *r, struct reqlit *out)
 {
 	struct strbuf run = STRBUF_INIT, lit = STRBUF_INIT;
+	struct reqlit singles = {0};
 	while (r->ok && *r->p && *r->p != '|' && *r->p != ')') {
 		unsigned char c = (unsigned char)*r->p;
 		if (c == '(') {
@@ -750,21 +940,29 @@ static void read_seq(struct rdr *r, struct reqlit *out)
 				r->p = e;
 				continue;
 			}
-			offer_run(out, &run);
+			offer_run(out, &singles, &run);
 			struct reqlit g = {0};
 			read_group(r, &g);
 			if (!r->ok) {
 				reqlit_free(&g);
 				break;
 			}
-			if (quantifier(r) == 0)
+			if (quantifier(r) == 0) {
 				reqlit_free(&g);
-			else
+			} else {
+				/* a required group with one member: it and its extras
+				 * are required literals of this sequence too */
+				if (g.n == 1) {
+					set_add(&singles, g.s[0], g.len[0]);
+					for (const char *e = g.ex[0]; e && *e; e += strlen(e) + 1)
+						set_add(&singles, e, strlen(e));
+				}
 				offer(out, &g);
+			}
 			continue;
 		}
 		if (c == '[') {
-			offer_run(out, &run);
+			offer_run(out, &singles, &run);
 			skip_class(r);
 			quantifier(r);
 			continue;
@@ -778,7 +976,7 @@ static void read_seq(struct rdr *r, struct reqlit *out)
 			}
 			if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z')) {
 				/* a class or an assertion (\d \s \w \b \A \n ...) */
-				offer_run(out, &run);
+				offer_run(out, &singles, &run);
 				r->p += 2;
 				quantifier(r);
 				continue;
@@ -787,7 +985,7 @@ static void read_seq(struct rdr *r, struct reqlit *out)
 			c = e; /* an escaped punctuation character is itself */
 		} else if (c >= 0x80) {
 			/* a multi-byte character: kept out of runs (quantifiers bind to all of it) */
-			offer_run(out, &run);
+			offer_run(out, &singles, &run);
 			r->p++;
 			while ((unsigned char)*r->p >= 0x80 && ((unsigned char)*r->p & 0xc0) == 0x80)
 				r->p++;
@@ -795,7 +993,7 @@ static void read_seq(struct rdr *r, struct reqlit *out)
 			continue;
 		} else if (strchr(".^$*+?{}\n\r", c)) {
 			/* newlines stay out: the caller searches single lines */
-			offer_run(out, &run);
+			offer_run(out, &singles, &run);
 			r->p++;
 			quantifier(r);
 			continue;
@@ -804,14 +1002,17 @@ static void read_seq(struct rdr *r, struct reqlit *out)
 		r->p++;
 		int q = quantifier(r);
 		if (q == 0) {
-			offer_run(out, &run);
+			offer_run(out, &singles, &run);
 		} else {
 			strbuf_addc(&run, (char)c);
 			if (q == 1)
-				offer_run(out, &run);
+				offer_run(out, &singles, &run);
 		}
 	}
-	offer_run(out, &run);
+	offer_run(out, &singles, &run);
+	if (r->ok)
+		attach_extras(out, &singles);
+	reqlit_free(&singles);
 	strbuf_free(&run);
 	strbuf_free(&lit);
 }

@@ -26,6 +26,11 @@ struct reqlit {
 	char **s;
 	size_t *len;
 	size_t n, cap;
+	/* ex[i]: literals that every text containing s[i] must also contain to
+	 * be accepted (other words the same part of the pattern requires, e.g.
+	 * "disconnect" plus " auth=0/"), as NUL-terminated strings one after
+	 * the other, ended by an empty one; NULL for none */
+	char **ex;
 	/* set by reqlit_prepare(): each member is found through its rarest pair
 	 * of adjacent bytes (members have at least two bytes; one-byte members
 	 * are searched with memchr) */
@@ -58,8 +63,12 @@ void reqlit_minimize(struct reqlit *s);
 void reqlit_prepare(struct reqlit *s);
 /* Length of the shortest member (0 for an empty set). */
 size_t reqlit_minlen(const struct reqlit *s);
-/* 1 when text[0:len] contains at least one member. */
+/* 1 when text[0:len] contains at least one member (and its extra literals). */
 int reqlit_any(const struct reqlit *s, const char *text, size_t len);
+/* The same for the text a + c given in two pieces (a line with its date cut
+ * out): members and extras may lie in either piece or span the joint. */
+int reqlit_any_split(const struct reqlit *s, const char *a, size_t alen, const char *c,
+		     size_t clen);
 void reqlit_free(struct reqlit *s);
 
 #endif

@@ -113,7 +113,7 @@ static void search(void **state)
 {
 	(void)state;
 	struct reqlit s;
-	assert_true(reqlit_from_pattern("(?:Failed password|Invalid user) for ", 0, &s));
+	assert_true(reqlit_from_pattern("(?:Failed password|Invalid user) ", 0, &s));
 	reqlit_prepare(&s);
 	check_search(&s); /* the CPU's best scan */
 	s.avx2 = 0;
@@ -203,6 +203,11 @@ static void never_rejects_a_match(void **state)
 			if (s.n && !reqlit_any(&s, text, n))
 				fail_msg("pattern %s rejects matching text \"%.*s\" (literal %s)", p.s,
 					 (int)n, text, s.s[0]);
+			/* the same text in two pieces, cut anywhere */
+			size_t cut = rnd((unsigned)n + 1);
+			if (s.n && !reqlit_any_split(&s, text, cut, text + cut, n - cut))
+				fail_msg("pattern %s rejects matching text \"%.*s\" cut at %zu", p.s,
+					 (int)n, text, cut);
 		}
 		reqlit_free(&s);
 		pcre2_code_free(c);
@@ -274,6 +279,40 @@ static void scans_agree(void **state)
 		assert_true(shared > 10);
 }
 
+/* Other literals the same sequence requires ride along as extras: a text
+ * must hold a member and all of that member's extras, in any order, in
+ * either piece of a split text or across the joint. */
+static void extras(void **state)
+{
+	(void)state;
+	struct reqlit s;
+	assert_true(reqlit_from_pattern(
+		"^(?:warning:|disconnect(?= from \\S+(?: \\S+=\\d+)* auth=0/\\d+)) (?P<c>.+)$", 0, &s));
+	reqlit_prepare(&s);
+	assert_int_equal(s.n, 2);
+	assert_true(reqlit_any(&s, "x warning: y", 12));
+	assert_true(reqlit_any(&s, "disconnect from h[1.2.3.4] ehlo=1 auth=0/1 quit=1", 49));
+	assert_false(reqlit_any(&s, "disconnect from h[1.2.3.4] ehlo=1 quit=1 commands=2", 51));
+	assert_true(reqlit_any_split(&s, "disconnect fr", 13, "om x auth=0/2", 13));
+	/* the extras here are " auth=0/" and " from " */
+	assert_true(reqlit_any_split(&s, " from x auth=0/2 ", 17, "disconnect", 10));
+	assert_false(reqlit_any_split(&s, " auth=0/2 ", 10, "disconnect", 10));
+	assert_true(reqlit_any_split(&s, "x aut", 5, "h=0/2 disconnect from y", 23));
+	assert_false(reqlit_any_split(&s, "x aut", 5, "h=1/2 disconnect from y", 23));
+	s.avx2 = 0;
+	assert_false(reqlit_any(&s, "disconnect from h[1.2.3.4] ehlo=1 quit=1 commands=2", 51));
+	assert_true(reqlit_any_split(&s, "x aut", 5, "h=0/2 disconnect from y", 23));
+	reqlit_free(&s);
+
+	/* alternatives keep their own extras; a member with extras is not
+	 * dropped for a shorter one it contains, nor the other way round */
+	assert_true(reqlit_from_pattern("(?:abcd efg|abcd) (?:xyz1|xyz2) tail", 0, &s));
+	reqlit_prepare(&s);
+	assert_true(reqlit_any(&s, "abcd xyz2 tail", 14));
+	assert_false(reqlit_any(&s, "abcd xyz2 tai", 13));
+	reqlit_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -281,6 +320,7 @@ int main(void)
 		cmocka_unit_test(search),
 		cmocka_unit_test(never_rejects_a_match),
 		cmocka_unit_test(scans_agree),
+		cmocka_unit_test(extras),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
