@@ -1099,6 +1099,8 @@ static void build_req(struct filter *f)
 	}
 	reqlit_minimize(&f->req_fail);
 	if (f->req_fail.n > REQ_MAX_FAIL)
+		reqlit_drop_extras(&f->req_fail); /* fewer, plainer members */
+	if (f->req_fail.n > REQ_MAX_FAIL)
 		reqlit_free(&f->req_fail);
 	f->use_req = f->req_pre.n > 0 || f->req_fail.n > 0;
 	reqlit_prepare(&f->req_pre);
@@ -1721,7 +1723,7 @@ static void hit_from(struct filter_arena *a, struct filter_hit *h, int idx, cons
 			continue;
 		char *vc = ar_strndup(a, v, strlen(v));
 		size_t j = 0;
-		while (j < n && strcasecmp(kv[j].key, k) != 0)
+		while (j < n && ((kv[j].key[0] | 0x20) != (k[0] | 0x20) || strcasecmp(kv[j].key, k) != 0))
 			j++;
 		if (j < n) {
 			kv[j].value = vc;

@@ -213,6 +213,15 @@ void reqlit_minimize(struct reqlit *s)
 	s->n = k;
 }
 
+void reqlit_drop_extras(struct reqlit *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->ex[i]);
+		s->ex[i] = NULL;
+	}
+	reqlit_minimize(s);
+}
+
 /* How often a byte shows up in log text, roughly: a literal is looked for
  * through its least frequent byte, so few positions need a comparison. */
 static int byte_freq(unsigned char c)

@@ -59,6 +59,9 @@ int reqlit_from_pattern(const char *pat, uint32_t pflags, struct reqlit *out);
 void reqlit_union(struct reqlit *dst, const struct reqlit *src);
 /* Drops duplicates and literals containing another member (implied by it). */
 void reqlit_minimize(struct reqlit *s);
+/* Forgets every member's extra literals (which can keep members apart that
+ * minimizing would merge), then minimizes. */
+void reqlit_drop_extras(struct reqlit *s);
 /* Makes reqlit_any() fast; call after the last change to the set. */
 void reqlit_prepare(struct reqlit *s);
 /* Length of the shortest member (0 for an empty set). */
