@@ -152,4 +152,9 @@ REFOUT=$("$PL" -H 127.0.0.1 -p "$REFPORT" -c 16 -T 2 -d "$DUR" -w 1 --mix 60:30:
 REF_P99=$(json_field p99_us <<<"$REFOUT")
 printf 'reference (do-nothing server), same open loop: p50 %.0f us, p99 %.0f us\n' \
     "$(json_field p50_us <<<"$REFOUT")" "$REF_P99"
-echo "RESULT ratio=${RATIO} postgrey_rps=${PG_RPS} mxjail_rps=${MX_RPS} open_loop_p99_us=${OL_P99} reference_p99_us=${REF_P99}"
+# and the closed loop against it: the most any server can reach on this machine with
+# this generator beside it (both share the same cores)
+REFCL=$(run_closed "$REFPORT" "$(pgrep -f "policy_load --serve $REFPORT" | head -n 1)")
+REF_RPS=$(json_field rps <<<"$REFCL")
+python3 -c "print(f'reference (do-nothing server), same closed loop: {$REF_RPS:.0f} req/s = {$REF_RPS / max($PG_RPS, 1e-9):.1f}x postgrey (the ceiling of this machine); mxjail reaches {$MX_RPS / max($REF_RPS, 1e-9) * 100:.0f}% of it')"
+echo "RESULT ratio=${RATIO} postgrey_rps=${PG_RPS} mxjail_rps=${MX_RPS} open_loop_p99_us=${OL_P99} reference_p99_us=${REF_P99} reference_rps=${REF_RPS}"
