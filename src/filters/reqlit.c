@@ -7,7 +7,13 @@
  * appear contributes what its alternatives require: the union of the best
  * set of each alternative, or nothing when one alternative requires nothing.
  * Of all runs and groups of a sequence the best set is kept: the one whose
- * shortest member is longest, as that rejects the most lines.
+ * shortest member is longest, as that rejects the most lines. The sequence's
+ * other required literals (its runs, and groups of one member) become the
+ * extras of every member of that set: "disconnect(?= from \S+ auth=0/)" is
+ * looked for as "disconnect", and a line with it is kept only when " from "
+ * and " auth=0/" are in it as well. Extras are checked anywhere in the line
+ * (order and place are the regex's business), so they only ever reject lines
+ * the pattern cannot match.
  *
  * A group of literal text only (fail2ban's tag groups such as
  * "(?P<mlfforget>disconnect)") does not end a run. Groups the reader does not
@@ -766,8 +772,10 @@ static void skip_class(struct rdr *r)
 			}
 			p += 2;
 		} else if (*p == '[' && p[1] == ':') {
+			/* "[:name:]"; PCRE2 reads anything less plain ("[:[:]", a ']'
+			 * or '\\' before ":]") by rules not worth copying: give up */
 			const char *e = strstr(p + 2, ":]");
-			if (!e) {
+			if (!e || strcspn(p + 2, "[]\\") < (size_t)(e - (p + 2))) {
 				r->ok = 0;
 				return;
 			}
@@ -832,6 +840,14 @@ static void read_group(struct rdr *r, struct reqlit *out)
 {
 	const char *p = r->p + 1;
 	int look = 0;
+	if (*p == '*' || (p[0] == '?' && p[1] == '#')) {
+		/* a verb or option setting such as "(*MARK:x)", "(*UTF)" or
+		 * "(*ACCEPT)": not text, and able to change what a match needs;
+		 * a comment "(?#...)" passes a quantifier after it on to the atom
+		 * before it, which the runs here have already taken as required */
+		r->ok = 0;
+		return;
+	}
 	if (*p == '?') {
 		p++;
 		if (*p == ':' || *p == '|' || *p == '>') {

@@ -4,8 +4,10 @@
  *
  * INTERFACE: reqlit_from_pattern() reads a translated (PCRE2 syntax) pattern
  * and returns a set of literal byte strings of which every match must contain
- * at least one (an "any of" set). reqlit_union() widens a set to "this or
- * that"; reqlit_any() tells whether a text contains one of the set. An empty
+ * at least one (an "any of" set); a member may carry extra literals that
+ * must be there too (an "all of" list). reqlit_union() widens a set to "this
+ * or that"; reqlit_any() tells whether a text contains one of the set (with
+ * its extras), reqlit_any_split() the same for a text in two pieces. An empty
  * set (n == 0) means nothing is known: the caller must not reject anything.
  * Strings are owned by the set; reqlit_free() releases them.
  *
