@@ -131,20 +131,6 @@ static void report(struct diag *d, const struct where *w, const char *sect, int 
 		diag_warn(d, file, line, "%s", msg);
 }
 
-/* The flattened keys of one section, without "section.". */
-static size_t section(const struct config *cfg, const char *name, struct kvlist *out)
-{
-	size_t n = strlen(name), found = 0;
-	for (size_t i = 0; i < cfg->mxjail.n; i++) {
-		const struct kv *kv = &cfg->mxjail.v[i];
-		if (strncasecmp(kv->key, name, n) == 0 && kv->key[n] == '.') {
-			kvlist_set(out, kv->key + n + 1, kv->value);
-			found++;
-		}
-	}
-	return found;
-}
-
 static const char *opt(const struct config *cfg, const char *key)
 {
 	const char *v = kvlist_get(&cfg->mxjail, key);
@@ -182,7 +168,7 @@ static void check_metrics(struct diag *d, const struct where *w, const struct co
 static void check_cluster(struct diag *d, const struct where *w, const struct config *cfg)
 {
 	struct kvlist sec = KVLIST_INIT;
-	size_t n = section(cfg, "cluster", &sec);
+	size_t n = config_section(cfg, "cluster", &sec);
 	struct cluster_opts o;
 	char err[512] = "";
 	int r = cluster_opts_parse(&sec, &o, err, sizeof err);
@@ -254,8 +240,8 @@ static void check_number(struct diag *d, const struct where *w, const struct kvl
 static void check_policy(struct diag *d, const struct where *w, const struct config *cfg)
 {
 	struct kvlist sp = KVLIST_INIT, sg = KVLIST_INIT, sr = KVLIST_INIT, ss = KVLIST_INIT;
-	size_t n = section(cfg, "policy", &sp) + section(cfg, "greylist", &sg) +
-		   section(cfg, "ratelimit", &sr) + section(cfg, "spoof", &ss);
+	size_t n = config_section(cfg, "policy", &sp) + config_section(cfg, "greylist", &sg) +
+		   config_section(cfg, "ratelimit", &sr) + config_section(cfg, "spoof", &ss);
 	if (n) {
 		const char *listen = kvlist_get(&sp, "listen");
 		if (listen && *listen)

@@ -229,17 +229,6 @@ static int read_log(struct run *q, const char *name)
 
 /* ---------- state ---------- */
 
-/* mxjail.conf [name] as a kvlist of its keys (cfg->mxjail holds "name.key"). */
-static void section(const struct config *cfg, const char *name, struct kvlist *out)
-{
-	size_t n = strlen(name);
-	for (size_t i = 0; i < cfg->mxjail.n; i++) {
-		const struct kv *kv = &cfg->mxjail.v[i];
-		if (strncasecmp(kv->key, name, n) == 0 && kv->key[n] == '.')
-			kvlist_set(out, kv->key + n + 1, kv->value);
-	}
-}
-
 /* The policy service keeps its tables in its own journal/snapshot rows, in
  * its state file (statefile: a copy, like the store) or, written by an older
  * version, in the store; the engine loads them back as the daemon would, and
@@ -248,10 +237,10 @@ static void read_policy(struct report *r, const struct config *cfg, struct store
 			const char *statefile, double now)
 {
 	struct kvlist sp = KVLIST_INIT, sg = KVLIST_INIT, sr = KVLIST_INIT, ss = KVLIST_INIT;
-	section(cfg, "policy", &sp);
-	section(cfg, "greylist", &sg);
-	section(cfg, "ratelimit", &sr);
-	section(cfg, "spoof", &ss);
+	config_section(cfg, "policy", &sp);
+	config_section(cfg, "greylist", &sg);
+	config_section(cfg, "ratelimit", &sr);
+	config_section(cfg, "spoof", &ss);
 	char err[512];
 	struct policy *p = policy_open(&sp, &sg, &sr, &ss, statefile, st, NULL, now, err,
 				       sizeof err);

@@ -19,6 +19,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/filterload.h"
 #include "config/ini.h"
@@ -264,24 +265,41 @@ int config_load(const char *dir, struct config *out, struct diag *d)
 	return failed ? -1 : 0;
 }
 
+void config_jail_clear(struct jail_conf *j)
+{
+	free(j->name);
+	free(j->filter);
+	for (size_t k = 0; k < j->nlogpath; k++)
+		free(j->logpath[k]);
+	free(j->logpath);
+	for (size_t k = 0; k < j->naction; k++)
+		free(j->action[k]);
+	free(j->action);
+	free(j->backend);
+	kvlist_free(&j->opts);
+	free(j->file);
+	memset(j, 0, sizeof *j);
+}
+
+size_t config_section(const struct config *cfg, const char *name, struct kvlist *out)
+{
+	size_t n = strlen(name), found = 0;
+	for (size_t i = 0; i < cfg->mxjail.n; i++) {
+		const struct kv *kv = &cfg->mxjail.v[i];
+		if (strncasecmp(kv->key, name, n) == 0 && kv->key[n] == '.') {
+			kvlist_set(out, kv->key + n + 1, kv->value);
+			found++;
+		}
+	}
+	return found;
+}
+
 void config_free(struct config *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->njails; i++) {
-		struct jail_conf *j = &c->jails[i];
-		free(j->name);
-		free(j->filter);
-		for (size_t k = 0; k < j->nlogpath; k++)
-			free(j->logpath[k]);
-		free(j->logpath);
-		for (size_t k = 0; k < j->naction; k++)
-			free(j->action[k]);
-		free(j->action);
-		free(j->backend);
-		kvlist_free(&j->opts);
-		free(j->file);
-	}
+	for (size_t i = 0; i < c->njails; i++)
+		config_jail_clear(&c->jails[i]);
 	free(c->jails);
 	free(c->dir);
 	kvlist_free(&c->general);

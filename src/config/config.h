@@ -53,6 +53,11 @@ struct config {
  * and jail.local both is an error. Loads no filters (see config_check). */
 int config_load(const char *dir, struct config *out, struct diag *d);
 void config_free(struct config *c);
+/* Frees one jail section's strings and zeroes it. */
+void config_jail_clear(struct jail_conf *j);
+/* Appends the keys of mxjail.conf [name] to out, without "name." (cfg->mxjail
+ * holds them flattened as "section.key"); returns how many. */
+size_t config_section(const struct config *cfg, const char *name, struct kvlist *out);
 
 /* Splits "name[k=v,...][k2=v2]" into name and options. Returns 0 or -1 with a
  * message in err (e.g. unbalanced brackets, bad key). */

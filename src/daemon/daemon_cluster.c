@@ -45,16 +45,6 @@ struct daemon_cluster {
 	unsigned long skipped_ignored, skipped_nojail;
 };
 
-static void section(const struct config *cfg, const char *name, struct kvlist *out)
-{
-	size_t n = strlen(name);
-	for (size_t i = 0; i < cfg->mxjail.n; i++) {
-		const struct kv *kv = &cfg->mxjail.v[i];
-		if (strncasecmp(kv->key, name, n) == 0 && kv->key[n] == '.')
-			kvlist_set(out, kv->key + n + 1, kv->value);
-	}
-}
-
 /* Ends set from remote bans can be earlier than the timer the ban path
  * armed; one re-arm after a burst instead of a table walk per ban. */
 static void on_rearm(struct loop *l, void *arg)
@@ -292,7 +282,7 @@ static void collect(struct metrics_buf *b, void *arg)
 int daemon_cluster_start(struct daemon *dm, const struct config *cfg)
 {
 	struct kvlist sec = KVLIST_INIT;
-	section(cfg, "cluster", &sec);
+	config_section(cfg, "cluster", &sec);
 	struct cluster_opts o;
 	char err[512];
 	int r = cluster_opts_parse(&sec, &o, err, sizeof err);

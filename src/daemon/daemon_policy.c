@@ -68,17 +68,6 @@ int daemon_policy_enabled(const struct config *cfg)
 	return kvlist_get_bool(&cfg->mxjail, "policy.enabled", 0);
 }
 
-/* mxjail.conf keys come as "section.key"; the engine wants one list per section. */
-static void section(const struct config *cfg, const char *name, struct kvlist *out)
-{
-	size_t n = strlen(name);
-	for (size_t i = 0; i < cfg->mxjail.n; i++) {
-		const struct kv *kv = &cfg->mxjail.v[i];
-		if (strncasecmp(kv->key, name, n) == 0 && kv->key[n] == '.')
-			kvlist_set(out, kv->key + n + 1, kv->value);
-	}
-}
-
 struct policy *daemon_policy_engine(struct daemon_policy *p)
 {
 	return p ? p->engine : NULL;
@@ -181,10 +170,10 @@ struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg
 					char *err, size_t errlen)
 {
 	struct kvlist sp = KVLIST_INIT, sg = KVLIST_INIT, sr = KVLIST_INIT, ss = KVLIST_INIT;
-	section(cfg, "policy", &sp);
-	section(cfg, "greylist", &sg);
-	section(cfg, "ratelimit", &sr);
-	section(cfg, "spoof", &ss);
+	config_section(cfg, "policy", &sp);
+	config_section(cfg, "greylist", &sg);
+	config_section(cfg, "ratelimit", &sr);
+	config_section(cfg, "spoof", &ss);
 	struct daemon_policy *p = xcalloc(1, sizeof *p);
 	p->loop = l;
 	p->store = st;
@@ -577,10 +566,10 @@ void daemon_policy_reload(struct daemon *dm, const struct config *cfg)
 	if (same)
 		return;
 	struct kvlist sp = KVLIST_INIT, sg = KVLIST_INIT, sr = KVLIST_INIT, ss = KVLIST_INIT;
-	section(cfg, "policy", &sp);
-	section(cfg, "greylist", &sg);
-	section(cfg, "ratelimit", &sr);
-	section(cfg, "spoof", &ss);
+	config_section(cfg, "policy", &sp);
+	config_section(cfg, "greylist", &sg);
+	config_section(cfg, "ratelimit", &sr);
+	config_section(cfg, "spoof", &ss);
 	char err[512] = "";
 	struct policy *check = policy_new(&sp, &sg, &sr, &ss, NULL, NULL, loop_realtime(), err,
 					  sizeof err);

@@ -36,22 +36,6 @@ static void split_lines(const char *v, char ***out, size_t *n)
 	}
 }
 
-static void jc_clear(struct jail_conf *j)
-{
-	free(j->name);
-	free(j->filter);
-	for (size_t k = 0; k < j->nlogpath; k++)
-		free(j->logpath[k]);
-	free(j->logpath);
-	for (size_t k = 0; k < j->naction; k++)
-		free(j->action[k]);
-	free(j->action);
-	free(j->backend);
-	kvlist_free(&j->opts);
-	free(j->file);
-	memset(j, 0, sizeof *j);
-}
-
 /* The section a running jail was built from. file/line come from the section
  * on disk when there is one (messages), else name the running jail. */
 static void jc_from_running(const struct daemon_jail *rj, const struct jail_conf *disk,
@@ -92,7 +76,7 @@ void daemon_config_keep_others(struct daemon *dm, struct config *cfg, const char
 		}
 		struct jail_conf keep;
 		jc_from_running(rj, jc, &keep);
-		jc_clear(jc);
+		config_jail_clear(jc);
 		*jc = keep;
 	}
 	/* running jails whose sections are gone from disk keep running */
