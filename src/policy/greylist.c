@@ -587,25 +587,14 @@ static void subst(struct strbuf *out, const char *tmpl, char k1, const char *v1,
 }
 
 /* Whole seconds as text, like "%.0f" of a whole number, without the
- * floating-point formatter (it runs for every deferred request). */
-static void fmt_secs(char *buf, size_t len, double v)
+ * floating-point formatter (it runs for every deferred request). buf has
+ * room for 32 bytes. */
+static void fmt_secs(char buf[32], double v)
 {
-	if (!(v >= 0 && v < 1e15)) {
-		snprintf(buf, len, "%.0f", v);
-		return;
-	}
-	char tmp[24];
-	size_t i = sizeof(tmp);
-	uint64_t n = (uint64_t)v;
-	do {
-		tmp[--i] = (char)('0' + n % 10);
-		n /= 10;
-	} while (n);
-	size_t k = sizeof(tmp) - i;
-	if (k >= len)
-		k = len - 1;
-	memcpy(buf, tmp + i, k);
-	buf[k] = '\0';
+	if (v >= 0 && v < 1e15)
+		policy_u64_str(buf, (uint64_t)v);
+	else
+		snprintf(buf, 32, "%.0f", v);
 }
 
 enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, double now,
@@ -720,7 +709,7 @@ enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, dou
 	}
 	if (diff > 0) {
 		char secs[32], *dom;
-		fmt_secs(secs, sizeof(secs), ceil(diff));
+		fmt_secs(secs, ceil(diff));
 		dom = strrchr(rcpt, '@');
 		subst(out, g->action, 's', secs, 'r', dom ? dom + 1 : rcpt);
 		return PV_DEFER;
@@ -729,7 +718,7 @@ enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, dou
 		char secs[32], date[64];
 		struct tm tm;
 		time_t tt = (time_t)now;
-		fmt_secs(secs, sizeof(secs), floor(now - first));
+		fmt_secs(secs, floor(now - first));
 		localtime_r(&tt, &tm);
 		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 		strbuf_adds(out, "PREPEND ");

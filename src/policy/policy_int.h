@@ -135,6 +135,8 @@ int policy_pstate_flush(struct pstate *ps, const struct pstate_io *io, double no
 			struct pqueue *q);
 /* Appends v in decimal (no printf: snapshots write millions of numbers). */
 void policy_add_u64(struct strbuf *b, uint64_t v);
+/* v in decimal into buf (NUL-terminated, at least 21 bytes); returns its length. */
+size_t policy_u64_str(char *buf, uint64_t v);
 /* Starts the snapshot walk of a table again. */
 void policy_ptable_walk_reset(struct ptable *t, int which);
 

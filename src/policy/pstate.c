@@ -47,7 +47,7 @@
 #define PS_JOURNAL_ROWS 3600   /* a snapshot at least this often (flushes) */
 #define PS_JOURNAL_MIN (4 << 20)
 
-void policy_add_u64(struct strbuf *b, uint64_t v)
+size_t policy_u64_str(char *buf, uint64_t v)
 {
 	char tmp[24];
 	size_t i = sizeof(tmp);
@@ -55,7 +55,16 @@ void policy_add_u64(struct strbuf *b, uint64_t v)
 		tmp[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	strbuf_add(b, tmp + i, sizeof(tmp) - i);
+	size_t n = sizeof(tmp) - i;
+	memcpy(buf, tmp + i, n);
+	buf[n] = '\0';
+	return n;
+}
+
+void policy_add_u64(struct strbuf *b, uint64_t v)
+{
+	char tmp[24];
+	strbuf_add(b, tmp, policy_u64_str(tmp, v));
 }
 
 void policy_pstate_init(struct pstate *ps, const char *ns, const struct pstate_ops *ops,
