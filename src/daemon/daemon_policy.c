@@ -475,25 +475,30 @@ static int wants(const char *list, const char *check)
 	return 0;
 }
 
+/* greylist defers are routine (most first attempts) and Postfix logs them
+ * too: one log write per request would cost more than the check */
+static enum log_level event_level(const char *check)
+{
+	return strcmp(check, "greylist") == 0 ? LOG_LVL_DEBUG : LOG_LVL_INFO;
+}
+
+/* Whether jail j counts this check's events (backend = policy, policyevents). */
+static int jail_counts(const struct daemon_jail *j, const char *check)
+{
+	const char *be = kvlist_get(&j->opts, "backend");
+	return be && strcasecmp(be, "policy") == 0 &&
+	       wants(kvlist_get(&j->opts, "policyevents"), check);
+}
+
 static void on_event(void *arg, const char *check, const char *id, const char *key,
 		     const char *line, double now)
 {
 	struct daemon *dm = arg;
 	(void)key;
-	/* greylist defers are routine (most first attempts) and Postfix logs
-	 * them too: one log write per request would cost more than the check */
-	if (!strcmp(check, "greylist"))
-		log_debug("%s", line);
-	else
-		log_info("%s", line);
-	if (!dm->set)
-		return;
-	for (size_t i = 0; i < dm->set->njails; i++) {
+	log_msg(event_level(check), "%s", line);
+	for (size_t i = 0; dm->set && i < dm->set->njails; i++) {
 		struct daemon_jail *j = dm->set->jails[i];
-		const char *be = kvlist_get(&j->opts, "backend");
-		if (!be || strcasecmp(be, "policy") != 0)
-			continue;
-		if (!wants(kvlist_get(&j->opts, "policyevents"), check))
+		if (!jail_counts(j, check))
 			continue;
 		char *lines[] = {(char *)line};
 		daemon_on_failure(j, id, now, lines, 1, NULL);
@@ -504,15 +509,11 @@ static void on_event(void *arg, const char *check, const char *id, const char *k
 static int want_event(void *arg, const char *check)
 {
 	struct daemon *dm = arg;
-	if (log_enabled(strcmp(check, "greylist") == 0 ? LOG_LVL_DEBUG : LOG_LVL_INFO))
+	if (log_enabled(event_level(check)))
 		return 1;
-	for (size_t i = 0; dm->set && i < dm->set->njails; i++) {
-		struct daemon_jail *j = dm->set->jails[i];
-		const char *be = kvlist_get(&j->opts, "backend");
-		if (be && strcasecmp(be, "policy") == 0 &&
-		    wants(kvlist_get(&j->opts, "policyevents"), check))
+	for (size_t i = 0; dm->set && i < dm->set->njails; i++)
+		if (jail_counts(dm->set->jails[i], check))
 			return 1;
-	}
 	return 0;
 }
 
