@@ -7,15 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/xmalloc.h"
-
-static uint64_t strmap_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 /* Doubles the table (at least 64 slots), keeping it at most half full. */
 static void grow(struct strmap *m)
@@ -26,7 +19,7 @@ static void grow(struct strmap *m)
 	for (size_t i = 0; i < m->cap; i++) {
 		if (!m->keys[i])
 			continue;
-		size_t k = strmap_hash(m->keys[i]) & (cap - 1);
+		size_t k = hash_str(HASH_SEED, m->keys[i]) & (cap - 1);
 		while (keys[k])
 			k = (k + 1) & (cap - 1);
 		keys[k] = m->keys[i];
@@ -45,7 +38,7 @@ size_t *strmap_slot(struct strmap *m, const char *key, int create, size_t init)
 		grow(m);
 	if (!m->cap)
 		return NULL;
-	size_t k = strmap_hash(key) & (m->cap - 1);
+	size_t k = hash_str(HASH_SEED, key) & (m->cap - 1);
 	while (m->keys[k]) {
 		if (strcmp(m->keys[k], key) == 0)
 			return &m->vals[k];

@@ -31,9 +31,10 @@
 #include <time.h>
 
 #include "actions/fw_cmd.h"
-#include "core/timefmt.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/timefmt.h"
 #include "core/xmalloc.h"
 #include "daemon/daemon_int.h"
 #include "store/store.h"
@@ -61,13 +62,9 @@ struct daemon_banq {
 
 static uint64_t hash2(const char *a, const char *b)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *a; a++)
-		h = (h ^ (unsigned char)*a) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (; *b; b++)
-		h = (h ^ (unsigned char)*b) * 1099511628211ULL;
-	return h;
+	uint64_t h = hash_str(HASH_SEED, a);
+	h = (h ^ 0xff) * 1099511628211ULL; /* a byte no text has: "ab"+"c" != "a"+"bc" */
+	return hash_str(h, b);
 }
 
 static void tab_grow(struct daemon_bantab *t)

@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "core/diag.h"
+#include "core/hash.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "filters/strptime.h"
@@ -702,10 +703,7 @@ static int tmpl_compile(struct tmpl *t, char *err, size_t errlen)
 	uint32_t count, esize;
 	PCRE2_SPTR table;
 	pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &t->ncap);
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-	for (const unsigned char *c = (const unsigned char *)t->regex; *c; c++)
-		h = (h ^ *c) * 1099511628211ULL;
-	t->rhash = h;
+	t->rhash = hash_str(HASH_SEED, t->regex);
 	t->rlen = strlen(t->regex);
 	pcre2_pattern_info(code, PCRE2_INFO_NAMECOUNT, &count);
 	pcre2_pattern_info(code, PCRE2_INFO_NAMEENTRYSIZE, &esize);

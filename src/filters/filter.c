@@ -34,6 +34,7 @@
 #endif
 
 #include "core/diag.h"
+#include "core/hash.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "filters/hosttags.h"
@@ -1555,17 +1556,10 @@ static struct strv *update_users(struct fdict *d, const char *user)
 	return d->users.n ? &d->users : NULL;
 }
 
-static uint64_t key_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
 
 static struct mlfid_ent *mlfid_get(struct filter *f, const char *key, double now)
 {
-	uint64_t h = key_hash(key);
+	uint64_t h = hash_str(HASH_SEED, key);
 	for (size_t i = 0; i < f->nmlfid; i++) {
 		if (f->mlfid[i].hash != h || strcmp(f->mlfid[i].key, key) != 0)
 			continue;
@@ -1610,7 +1604,7 @@ static void mlfid_set(struct filter *f, const char *key, struct fdict *fail, dou
 		}
 	}
 	f->mlfid[f->nmlfid].key = xstrdup(key);
-	f->mlfid[f->nmlfid].hash = key_hash(key);
+	f->mlfid[f->nmlfid].hash = hash_str(HASH_SEED, key);
 	f->mlfid[f->nmlfid].fail = fail;
 	f->mlfid[f->nmlfid].expires = now + MLFID_TTL;
 	f->nmlfid++;

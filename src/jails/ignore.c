@@ -51,6 +51,7 @@
 
 #include "config/config.h"
 #include "core/diag.h"
+#include "core/hash.h"
 #include "core/kvlist.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -732,15 +733,6 @@ static int file_load(struct ignorelist *l, struct src *s, int force, struct diag
 
 /* ------------------------------------------------------------------ build */
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
 
 
 static void rebuild(struct ignorelist *l)
@@ -808,7 +800,7 @@ static void strset_init(struct strset *h, size_t expect)
 /* Returns 1 when s was already in the set, else adds it (not copied). */
 static int strset_add(struct strset *h, const char *s)
 {
-	size_t i = (size_t)hash_str(s) & h->mask;
+	size_t i = (size_t)hash_str(HASH_SEED, s) & h->mask;
 	while (h->slot[i]) {
 		if (strcmp(h->slot[i], s) == 0)
 			return 1;
@@ -957,7 +949,7 @@ static void cache_free(struct cache *c)
 static void cache_remove(struct cache *c, uint32_t idx)
 {
 	struct centry *e = &c->e[idx - 1];
-	uint32_t *pp = &c->buckets[hash_str(e->key) & (c->nbuckets - 1)];
+	uint32_t *pp = &c->buckets[hash_str(HASH_SEED, e->key) & (c->nbuckets - 1)];
 	while (*pp && *pp != idx)
 		pp = &c->e[*pp - 1].hnext;
 	if (*pp)
@@ -980,7 +972,7 @@ static void cache_remove(struct cache *c, uint32_t idx)
 /* Returns the verdict (0/1) or -1 on a miss; an expired entry is dropped. */
 static int cache_get(struct cache *c, const char *key, double now)
 {
-	uint32_t i = c->buckets[hash_str(key) & (c->nbuckets - 1)];
+	uint32_t i = c->buckets[hash_str(HASH_SEED, key) & (c->nbuckets - 1)];
 	while (i) {
 		struct centry *e = &c->e[i - 1];
 		if (strcmp(e->key, key) == 0) {
@@ -996,7 +988,7 @@ static int cache_get(struct cache *c, const char *key, double now)
 
 static void cache_set(struct cache *c, const char *key, int verdict, double now)
 {
-	uint32_t i = c->buckets[hash_str(key) & (c->nbuckets - 1)];
+	uint32_t i = c->buckets[hash_str(HASH_SEED, key) & (c->nbuckets - 1)];
 	for (; i; i = c->e[i - 1].hnext)
 		if (strcmp(c->e[i - 1].key, key) == 0) {
 			c->e[i - 1].verdict = verdict;
@@ -1020,7 +1012,7 @@ static void cache_set(struct cache *c, const char *key, int verdict, double now)
 		idx = (uint32_t)++c->ne;
 	}
 	struct centry *e = &c->e[idx - 1];
-	uint32_t *b = &c->buckets[hash_str(key) & (c->nbuckets - 1)];
+	uint32_t *b = &c->buckets[hash_str(HASH_SEED, key) & (c->nbuckets - 1)];
 	e->key = xstrdup(key);
 	e->verdict = verdict;
 	e->expires = now + c->maxtime;

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hash.h"
 #include "core/xmalloc.h"
 #include "jails/evspool.h"
 
@@ -68,13 +69,9 @@ struct jail {
 	uint64_t base;           /* spool size after the last compaction */
 };
 
-static uint64_t hash_str(const char *s)
+static uint64_t rec_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
+	uint64_t h = hash_str(HASH_SEED, s);
 	return h ^ (h >> 29);
 }
 
@@ -321,7 +318,7 @@ static void ev_push(struct jail *j, struct rec *r, const char *const *lines, siz
 int jail_add_failure(struct jail *j, const char *id, double t, const char *const *lines,
 		     size_t nlines, struct jail_ban *ban)
 {
-	uint64_t h = hash_str(id);
+	uint64_t h = rec_hash(id);
 	size_t i = find_slot(j, id, h);
 	struct rec *r = j->slots[i];
 	if (r) {
@@ -380,7 +377,7 @@ int jail_add_failure(struct jail *j, const char *id, double t, const char *const
 
 void jail_forget(struct jail *j, const char *id)
 {
-	uint64_t h = hash_str(id);
+	uint64_t h = rec_hash(id);
 	struct rec *r = j->slots[find_slot(j, id, h)];
 	if (r)
 		remove_rec(j, r);
@@ -400,7 +397,7 @@ size_t jail_tracked(const struct jail *j)
 
 unsigned jail_retry(const struct jail *j, const char *id)
 {
-	const struct rec *r = j->slots[find_slot(j, id, hash_str(id))];
+	const struct rec *r = j->slots[find_slot(j, id, rec_hash(id))];
 	return r ? r->retry : 0;
 }
 

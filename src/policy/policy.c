@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/hash.h"
 #include "core/kvlist.h"
 #include "core/xmalloc.h"
 #include "jails/jail.h"
@@ -49,7 +50,7 @@ static const char *const chkname[CHK_N] = { "banned", "spoof", "greylist", "rate
 
 struct topk {
 	char *key[TOPK];
-	uint32_t h[TOPK];     /* hash of key: most comparisons end here */
+	uint64_t h[TOPK];     /* hash of key: most comparisons end here */
 	unsigned long n[TOPK];
 	size_t used;
 };
@@ -141,9 +142,7 @@ int policy_opt_uint(const struct kvlist *l, const char *section, const char *nam
  * and inherits it, so memory is fixed whatever the attacker sends. */
 static void top_add(struct topk *t, const char *key)
 {
-	uint32_t h = 2166136261u;
-	for (const char *s = key; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
+	uint64_t h = hash_str(HASH_SEED, key);
 	size_t min = 0;
 	for (size_t i = 0; i < t->used; i++) {
 		if (t->h[i] == h && strcmp(t->key[i], key) == 0) {
