@@ -88,6 +88,7 @@ struct filesrc {
 	int nold;
 	src_line_cb cb;
 	void *arg;
+	void (*done)(void *arg); /* after each wakeup's lines (filesrc_set_done) */
 	uint64_t cont_timer;
 	uint64_t old_timer;  /* closes old inodes when their keep time is over */
 	int dirty;
@@ -504,7 +505,17 @@ static void check_truncation(struct filesrc *f)
 		filesrc_fingerprint(o->fd, &o->fp, &o->fplen);
 }
 
+static void fs_read(struct filesrc *f);
+
+/* Every delivery happens in here, so `done` marks the end of a wakeup's lines. */
 static void fs_check(struct filesrc *f)
+{
+	fs_read(f);
+	if (f->done)
+		f->done(f->arg);
+}
+
+static void fs_read(struct filesrc *f)
 {
 	struct filesrc_set *s = f->set;
 	size_t budget = s->o.max_per_turn;
@@ -866,6 +877,11 @@ void filesrc_get_pos(const struct filesrc *f, struct filesrc_pos *out)
 	out->fplen = f->cur.fplen;
 	/* a position without fingerprint can only mean "nothing read yet" */
 	out->offset = f->cur.fplen ? f->cur.off : 0;
+}
+
+void filesrc_set_done(struct filesrc *f, void (*done)(void *arg))
+{
+	f->done = done;
 }
 
 void filesrc_poke(struct filesrc *f)

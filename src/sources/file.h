@@ -106,6 +106,9 @@ struct filesrc_set *filesrc_set_free(struct filesrc_set *s);
 struct filesrc *filesrc_new(struct filesrc_set *s, const char *path,
 			    const struct filesrc_start *start, src_line_cb cb, void *arg);
 struct filesrc *filesrc_free(struct filesrc *f);
+/* done(arg) runs after every wakeup that may have delivered lines (with the
+ * line callback's arg): a caller that batches lines finishes them there. */
+void filesrc_set_done(struct filesrc *f, void (*done)(void *arg));
 
 void filesrc_get_pos(const struct filesrc *f, struct filesrc_pos *out);
 /* Reads what is available now (same as a wakeup; bounded by max_per_turn). */
