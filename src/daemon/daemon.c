@@ -254,6 +254,16 @@ static void apply_general(struct daemon *dm, const struct config *cfg)
 	v = cfg_get(cfg, "mxjail.maxtracked");
 	if (v && strtoul(v, NULL, 10) >= 16)
 		dm->maxtracked_default = strtoul(v, NULL, 10);
+	v = cfg_get(cfg, "mxjail.filter_thread");
+	int want = daemon_lines_want(v);
+	if (want < 0) {
+		log_warnx("mxjail.conf: filter_thread = %s: expected auto, yes or no; using auto", v);
+		want = daemon_lines_want(NULL);
+	}
+	if (want && !dm->lines)
+		dm->lines = daemon_lines_new();
+	else if (!want && dm->lines)
+		daemon_lines_free(dm);
 	free(dm->default_banaction);
 	v = cfg_get(cfg, "mxjail.banaction");
 	dm->default_banaction = xstrdup(v && strcasecmp(v, "null") != 0 ? v : "nftables-allports");
@@ -481,6 +491,7 @@ static void daemon_free(struct daemon *dm)
 		free(dm->xfw[i]);
 	}
 	free(dm->xfw);
+	daemon_lines_free(dm);
 	dm->fset = filesrc_set_free(dm->fset);
 	dm->store = store_close(dm->store);
 	filter_result_free(&dm->res);

@@ -179,6 +179,7 @@ struct daemon {
 	int stopping;
 	int started_loop;              /* the loop ran: command actions get stopped */
 	struct filter_result res;      /* scratch for line dispatch */
+	struct daemon_lines *lines;    /* the filter thread's batches (NULL: one line at a time) */
 	/* metrics (daemon_http.c) */
 	struct metrics *metrics;       /* collectors; daemon_metrics() creates it */
 	struct daemon_http *http;      /* listener for /metrics and the status page */
@@ -191,6 +192,18 @@ struct daemon {
 	struct daemon_cluster *cluster; /* [cluster] redis set: this node's link (daemon_cluster.c) */
 	char *cluster_conf;            /* [cluster] as last applied, so reload sees changes */
 };
+
+/* daemon_lines.c: one line of a source to its filters and jails (jtime >= 0: a
+ * journal entry's time). With the filter thread, a file source's lines wait in
+ * a batch until it is full or daemon_lines_drain() (the end of the source's
+ * wakeup); then their failures reach the jails in the same order. */
+void daemon_line(struct daemon_source *src, const char *line, size_t len, double jtime);
+void daemon_lines_drain(struct daemon *dm);
+struct daemon_lines *daemon_lines_new(void);
+/* Drains, stops the thread and sets dm->lines to NULL. */
+void daemon_lines_free(struct daemon *dm);
+/* `filter_thread` setting (auto, yes, no): 1 use the thread, 0 not, -1 invalid. */
+int daemon_lines_want(const char *setting);
 
 /* daemon_setup.c: builds a set from the configuration; errors go to d. */
 struct daemon_set *daemon_set_build(struct daemon *dm, const struct config *cfg, struct diag *d);

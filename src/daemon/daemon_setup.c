@@ -5,7 +5,8 @@
  *
  * Each source is read once: a line is prepared once per distinct date
  * setting (filter_date_key), run through each distinct filter once, and the
- * failures go to every jail behind that filter on that source. Positions are
+ * failures go to every jail behind that filter on that source (daemon_lines.c,
+ * which may match a file's lines in the filter thread). Positions are
  * saved in the store per file path (offset + first-line fingerprint) and as
  * one journal cursor, so a restart neither loses nor re-counts lines; a file
  * without a saved position is read back `findtime` seconds (or from its end
@@ -619,56 +620,21 @@ struct daemon_jail *daemon_jail_find(const struct daemon_set *s, const char *nam
 
 /* ---------- reading ---------- */
 
-static void dispatch(struct daemon_source *src, const char *line, size_t len, double jtime)
-{
-	struct daemon *dm = src->d;
-	int matched = 0;
-	/* timed per batch (until the turn ends), not per line; the batch's lines
-	 * are also dated against one clock reading, so that the date detector's
-	 * cache carries from line to line */
-	if (!dm->line_busy)
-		daemon_lines_batch_begin(dm);
-	double now = dm->line_now;
-	src->lines_read++;
-	struct datedetect_memo memo; /* filters with different date settings share searches */
-	datedetect_memo_reset(&memo);
-	for (size_t i = 0; i < src->ntaps; i++) {
-		struct daemon_tap *t = &src->taps[i];
-		struct daemon_filter *df = t->flt;
-		df->clk.now = now;
-		if (t->share == i)
-			filter_prepare_memo(df->f, line, len, jtime, &df->clk, &memo, &t->fl);
-		filter_result_reset(&dm->res);
-		filter_process_prepared(df->f, &src->taps[t->share].fl, &df->clk, &dm->res);
-		unsigned long lh = filter_get_stats(df->f)->limit_hits;
-		if (lh != df->limit_hits) {
-			df->limit_hits = lh;
-			log_warnx("filter %s on %s: regex match limit reached; line treated as not "
-				  "matching",
-				  df->spec, src->path);
-		}
-		for (size_t h = 0; h < dm->res.n; h++) {
-			struct filter_hit *hit = &dm->res.hits[h];
-			if (!hit->id || hit->nofail)
-				continue;
-			matched = 1;
-			for (size_t k = 0; k < t->njails; k++)
-				daemon_on_failure(t->jails[k], hit->id, hit->time, hit->lines,
-						  hit->nlines, &hit->groups);
-		}
-	}
-	src->lines_matched += (unsigned long)matched;
-}
-
 static void on_file_line(const char *line, size_t len, double time, void *arg)
 {
 	(void)time;
-	dispatch(arg, line, len, -1.0);
+	daemon_line(arg, line, len, -1.0);
+}
+
+static void on_file_done(void *arg)
+{
+	struct daemon_source *src = arg;
+	daemon_lines_drain(src->d);
 }
 
 static void on_journal_line(const char *line, size_t len, double time, void *arg)
 {
-	dispatch(arg, line, len, time >= 0 ? time : daemon_now());
+	daemon_line(arg, line, len, time >= 0 ? time : daemon_now());
 }
 
 /* Date of a line for the read-back search, as the source's first filter sees it. */
@@ -730,6 +696,7 @@ static void source_start_file(struct daemon *dm, struct daemon_source *src)
 		.date_arg = src,
 	};
 	src->fs = filesrc_new(dm->fset, src->path, &st, on_file_line, src);
+	filesrc_set_done(src->fs, on_file_done);
 	log_info("reading %s%s", src->path,
 		 have ? " from its saved position" : src->tail ? " from its end" : "");
 }
@@ -880,6 +847,7 @@ void daemon_set_stop_sources(struct daemon *dm, struct daemon_set *s)
 {
 	if (!s)
 		return;
+	daemon_lines_drain(dm);
 	daemon_save_positions(dm);
 	for (size_t i = 0; i < s->nsources; i++)
 		s->sources[i]->fs = filesrc_free(s->sources[i]->fs);
