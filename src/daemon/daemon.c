@@ -260,10 +260,7 @@ static void apply_general(struct daemon *dm, const struct config *cfg)
 		log_warnx("mxjail.conf: filter_thread = %s: expected auto, yes or no; using auto", v);
 		want = daemon_lines_want(NULL);
 	}
-	if (want && !dm->lines)
-		dm->lines = daemon_lines_new();
-	else if (!want && dm->lines)
-		daemon_lines_free(dm);
+	daemon_lines_setup(dm, want);
 	free(dm->default_banaction);
 	v = cfg_get(cfg, "mxjail.banaction");
 	dm->default_banaction = xstrdup(v && strcasecmp(v, "null") != 0 ? v : "nftables-allports");
@@ -494,7 +491,6 @@ static void daemon_free(struct daemon *dm)
 	daemon_lines_free(dm);
 	dm->fset = filesrc_set_free(dm->fset);
 	dm->store = store_close(dm->store);
-	filter_result_free(&dm->res);
 	if (dm->loop)
 		loop_free(dm->loop);
 	free(dm->confdir);

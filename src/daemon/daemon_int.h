@@ -22,6 +22,7 @@
 #include "core/kvlist.h"
 #include "core/strbuf.h"
 #include "daemon/daemon.h"
+#include "filters/fbatch.h"
 #include "filters/filter.h"
 #include "jails/jail.h"
 #include "net/addr.h"
@@ -87,7 +88,6 @@ struct daemon_tap {
 	struct daemon_filter *flt;
 	struct daemon_jail **jails;
 	size_t njails;
-	struct filter_line fl;         /* this line, prepared (valid during dispatch) */
 	size_t share;                  /* index of the tap whose preparation is reused */
 };
 
@@ -104,6 +104,9 @@ struct daemon_source {
 	struct filesrc_pos saved;      /* what the store holds (avoid rewrites) */
 	int have_saved;
 	unsigned long lines_read, lines_matched; /* metrics; carried across reloads */
+	struct fbatch_tap *ftaps;      /* the taps as the line batcher sees them */
+	struct fbatch_set fset;
+	int line_matched;              /* the line being reported had a failure */
 };
 
 struct daemon_set {
@@ -178,8 +181,8 @@ struct daemon {
 	uint64_t watchdog_usec;
 	int stopping;
 	int started_loop;              /* the loop ran: command actions get stopped */
-	struct filter_result res;      /* scratch for line dispatch */
-	struct daemon_lines *lines;    /* the filter thread's batches (NULL: one line at a time) */
+	struct fbatch *fb;             /* lines to filters (daemon_lines.c) */
+	int fb_thread;                 /* fb matches in a worker thread */
 	/* metrics (daemon_http.c) */
 	struct metrics *metrics;       /* collectors; daemon_metrics() creates it */
 	struct daemon_http *http;      /* listener for /metrics and the status page */
@@ -194,16 +197,18 @@ struct daemon {
 };
 
 /* daemon_lines.c: one line of a source to its filters and jails (jtime >= 0: a
- * journal entry's time). With the filter thread, a file source's lines wait in
- * a batch until it is full or daemon_lines_drain() (the end of the source's
- * wakeup); then their failures reach the jails in the same order. */
+ * journal entry's time). With the filter thread a file's lines wait in a
+ * batch until it is full or daemon_lines_drain() (the end of the source's
+ * wakeup); their failures reach the jails in the same order either way. */
 void daemon_line(struct daemon_source *src, const char *line, size_t len, double jtime);
 void daemon_lines_drain(struct daemon *dm);
-struct daemon_lines *daemon_lines_new(void);
-/* Drains, stops the thread and sets dm->lines to NULL. */
+/* Makes dm->fb for the setting (thread 1: matching in a worker thread). */
+void daemon_lines_setup(struct daemon *dm, int thread);
 void daemon_lines_free(struct daemon *dm);
 /* `filter_thread` setting (auto, yes, no): 1 use the thread, 0 not, -1 invalid. */
 int daemon_lines_want(const char *setting);
+/* After the source's taps and their shares are final. */
+void daemon_source_taps_ready(struct daemon_source *src);
 
 /* daemon_setup.c: builds a set from the configuration; errors go to d. */
 struct daemon_set *daemon_set_build(struct daemon *dm, const struct config *cfg, struct diag *d);

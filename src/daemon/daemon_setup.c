@@ -110,6 +110,7 @@ static void source_attach(struct daemon_source *src, struct daemon_jail *j, int 
 	}
 	t->jails = xrealloc(t->jails, (t->njails + 1) * sizeof *t->jails);
 	t->jails[t->njails++] = j;
+	daemon_source_taps_ready(src);
 	if (tail)
 		src->tail = 1;
 	double since = daemon_now() - j->p.findtime;
@@ -606,6 +607,7 @@ struct daemon_set *daemon_set_build(struct daemon *dm, const struct config *cfg,
 					break;
 				}
 		}
+		daemon_source_taps_ready(src);
 	}
 	return s;
 }
@@ -864,6 +866,7 @@ struct daemon_set *daemon_set_free(struct daemon_set *s)
 		for (size_t k = 0; k < src->ntaps; k++)
 			free(src->taps[k].jails);
 		free(src->taps);
+		free(src->ftaps);
 		free(src->path);
 		free(src);
 	}

@@ -1,0 +1,412 @@
+/*
+ * fbatch - log lines through filters on one CPU or two (see fbatch.h).
+ *
+ * Two batches take turns: one fills (and is prepared on the caller's thread),
+ * the other is with the worker or waiting to be reported. The hand-over is a
+ * mutex and two condition variables with one batch in flight, which costs a
+ * few microseconds per LB_LINES lines. Nothing here is global: the worker
+ * thread belongs to its fbatch and is joined by fbatch_free().
+ */
+#include "filters/fbatch.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/xmalloc.h"
+
+#define LB_LINES 512
+#define LB_BYTES (128u * 1024)
+
+struct lb_tap {
+	struct filter_result res;
+	size_t end[LB_LINES];      /* res.n after each line */
+	struct date_clock clk;     /* the filter's clock (now set per line) */
+};
+
+struct lbatch {
+	const struct fbatch_set *set;
+	size_t n;
+	size_t off[LB_LINES];
+	size_t len[LB_LINES];
+	double jtime[LB_LINES];
+	double now[LB_LINES];
+	uint64_t tag[LB_LINES];
+	char *buf;                 /* the lines' bytes */
+	size_t blen, bcap;
+	char *cbuf;                /* lines whose UTF-8 had to be repaired */
+	size_t clen, ccap;
+	/* [line * ngroups + group]: one preparation per share leader */
+	struct filter_line *fl;
+	size_t *coff;              /* the same: offset of the text in cbuf, or SIZE_MAX */
+	size_t flcap;
+	/* [line * ntaps + tap] */
+	unsigned char *st;         /* enum filter_status */
+	unsigned char *limited;
+	size_t cellcap;
+	struct lb_tap *taps;
+	size_t *group;             /* [tap]: its leader's group */
+	size_t ntaps, tapcap, ngroups;
+};
+
+struct fbatch {
+	int thread;
+	struct lbatch b[2];
+	struct lbatch *fill;       /* taking lines */
+	struct lbatch *busy;       /* with the worker, or done and not reported yet */
+	/* inline mode (and the scratch of one line) */
+	struct filter_line *ifl;
+	size_t iflcap;
+	struct filter_result ires;
+	/* the worker */
+	pthread_mutex_t mu;
+	pthread_cond_t go, done;
+	struct lbatch *job;        /* under mu: the batch the worker is on */
+	int quit;
+	int worker_sleeps, caller_sleeps; /* under mu: who waits on go / done */
+	int started;
+	int failed;                /* it could not be started: batches run inline */
+	pthread_t th;
+	double cpu;                /* under mu: the worker's CPU seconds not yet taken */
+};
+
+static double thread_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int fbatch_cpus_spare(void)
+{
+	return sysconf(_SC_NPROCESSORS_ONLN) > 1;
+}
+
+/* ---------- one line at a time ---------- */
+
+static void line_inline(struct fbatch *b, const struct fbatch_set *set, const char *line,
+			size_t len, double jtime, double now, uint64_t tag)
+{
+	size_t nt = set->ntaps;
+	if (nt > b->iflcap) {
+		b->ifl = xrealloc(b->ifl, nt * sizeof *b->ifl);
+		b->iflcap = nt;
+	}
+	struct datedetect_memo memo; /* filters with different date settings share searches */
+	datedetect_memo_reset(&memo);
+	for (size_t t = 0; t < nt; t++) {
+		const struct fbatch_tap *tap = &set->taps[t];
+		struct date_clock clk = *tap->clk;
+		clk.now = now;
+		if (tap->share == t)
+			filter_prepare_memo(tap->f, line, len, tap->journal_now ? now : jtime, &clk,
+					    &memo, &b->ifl[t]);
+		filter_result_reset(&b->ires);
+		unsigned long lh = filter_get_stats(tap->f)->limit_hits;
+		struct fbatch_res r = {.tap = t};
+		r.st = filter_process_prepared(tap->f, &b->ifl[tap->share], &clk, &b->ires);
+		r.limited = filter_get_stats(tap->f)->limit_hits != lh;
+		r.hits = b->ires.hits;
+		r.nhits = b->ires.n;
+		set->cb(set->arg, line, len, tag, &r);
+	}
+}
+
+/* ---------- batches ---------- */
+
+static void batch_shape(struct lbatch *lb)
+{
+	const struct fbatch_set *set = lb->set;
+	size_t nt = set->ntaps;
+	if (nt > lb->tapcap) {
+		lb->taps = xrealloc(lb->taps, nt * sizeof *lb->taps);
+		memset(lb->taps + lb->tapcap, 0, (nt - lb->tapcap) * sizeof *lb->taps);
+		lb->group = xrealloc(lb->group, nt * sizeof *lb->group);
+		lb->tapcap = nt;
+	}
+	lb->ntaps = nt;
+	lb->ngroups = 0;
+	for (size_t t = 0; t < nt; t++)
+		lb->group[t] = set->taps[t].share == t ? lb->ngroups++ : lb->group[set->taps[t].share];
+	if (lb->ngroups * LB_LINES > lb->flcap) {
+		lb->flcap = lb->ngroups * LB_LINES;
+		lb->fl = xrealloc(lb->fl, lb->flcap * sizeof *lb->fl);
+		lb->coff = xrealloc(lb->coff, lb->flcap * sizeof *lb->coff);
+	}
+	if (nt * LB_LINES > lb->cellcap) {
+		lb->cellcap = nt * LB_LINES;
+		lb->st = xrealloc(lb->st, lb->cellcap);
+		lb->limited = xrealloc(lb->limited, lb->cellcap);
+	}
+}
+
+/* Caller's thread: UTF-8 repair and date search for every line, in order. */
+static void batch_prepare(struct lbatch *lb)
+{
+	const struct fbatch_set *set = lb->set;
+	size_t nt = set->ntaps;
+	batch_shape(lb);
+	size_t ng = lb->ngroups;
+	for (size_t t = 0; t < nt; t++)
+		lb->taps[t].clk = *set->taps[t].clk;
+	lb->clen = 0;
+	for (size_t i = 0; i < lb->n; i++) {
+		const char *line = lb->buf + lb->off[i];
+		struct datedetect_memo memo;
+		datedetect_memo_reset(&memo);
+		for (size_t t = 0; t < nt; t++) {
+			if (set->taps[t].share != t)
+				continue;
+			size_t cell = i * ng + lb->group[t];
+			struct filter_line *fl = &lb->fl[cell];
+			struct date_clock clk = lb->taps[t].clk;
+			clk.now = lb->now[i];
+			filter_prepare_memo(set->taps[t].f, line, lb->len[i],
+					    set->taps[t].journal_now ? lb->now[i] : lb->jtime[i], &clk,
+					    &memo, fl);
+			lb->coff[cell] = SIZE_MAX;
+			if (fl->text != line) {
+				/* repaired into the filter's scratch, which the next line reuses */
+				if (lb->clen + fl->len > lb->ccap) {
+					lb->ccap = (lb->clen + fl->len) * 2;
+					lb->cbuf = xrealloc(lb->cbuf, lb->ccap);
+				}
+				memcpy(lb->cbuf + lb->clen, fl->text, fl->len);
+				lb->coff[cell] = lb->clen;
+				lb->clen += fl->len;
+			}
+		}
+	}
+	for (size_t k = 0; k < lb->n * ng; k++)
+		if (lb->coff[k] != SIZE_MAX)
+			lb->fl[k].text = lb->cbuf + lb->coff[k];
+}
+
+/* Worker (or inline): every tap's filter over the prepared lines. */
+static void batch_process(struct lbatch *lb)
+{
+	const struct fbatch_set *set = lb->set;
+	size_t nt = lb->ntaps;
+	for (size_t t = 0; t < nt; t++)
+		filter_result_reset(&lb->taps[t].res);
+	for (size_t i = 0; i < lb->n; i++)
+		for (size_t t = 0; t < nt; t++) {
+			const struct fbatch_tap *tap = &set->taps[t];
+			struct lb_tap *bt = &lb->taps[t];
+			struct date_clock clk = bt->clk;
+			clk.now = lb->now[i];
+			unsigned long lh = filter_get_stats(tap->f)->limit_hits;
+			lb->st[i * nt + t] = (unsigned char)filter_process_prepared(
+				tap->f, &lb->fl[i * lb->ngroups + lb->group[t]], &clk, &bt->res);
+			lb->limited[i * nt + t] = filter_get_stats(tap->f)->limit_hits != lh;
+			bt->end[i] = bt->res.n;
+		}
+}
+
+/* Caller's thread: the batch's verdicts to the callback, in line and tap order. */
+static void batch_report(struct lbatch *lb)
+{
+	const struct fbatch_set *set = lb->set;
+	size_t nt = lb->ntaps;
+	for (size_t i = 0; i < lb->n; i++)
+		for (size_t t = 0; t < nt; t++) {
+			struct lb_tap *bt = &lb->taps[t];
+			size_t from = i ? bt->end[i - 1] : 0;
+			struct fbatch_res r = {
+				.tap = t,
+				.st = (enum filter_status)lb->st[i * nt + t],
+				.limited = lb->limited[i * nt + t],
+				.hits = bt->res.hits + from,
+				.nhits = bt->end[i] - from,
+			};
+			set->cb(set->arg, lb->buf + lb->off[i], lb->len[i], lb->tag[i], &r);
+		}
+	lb->n = 0;
+	lb->blen = 0;
+	lb->set = NULL;
+}
+
+/* ---------- the worker ---------- */
+
+static void *worker(void *arg)
+{
+	struct fbatch *b = arg;
+	for (;;) {
+		pthread_mutex_lock(&b->mu);
+		while (!b->job && !b->quit) {
+			b->worker_sleeps = 1;
+			pthread_cond_wait(&b->go, &b->mu);
+			b->worker_sleeps = 0;
+		}
+		struct lbatch *lb = b->job;
+		pthread_mutex_unlock(&b->mu);
+		if (!lb)
+			break;
+		double c0 = thread_cpu();
+		batch_process(lb);
+		double c = thread_cpu() - c0;
+		pthread_mutex_lock(&b->mu);
+		b->cpu += c;
+		b->job = NULL;
+		if (b->caller_sleeps)
+			pthread_cond_signal(&b->done);
+		pthread_mutex_unlock(&b->mu);
+	}
+	return NULL;
+}
+
+static void start_worker(struct fbatch *b)
+{
+	/* signals belong to the caller's thread (an event loop may read them
+	 * through signalfd): the worker never takes one */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int r = pthread_create(&b->th, NULL, worker, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0)
+		b->failed = 1; /* batches run inline: slower, same results */
+	else
+		b->started = 1;
+}
+
+static void wait_busy(struct fbatch *b)
+{
+	if (!b->started)
+		return;
+	pthread_mutex_lock(&b->mu);
+	while (b->job) {
+		b->caller_sleeps = 1;
+		pthread_cond_wait(&b->done, &b->mu);
+		b->caller_sleeps = 0;
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void hand_over(struct fbatch *b, struct lbatch *lb)
+{
+	if (!b->started && !b->failed)
+		start_worker(b);
+	if (!b->started) {
+		batch_process(lb);
+		return;
+	}
+	pthread_mutex_lock(&b->mu);
+	b->job = lb;
+	if (b->worker_sleeps)
+		pthread_cond_signal(&b->go);
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* The filling batch to the worker; the one it had is reported meanwhile. */
+static void submit(struct fbatch *b)
+{
+	struct lbatch *lb = b->fill, *prev = b->busy;
+	batch_prepare(lb);
+	wait_busy(b);
+	hand_over(b, lb);
+	b->busy = lb;
+	b->fill = lb == &b->b[0] ? &b->b[1] : &b->b[0];
+	if (prev)
+		batch_report(prev);
+}
+
+void fbatch_finish(struct fbatch *b)
+{
+	if (b->fill->n)
+		submit(b);
+	if (b->busy) {
+		wait_busy(b);
+		struct lbatch *lb = b->busy;
+		b->busy = NULL;
+		batch_report(lb);
+	}
+}
+
+void fbatch_add(struct fbatch *b, const struct fbatch_set *set, const char *line, size_t len,
+		double jtime, double now, uint64_t tag)
+{
+	if (set->ntaps == 0)
+		return;
+	if (!b->thread) {
+		line_inline(b, set, line, len, jtime, now, tag);
+		return;
+	}
+	struct lbatch *lb = b->fill;
+	if (lb->n && lb->set != set)
+		fbatch_finish(b);
+	else if (lb->n && (lb->n == LB_LINES || lb->blen + len > LB_BYTES))
+		submit(b);
+	lb = b->fill;
+	if (lb->blen + len > lb->bcap) {
+		lb->bcap = lb->blen + len > LB_BYTES ? lb->blen + len : LB_BYTES;
+		lb->buf = xrealloc(lb->buf, lb->bcap);
+	}
+	lb->set = set;
+	memcpy(lb->buf + lb->blen, line, len);
+	lb->off[lb->n] = lb->blen;
+	lb->len[lb->n] = len;
+	lb->jtime[lb->n] = jtime;
+	lb->now[lb->n] = now;
+	lb->tag[lb->n] = tag;
+	lb->blen += len;
+	lb->n++;
+}
+
+double fbatch_worker_cpu(struct fbatch *b)
+{
+	if (!b->started)
+		return 0;
+	pthread_mutex_lock(&b->mu);
+	double c = b->cpu;
+	b->cpu = 0;
+	pthread_mutex_unlock(&b->mu);
+	return c;
+}
+
+struct fbatch *fbatch_new(int thread)
+{
+	struct fbatch *b = xcalloc(1, sizeof *b);
+	b->thread = thread;
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->go, NULL);
+	pthread_cond_init(&b->done, NULL);
+	b->fill = &b->b[0];
+	return b;
+}
+
+void fbatch_free(struct fbatch *b)
+{
+	if (!b)
+		return;
+	fbatch_finish(b);
+	if (b->started) {
+		pthread_mutex_lock(&b->mu);
+		b->quit = 1;
+		pthread_cond_signal(&b->go);
+		pthread_mutex_unlock(&b->mu);
+		pthread_join(b->th, NULL);
+	}
+	for (int k = 0; k < 2; k++) {
+		struct lbatch *lb = &b->b[k];
+		for (size_t t = 0; t < lb->tapcap; t++)
+			filter_result_free(&lb->taps[t].res);
+		free(lb->taps);
+		free(lb->group);
+		free(lb->fl);
+		free(lb->coff);
+		free(lb->st);
+		free(lb->limited);
+		free(lb->buf);
+		free(lb->cbuf);
+	}
+	free(b->ifl);
+	filter_result_free(&b->ires);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->go);
+	pthread_cond_destroy(&b->done);
+	free(b);
+}
