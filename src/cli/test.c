@@ -1,7 +1,7 @@
 /*
  * test - `mxjail test`: runs filters over a log, the way fail2ban-regex does.
  *
- *   mxjail test [-c DIR] [--now EPOCH] [--all] [--json]
+ *   mxjail test [-c DIR] [--now EPOCH] [--all] [--json] [--threads 1|2]
  *               [--print-all-matched|--print-all-missed] FILTER[k=v,...] [FILTER2 ...] LOG|-
  *
  * Every line is read once and handed to each filter in turn (one pass for any
@@ -9,6 +9,9 @@
  * (per-regex hits, "Lines: N lines, I ignored, M matched, X missed"; comment
  * and empty lines are skipped as fail2ban-regex skips them). With --json it
  * prints exactly one JSON object per input line, in input order.
+ * Matching runs in a second thread (filters/fbatch.h) when the machine has
+ * more than one CPU, or with --threads 2; --threads 1 keeps it in one. The
+ * output is the same either way.
  * A filter whose logtype is journal takes each line's time from --now, as a
  * journal entry carries its own time.
  */
@@ -25,6 +28,7 @@
 #include "config/config.h"
 #include "core/diag.h"
 #include "core/linereader.h"
+#include "filters/fbatch.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "filters/filter.h"
@@ -35,13 +39,22 @@ struct tfilter {
 	struct date_clock clk;
 	int journal;
 	size_t share;       /* index of the filter whose line preparation this one reuses */
-	struct filter_line fl;
+};
+
+/* A run's counters and output, filled line by line by on_result(). */
+struct trun {
+	const struct tfilter *tf;
+	size_t nf;
+	int json, pmatched, pmissed;
+	struct strbuf out, matched_lines, missed_lines;
+	unsigned long tested, matched, ignored, missed;
+	int any_match, any_ign, fail; /* the line being reported, over its filters */
 };
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: mxjail test [-c DIR] [--now EPOCH] [--all] [--json]\n"
+		"usage: mxjail test [-c DIR] [--now EPOCH] [--all] [--json] [--threads 1|2]\n"
 		"                   [--print-all-matched|--print-all-missed]\n"
 		"                   FILTER[k=v,...] [FILTER2 ...] LOGFILE|-\n");
 }
@@ -53,31 +66,31 @@ static double now_real(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void json_hit_fields(struct strbuf *o, const struct filter_result *r, size_t from)
+static void json_hit_fields(struct strbuf *o, const struct filter_hit *hits, size_t n)
 {
 	/* The failure: first hit that is neither pending nor nofail. */
 	const struct filter_hit *h = NULL;
-	for (size_t i = from; i < r->n; i++)
-		if (r->hits[i].id && !r->hits[i].nofail) {
-			h = &r->hits[i];
+	for (size_t i = 0; i < n; i++)
+		if (hits[i].id && !hits[i].nofail) {
+			h = &hits[i];
 			break;
 		}
 	strbuf_adds(o, "\"match\":");
 	strbuf_adds(o, h ? "true" : "false");
 	strbuf_adds(o, ",\"regex\":[");
 	int first = 1;
-	for (size_t i = from; i < r->n; i++) {
-		if (!r->hits[i].id || r->hits[i].nofail)
+	for (size_t i = 0; i < n; i++) {
+		if (!hits[i].id || hits[i].nofail)
 			continue;
-		strbuf_addf(o, "%s%d", first ? "" : ",", r->hits[i].regex);
+		strbuf_addf(o, "%s%d", first ? "" : ",", hits[i].regex);
 		first = 0;
 	}
 	strbuf_adds(o, "],\"nofail_regex\":[");
 	first = 1;
-	for (size_t i = from; i < r->n; i++) {
-		if (r->hits[i].id && !r->hits[i].nofail)
+	for (size_t i = 0; i < n; i++) {
+		if (hits[i].id && !hits[i].nofail)
 			continue;
-		strbuf_addf(o, "%s%d", first ? "" : ",", r->hits[i].regex);
+		strbuf_addf(o, "%s%d", first ? "" : ",", hits[i].regex);
 		first = 0;
 	}
 	strbuf_addc(o, ']');
@@ -161,11 +174,77 @@ static void print_lines(const char *title, struct strbuf *lines, unsigned long c
 	printf("\n%s line(s):\n%s", title, strbuf_str(lines));
 }
 
+/* One filter's verdict on one line (filters in order, lines in order). */
+static void on_result(void *arg, const char *line, size_t len, uint64_t lineno,
+		      const struct fbatch_res *r)
+{
+	struct trun *tr = arg;
+	size_t i = r->tap;
+	if (i == 0) {
+		tr->any_match = tr->any_ign = tr->fail = 0;
+		if (tr->json) {
+			strbuf_reset(&tr->out);
+			strbuf_addf(&tr->out, "{\"line\":%lu,", (unsigned long)lineno);
+		}
+	}
+	if (r->limited)
+		fprintf(stderr,
+			"mxjail test: %s: line %lu: regex match limit reached; line treated as not "
+			"matching\n",
+			tr->tf[i].spec, (unsigned long)lineno);
+	if (r->st == FILTER_MATCHED)
+		tr->any_match = 1;
+	else if (r->st == FILTER_IGNORED)
+		tr->any_ign = 1;
+	for (size_t h = 0; h < r->nhits; h++)
+		if (r->hits[h].id && !r->hits[h].nofail)
+			tr->fail = 1;
+	if (tr->json) {
+		if (tr->nf > 1) {
+			strbuf_adds(&tr->out, i ? ",{" : "\"results\":[{");
+			strbuf_adds(&tr->out, "\"filter\":");
+			strbuf_add_json(&tr->out, tr->tf[i].spec, strlen(tr->tf[i].spec));
+			strbuf_addc(&tr->out, ',');
+		}
+		json_hit_fields(&tr->out, r->hits, r->nhits);
+		if (tr->nf > 1)
+			strbuf_addc(&tr->out, '}');
+	}
+	if (i + 1 < tr->nf)
+		return;
+	if (tr->json) {
+		if (tr->nf > 1)
+			strbuf_addf(&tr->out, "],\"match\":%s", tr->fail ? "true" : "false");
+		strbuf_adds(&tr->out, "}\n");
+		fwrite(tr->out.s, 1, tr->out.len, stdout);
+		return;
+	}
+	tr->tested++;
+	if (tr->any_ign) {
+		tr->ignored++;
+	} else if (tr->any_match) {
+		tr->matched++;
+		if (tr->pmatched) {
+			strbuf_adds(&tr->matched_lines, "|  ");
+			strbuf_add(&tr->matched_lines, line, len);
+			strbuf_addc(&tr->matched_lines, '\n');
+		}
+	} else {
+		tr->missed++;
+		if (tr->pmissed) {
+			strbuf_adds(&tr->missed_lines, "|  ");
+			strbuf_add(&tr->missed_lines, line, len);
+			strbuf_addc(&tr->missed_lines, '\n');
+		}
+	}
+}
+
 int cmd_test(int argc, char **argv)
 {
 	const char *dir = MXJAIL_SYSCONFDIR;
 	double now = -1;
 	int json = 0, all = 0, pmatched = 0, pmissed = 0;
+	int threads = fbatch_cpus_spare() ? 2 : 1;
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"now", required_argument, NULL, 'n'},
@@ -173,6 +252,7 @@ int cmd_test(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"print-all-matched", no_argument, NULL, 'M'},
 		{"print-all-missed", no_argument, NULL, 'X'},
+		{"threads", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -194,6 +274,14 @@ int cmd_test(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'M': pmatched = 1; break;
 		case 'X': pmissed = 1; break;
+		case 't':
+			if (strcmp(optarg, "1") != 0 && strcmp(optarg, "2") != 0) {
+				fprintf(stderr, "mxjail test: --threads expects 1 or 2, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			threads = optarg[0] - '0';
+			break;
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
 		}
@@ -265,89 +353,30 @@ int cmd_test(int argc, char **argv)
 	}
 	struct linereader lr;
 	linereader_init(&lr, fd, 0);
-	struct filter_result res = {0};
-	struct strbuf out = STRBUF_INIT;
-	struct strbuf matched_lines = STRBUF_INIT, missed_lines = STRBUF_INIT;
-	unsigned long lineno = 0, tested = 0, matched = 0, ignored = 0, missed = 0;
+	struct trun tr = {.tf = tf, .nf = nf, .json = json, .pmatched = pmatched,
+			  .pmissed = pmissed, .out = STRBUF_INIT, .matched_lines = STRBUF_INIT,
+			  .missed_lines = STRBUF_INIT};
+	struct fbatch_tap *taps = xcalloc(nf, sizeof *taps);
+	for (size_t i = 0; i < nf; i++) {
+		taps[i].f = tf[i].f;
+		taps[i].share = tf[i].share;
+		taps[i].clk = &tf[i].clk;
+		taps[i].journal_now = tf[i].journal;
+	}
+	struct fbatch_set set = {taps, nf, on_result, &tr};
+	struct fbatch *fb = fbatch_new(threads > 1);
+	unsigned long lineno = 0;
 	double t0 = now_real();
 	const char *line;
 	size_t len;
 	int rc;
-	unsigned long *limits = xcalloc(nf, sizeof *limits);
-	struct datedetect_memo memo; /* filters with different date settings share searches */
 	while ((rc = linereader_next(&lr, &line, &len)) == 1) {
 		lineno++;
-		datedetect_memo_reset(&memo);
 		if (!json && (len == 0 || line[0] == '#'))
 			continue;
-		int any_match = 0, any_ign = 0;
-		if (json) {
-			strbuf_reset(&out);
-			strbuf_addf(&out, "{\"line\":%lu,", lineno);
-		}
-		for (size_t i = 0; i < nf; i++) {
-			size_t from = res.n;
-			if (tf[i].share == i)
-				filter_prepare_memo(tf[i].f, line, len, tf[i].journal ? now : -1.0,
-						    &tf[i].clk, &memo, &tf[i].fl);
-			enum filter_status st =
-				filter_process_prepared(tf[i].f, &tf[tf[i].share].fl, &tf[i].clk, &res);
-			unsigned long lh = filter_get_stats(tf[i].f)->limit_hits;
-			if (lh != limits[i]) {
-				limits[i] = lh;
-				fprintf(stderr,
-					"mxjail test: %s: line %lu: regex match limit reached; line treated "
-					"as not matching\n",
-					tf[i].spec, lineno);
-			}
-			if (st == FILTER_MATCHED)
-				any_match = 1;
-			else if (st == FILTER_IGNORED)
-				any_ign = 1;
-			if (json) {
-				if (nf > 1) {
-					strbuf_adds(&out, i ? ",{" : "\"results\":[{");
-					strbuf_adds(&out, "\"filter\":");
-					strbuf_add_json(&out, tf[i].spec, strlen(tf[i].spec));
-					strbuf_addc(&out, ',');
-				}
-				json_hit_fields(&out, &res, from);
-				if (nf > 1)
-					strbuf_addc(&out, '}');
-			}
-		}
-		if (json) {
-			if (nf > 1) {
-				int m = 0;
-				for (size_t i = 0; i < res.n; i++)
-					if (res.hits[i].id && !res.hits[i].nofail)
-						m = 1;
-				strbuf_addf(&out, "],\"match\":%s", m ? "true" : "false");
-			}
-			strbuf_adds(&out, "}\n");
-			fwrite(out.s, 1, out.len, stdout);
-		} else {
-			tested++;
-			if (any_ign) {
-				ignored++;
-			} else if (any_match) {
-				matched++;
-				if (pmatched) {
-					strbuf_adds(&matched_lines, "|  ");
-					strbuf_add(&matched_lines, line, len);
-					strbuf_addc(&matched_lines, '\n');
-				}
-			} else {
-				missed++;
-				if (pmissed) {
-					strbuf_adds(&missed_lines, "|  ");
-					strbuf_add(&missed_lines, line, len);
-					strbuf_addc(&missed_lines, '\n');
-				}
-			}
-		}
-		filter_result_reset(&res);
+		fbatch_add(fb, &set, line, len, -1.0, now, lineno);
 	}
+	fbatch_finish(fb);
 	if (rc < 0)
 		fprintf(stderr, "mxjail test: %s: read error: %s\n", logname, strerror(errno));
 	if (lr.truncated)
@@ -369,18 +398,18 @@ int cmd_test(int argc, char **argv)
 					 filter_ignoreregex_text, st->ignoreregex_hits, tf[i].f);
 			print_date_hits(filter_datedetect(tf[i].f));
 		}
-		printf("\nLines: %lu lines, %lu ignored, %lu matched, %lu missed\n", tested, ignored,
-		       matched, missed);
+		printf("\nLines: %lu lines, %lu ignored, %lu matched, %lu missed\n", tr.tested,
+		       tr.ignored, tr.matched, tr.missed);
 		printf("[processed in %.2f sec]\n", elapsed);
-		print_lines("Matched", &matched_lines, pmatched ? matched : 0, 1);
-		print_lines("Missed", &missed_lines, pmissed ? missed : 0, 1);
+		print_lines("Matched", &tr.matched_lines, pmatched ? tr.matched : 0, 1);
+		print_lines("Missed", &tr.missed_lines, pmissed ? tr.missed : 0, 1);
 	}
 	fflush(stdout);
-	free(limits);
-	strbuf_free(&out);
-	strbuf_free(&matched_lines);
-	strbuf_free(&missed_lines);
-	filter_result_free(&res);
+	fbatch_free(fb);
+	free(taps);
+	strbuf_free(&tr.out);
+	strbuf_free(&tr.matched_lines);
+	strbuf_free(&tr.missed_lines);
 	linereader_free(&lr);
 	if (fd > 0)
 		close(fd);
