@@ -11,13 +11,16 @@
  *
  * THREADS: fbatch_new(1) matches in a worker thread. Lines are copied into a
  * batch; when it is full the caller's thread prepares it (UTF-8 repair and
- * date search, in line order) and hands it to the worker, which runs every
- * tap's filter over it in line order, while the caller's thread reports the
- * previous batch and goes on adding. A filter's state is split the same way:
- * its date detector and UTF-8 scratch (all filter_prepare uses) belong to the
- * caller's thread, its regexes, multi-line buffers and counters to the worker
- * while a batch is out. So between fbatch_finish() and the next fbatch_add()
- * the filters are at rest and the caller may read their statistics. With
+ * date search, in line order) and hands it to the worker, which runs the
+ * taps' filters over it, each filter over the lines in order, while the
+ * caller's thread reports the previous batch and goes on adding. When the
+ * caller's own work is the smaller part, its thread also matches some taps
+ * of the batch itself (measured per set; see assign() in fbatch.c). A
+ * filter's state is split the same way: its date detector and UTF-8 scratch
+ * (all filter_prepare uses) belong to the caller's thread, its regexes,
+ * multi-line buffers and counters to the one thread that matches its tap in
+ * a batch. So between fbatch_finish() and the next fbatch_add() the filters
+ * are at rest and the caller may read their statistics. With
  * fbatch_new(0) every line is prepared, matched and reported inside
  * fbatch_add(). The results are the same either way.
  */
