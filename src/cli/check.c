@@ -28,6 +28,7 @@
 #include "core/kvlist.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
+#include "filters/fbatch.h"
 #include "filters/filter.h"
 #include "jails/jail.h"
 #include "metrics/http.h"
@@ -135,6 +136,21 @@ static const char *opt(const struct config *cfg, const char *key)
 {
 	const char *v = kvlist_get(&cfg->mxjail, key);
 	return v && *v ? v : NULL;
+}
+
+/* ---------- [mxjail] filter_thread ---------- */
+
+static void check_filter_thread(struct diag *d, const struct where *w, const struct config *cfg)
+{
+	const char *v = opt(cfg, "mxjail.filter_thread");
+	if (fbatch_setting(v) >= 0)
+		return;
+	const char *file;
+	unsigned line;
+	where_at(w, "mxjail", "filter_thread", &file, &line);
+	diag_warn(d, file, line,
+		  "mxjail.conf [mxjail] filter_thread = %s: expected auto, yes or no; auto is used",
+		  v);
 }
 
 /* ---------- [mxjail] metrics ---------- */
@@ -358,6 +374,7 @@ int cmd_check(int argc, char **argv)
 			check_jail(&d, dir, &cfg, &cfg.jails[i]);
 	struct where w;
 	where_load(&w, cfg.dir ? cfg.dir : dir);
+	check_filter_thread(&d, &w, &cfg);
 	check_metrics(&d, &w, &cfg);
 	check_cluster(&d, &w, &cfg);
 	check_policy(&d, &w, &cfg);

@@ -255,10 +255,10 @@ static void apply_general(struct daemon *dm, const struct config *cfg)
 	if (v && strtoul(v, NULL, 10) >= 16)
 		dm->maxtracked_default = strtoul(v, NULL, 10);
 	v = cfg_get(cfg, "mxjail.filter_thread");
-	int want = daemon_lines_want(v);
+	int want = fbatch_setting(v);
 	if (want < 0) {
 		log_warnx("mxjail.conf: filter_thread = %s: expected auto, yes or no; using auto", v);
-		want = daemon_lines_want(NULL);
+		want = fbatch_setting(NULL);
 	}
 	daemon_lines_setup(dm, want);
 	free(dm->default_banaction);

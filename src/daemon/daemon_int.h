@@ -205,8 +205,6 @@ void daemon_lines_drain(struct daemon *dm);
 /* Makes dm->fb for the setting (thread 1: matching in a worker thread). */
 void daemon_lines_setup(struct daemon *dm, int thread);
 void daemon_lines_free(struct daemon *dm);
-/* `filter_thread` setting (auto, yes, no): 1 use the thread, 0 not, -1 invalid. */
-int daemon_lines_want(const char *setting);
 /* After the source's taps and their shares are final. */
 void daemon_source_taps_ready(struct daemon_source *src);
 

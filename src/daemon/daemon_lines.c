@@ -14,8 +14,6 @@
  * in the daemon (control socket, journal, reload, saving positions).
  */
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -84,21 +82,6 @@ void daemon_lines_drain(struct daemon *dm)
 		return;
 	fbatch_finish(dm->fb);
 	dm->line_seconds += fbatch_worker_cpu(dm->fb);
-}
-
-int daemon_lines_want(const char *setting)
-{
-	static const char *const yes[] = {"yes", "true", "on", "1"};
-	static const char *const no[] = {"no", "false", "off", "0"};
-	if (!setting || !*setting || strcasecmp(setting, "auto") == 0)
-		return fbatch_cpus_spare();
-	for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
-		if (strcasecmp(setting, yes[i]) == 0)
-			return 1;
-		if (strcasecmp(setting, no[i]) == 0)
-			return 0;
-	}
-	return -1;
 }
 
 void daemon_lines_setup(struct daemon *dm, int thread)

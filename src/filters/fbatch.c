@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +93,21 @@ static double thread_cpu(void)
 int fbatch_cpus_spare(void)
 {
 	return sysconf(_SC_NPROCESSORS_ONLN) > 1;
+}
+
+int fbatch_setting(const char *v)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+	if (!v || !*v || strcasecmp(v, "auto") == 0)
+		return fbatch_cpus_spare();
+	for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+		if (strcasecmp(v, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(v, no[i]) == 0)
+			return 0;
+	}
+	return -1;
 }
 
 /* ---------- one line at a time ---------- */

@@ -76,5 +76,8 @@ void fbatch_finish(struct fbatch *b);
 double fbatch_worker_cpu(struct fbatch *b);
 /* 1 when the machine has more than one CPU online. */
 int fbatch_cpus_spare(void);
+/* The `filter_thread` setting (auto, yes, no; unset = auto): 1 use the
+ * thread, 0 not, -1 not a valid value. */
+int fbatch_setting(const char *v);
 
 #endif

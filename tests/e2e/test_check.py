@@ -208,6 +208,17 @@ def test_metrics_errors(tmp_path):
     assert 'error: %s/mxjail.conf:2: ' % d in err and 'metrics' in err, err
 
 
+def test_filter_thread_value(tmp_path):
+    bad = write_tree(tmp_path, base(**{'mxjail.conf': '[mxjail]\n\nfilter_thread = maybe\n'}))
+    rc, out, err = check(bad)
+    assert rc == 0 and out == 'configuration OK\n', err
+    assert ('warning: %s/mxjail.conf:3: mxjail.conf [mxjail] filter_thread = maybe: expected '
+            'auto, yes or no' % bad) in err, err
+    for v in ('auto', 'yes', 'no'):
+        ok = write_tree(tmp_path / v, base(**{'mxjail.conf': '[mxjail]\nfilter_thread = %s\n' % v}))
+        assert check(ok) == (0, 'configuration OK\n', ''), v
+
+
 def test_cluster_errors(tmp_path):
     d, err = mxjail_conf_errors(tmp_path, '[cluster]\nredis = redis://127.0.0.1:6379\n'
                                           'node = a\nshare = bans, everything\n')
