@@ -9,7 +9,8 @@
  * dates the next batch and feeds the previous one's failures to the jails;
  * the jails see the same calls in the same order as with one line at a time,
  * always from the main thread. A file source's lines are finished at the end
- * of each of its wakeups (filesrc_set_done), a journal entry at once, so
+ * of each of its wakeups (filesrc_set_done), a journal entry is matched at
+ * once on the main thread, so
  * outside a file's read the filters and jails are at rest for everything else
  * in the daemon (control socket, journal, reload, saving positions).
  */
@@ -71,9 +72,10 @@ void daemon_line(struct daemon_source *src, const char *line, size_t len, double
 	if (!dm->line_busy)
 		daemon_lines_batch_begin(dm);
 	src->lines_read++;
-	fbatch_add(dm->fb, &src->fset, line, len, jtime, dm->line_now, 0);
 	if (jtime >= 0 || src->journal)
-		daemon_lines_drain(dm);
+		fbatch_add_now(dm->fb, &src->fset, line, len, jtime, dm->line_now, 0);
+	else
+		fbatch_add(dm->fb, &src->fset, line, len, jtime, dm->line_now, 0);
 }
 
 void daemon_lines_drain(struct daemon *dm)

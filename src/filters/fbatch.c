@@ -473,6 +473,14 @@ void fbatch_add(struct fbatch *b, const struct fbatch_set *set, const char *line
 	lb->n++;
 }
 
+void fbatch_add_now(struct fbatch *b, const struct fbatch_set *set, const char *line, size_t len,
+		    double jtime, double now, uint64_t tag)
+{
+	fbatch_finish(b);
+	if (set->ntaps)
+		line_inline(b, set, line, len, jtime, now, tag);
+}
+
 double fbatch_worker_cpu(struct fbatch *b)
 {
 	if (!b->started)

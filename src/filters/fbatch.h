@@ -72,6 +72,11 @@ void fbatch_free(struct fbatch *b);
 void fbatch_add(struct fbatch *b, const struct fbatch_set *set, const char *line, size_t len,
 		double jtime, double now, uint64_t tag);
 void fbatch_finish(struct fbatch *b);
+/* Finishes the pending lines, then prepares, matches and reports this one on
+ * the caller's thread before returning (a journal entry, which has no read
+ * to wait for). */
+void fbatch_add_now(struct fbatch *b, const struct fbatch_set *set, const char *line, size_t len,
+		    double jtime, double now, uint64_t tag);
 /* CPU seconds the worker spent matching since the last call. */
 double fbatch_worker_cpu(struct fbatch *b);
 /* 1 when the machine has more than one CPU online. */

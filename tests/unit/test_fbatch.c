@@ -4,7 +4,8 @@
  * sharing line preparation, a multi-line F-MLFID session filter (state that
  * must follow line order), a journal-style tap dated by the caller, invalid
  * UTF-8, lines longer than a batch's byte budget, two sets taking turns (a
- * set change finishes the pending lines) and fbatch_finish() at odd places.
+ * set change finishes the pending lines), fbatch_finish() at odd places and
+ * lines handed over with fbatch_add_now() in between.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -155,7 +156,10 @@ static void run(int thread, struct strbuf *out1, struct strbuf *out2)
 		char *line = make_line(i, &rng, &len);
 		/* set 2 takes a turn now and then; finish at odd places */
 		const struct fbatch_set *s = (i / 700) % 3 == 2 ? &s2 : &s1;
-		fbatch_add(b, s, line, len, -1.0, NOW + i, i);
+		if (i % 101 == 7) /* the way the daemon hands over a journal entry */
+			fbatch_add_now(b, s, line, len, NOW + i - 5, NOW + i, i);
+		else
+			fbatch_add(b, s, line, len, -1.0, NOW + i, i);
 		free(line);
 		if (i % 997 == 13)
 			fbatch_finish(b);
