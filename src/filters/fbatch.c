@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -67,7 +68,7 @@ struct fbatch {
 	/* the worker */
 	pthread_mutex_t mu;
 	pthread_cond_t go, done;
-	struct lbatch *job;        /* under mu: the batch the worker is on */
+	_Atomic(struct lbatch *) job; /* the batch the worker is on (written under mu) */
 	int quit;
 	int worker_sleeps, caller_sleeps; /* under mu: who waits on go / done */
 	int started;
@@ -316,6 +317,18 @@ static void batch_report(struct lbatch *lb)
 			};
 			set->cb(set->arg, lb->buf + lb->off[i], lb->len[i], lb->tag[i], &r);
 		}
+	if (lb->ccap > 2 * LB_BYTES) {
+		/* a batch of broken UTF-8 (repair can triple it): give the room back */
+		free(lb->cbuf);
+		lb->cbuf = NULL;
+		lb->ccap = 0;
+	}
+	if (lb->bcap > 2 * LB_BYTES) {
+		/* an over-long line (`mxjail test` takes lines up to 16 MiB) */
+		free(lb->buf);
+		lb->buf = NULL;
+		lb->bcap = 0;
+	}
 	lb->n = 0;
 	lb->blen = 0;
 	lb->set = NULL;
@@ -323,10 +336,35 @@ static void batch_report(struct lbatch *lb)
 
 /* ---------- the worker ---------- */
 
+/* Waking a sleeping thread costs tens of microseconds on a virtual machine
+ * (an interrupt to a halted virtual CPU), about as long as matching a few
+ * dozen lines, and it happens for every batch when the two threads take
+ * turns. So each side first watches `job` for up to SPIN_NS before it sleeps.
+ * The loop has no PAUSE instruction on purpose: hypervisors take a PAUSE loop
+ * for a lock spin and preempt the virtual CPU. */
+#define SPIN_NS 50000.0
+
+static int spin_until(struct fbatch *b, int busy)
+{
+	double end = 0;
+	for (unsigned k = 1;; k++) {
+		if ((atomic_load_explicit(&b->job, memory_order_acquire) != NULL) == busy)
+			return 1;
+		if ((k & 255) == 0) {
+			double now = mono_ns();
+			if (end == 0)
+				end = now + SPIN_NS;
+			else if (now > end)
+				return 0;
+		}
+	}
+}
+
 static void *worker(void *arg)
 {
 	struct fbatch *b = arg;
 	for (;;) {
+		spin_until(b, 1);
 		pthread_mutex_lock(&b->mu);
 		while (!b->job && !b->quit) {
 			b->worker_sleeps = 1;
@@ -342,7 +380,7 @@ static void *worker(void *arg)
 		double c = thread_cpu() - c0;
 		pthread_mutex_lock(&b->mu);
 		b->cpu += c;
-		b->job = NULL;
+		atomic_store_explicit(&b->job, NULL, memory_order_release);
 		if (b->caller_sleeps)
 			pthread_cond_signal(&b->done);
 		pthread_mutex_unlock(&b->mu);
@@ -367,7 +405,7 @@ static void start_worker(struct fbatch *b)
 
 static void wait_busy(struct fbatch *b)
 {
-	if (!b->started)
+	if (!b->started || spin_until(b, 0))
 		return;
 	pthread_mutex_lock(&b->mu);
 	while (b->job) {
@@ -387,7 +425,7 @@ static void hand_over(struct fbatch *b, struct lbatch *lb)
 		return;
 	}
 	pthread_mutex_lock(&b->mu);
-	b->job = lb;
+	atomic_store_explicit(&b->job, lb, memory_order_release);
 	if (b->worker_sleeps)
 		pthread_cond_signal(&b->go);
 	pthread_mutex_unlock(&b->mu);
