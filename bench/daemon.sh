@@ -34,7 +34,7 @@
 # 0 all targets met, 1 a target missed or the counts differ, 2 a tool missing.
 set -eu
 cd "$(dirname "$0")/.."
-case "${1:-}" in -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 exec python3 - "$@" <<'PY'
 import argparse, datetime, json, os, queue, shutil, signal, socket, subprocess, sys
 import threading, time
