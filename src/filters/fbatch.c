@@ -3,9 +3,9 @@
  *
  * Two batches take turns: one fills (and is prepared on the caller's thread),
  * the other is with the worker or waiting to be reported. The hand-over is a
- * mutex and two condition variables with one batch in flight, which costs a
- * few microseconds per LB_LINES lines. Nothing here is global: the worker
- * thread belongs to its fbatch and is joined by fbatch_free().
+ * mutex and two condition variables with one batch in flight, after a short
+ * spin on each side (see SPIN_NS). Nothing here is global: the worker thread
+ * belongs to its fbatch and is joined by fbatch_free().
  */
 #include "filters/fbatch.h"
 
@@ -111,6 +111,14 @@ int fbatch_setting(const char *v)
 	return -1;
 }
 
+/* The tap whose preparation tap t uses: its `share` when that is an earlier
+ * tap preparing for itself, else t itself. */
+static size_t leader(const struct fbatch_set *set, size_t t)
+{
+	size_t l = set->taps[t].share;
+	return l < t && set->taps[l].share == l ? l : t;
+}
+
 /* ---------- one line at a time ---------- */
 
 static void line_inline(struct fbatch *b, const struct fbatch_set *set, const char *line,
@@ -127,13 +135,14 @@ static void line_inline(struct fbatch *b, const struct fbatch_set *set, const ch
 		const struct fbatch_tap *tap = &set->taps[t];
 		struct date_clock clk = *tap->clk;
 		clk.now = now;
-		if (tap->share == t)
+		size_t lead = leader(set, t);
+		if (lead == t)
 			filter_prepare_memo(tap->f, line, len, tap->journal_now ? now : jtime, &clk,
 					    &memo, &b->ifl[t]);
 		filter_result_reset(&b->ires);
 		unsigned long lh = filter_get_stats(tap->f)->limit_hits;
 		struct fbatch_res r = {.tap = t};
-		r.st = filter_process_prepared(tap->f, &b->ifl[tap->share], &clk, &b->ires);
+		r.st = filter_process_prepared(tap->f, &b->ifl[lead], &clk, &b->ires);
 		r.limited = filter_get_stats(tap->f)->limit_hits != lh;
 		r.hits = b->ires.hits;
 		r.nhits = b->ires.n;
@@ -158,7 +167,7 @@ static void batch_shape(struct lbatch *lb)
 	lb->ntaps = nt;
 	lb->ngroups = 0;
 	for (size_t t = 0; t < nt; t++)
-		lb->group[t] = set->taps[t].share == t ? lb->ngroups++ : lb->group[set->taps[t].share];
+		lb->group[t] = leader(set, t) == t ? lb->ngroups++ : lb->group[leader(set, t)];
 	if (lb->ngroups * LB_LINES > lb->flcap) {
 		lb->flcap = lb->ngroups * LB_LINES;
 		lb->fl = xrealloc(lb->fl, lb->flcap * sizeof *lb->fl);
@@ -185,7 +194,7 @@ static void batch_prepare(struct lbatch *lb)
 		struct datedetect_memo memo;
 		datedetect_memo_reset(&memo);
 		for (size_t t = 0; t < nt; t++) {
-			if (set->taps[t].share != t)
+			if (leader(set, t) != t)
 				continue;
 			size_t cell = i * ng + lb->group[t];
 			struct filter_line *fl = &lb->fl[cell];

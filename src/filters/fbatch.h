@@ -36,7 +36,9 @@ struct fbatch;
 
 struct fbatch_tap {
 	struct filter *f;
-	size_t share;                  /* tap whose preparation this one reuses (<= own index) */
+	/* the earlier tap whose preparation this one reuses; its own index (or
+	 * any unusable value) when it prepares for itself */
+	size_t share;
 	const struct date_clock *clk;  /* the filter's clock; `now` comes from fbatch_add */
 	int journal_now;               /* logtype journal: every line is dated `now` */
 };

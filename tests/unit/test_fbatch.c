@@ -194,6 +194,45 @@ static void thread_matches_inline(void **state)
 	strbuf_free(&b2);
 }
 
+/* A share that points nowhere useful (later, out of range, at a tap that
+ * itself shares) makes the tap prepare for itself, in both modes. */
+static void unusable_share_prepares_itself(void **state)
+{
+	(void)state;
+	static const size_t shares[][3] = {{0, 1, 2}, {9, 5, 1}, {0, 2, 1}};
+	struct strbuf out[3][2];
+	for (size_t k = 0; k < 3; k++)
+		for (int thread = 0; thread < 2; thread++) {
+			struct filter *f[3] = {build(FAIL_A, 1, NULL), build(FAIL_C, 1, NULL),
+					       build(FAIL_A, 1, "{^LN-BEG}")};
+			struct date_clock clk = {NOW, 1, 0};
+			struct fbatch_tap t[3];
+			for (size_t i = 0; i < 3; i++)
+				t[i] = (struct fbatch_tap){f[i], shares[k][i], &clk, 0};
+			struct rec r = {STRBUF_INIT, 0};
+			struct fbatch_set set = {t, 3, on_res, &r};
+			struct fbatch *b = fbatch_new(thread);
+			uint64_t rng = 7;
+			for (unsigned i = 0; i < 2000; i++) {
+				size_t len;
+				char *line = make_line(i, &rng, &len);
+				fbatch_add(b, &set, line, len, -1.0, NOW + i, i);
+				free(line);
+			}
+			fbatch_free(b);
+			assert_true(r.lines == 2000);
+			out[k][thread] = r.out;
+			for (size_t i = 0; i < 3; i++)
+				filter_free(f[i]);
+		}
+	for (size_t k = 0; k < 3; k++)
+		for (int thread = 0; thread < 2; thread++)
+			assert_string_equal(out[0][0].s, out[k][thread].s);
+	for (size_t k = 0; k < 3; k++)
+		for (int thread = 0; thread < 2; thread++)
+			strbuf_free(&out[k][thread]);
+}
+
 static void empty_finish_and_free(void **state)
 {
 	(void)state;
@@ -209,6 +248,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(thread_matches_inline),
+		cmocka_unit_test(unusable_share_prepares_itself),
 		cmocka_unit_test(empty_finish_and_free),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
