@@ -20,7 +20,7 @@
 
 #include "core/xmalloc.h"
 
-#define LB_LINES 512
+#define LB_LINES 256
 #define LB_BYTES (128u * 1024)
 
 struct lb_tap {
