@@ -9,10 +9,9 @@
  * (per-regex hits, "Lines: N lines, I ignored, M matched, X missed"; comment
  * and empty lines are skipped as fail2ban-regex skips them). With --json it
  * prints exactly one JSON object per input line, in input order.
- * With several filters, matching runs in a second thread (filters/fbatch.h)
- * when the machine has more than one CPU; --threads 2 asks for it also with
- * one filter, --threads 1 keeps everything in one thread. The output is the
- * same either way.
+ * Matching runs in a second thread (filters/fbatch.h) when the machine has
+ * more than one CPU, or with --threads 2; --threads 1 keeps everything in one
+ * thread. The output is the same either way.
  * A filter whose logtype is journal takes each line's time from --now, as a
  * journal entry carries its own time.
  */
@@ -245,7 +244,7 @@ int cmd_test(int argc, char **argv)
 	const char *dir = MXJAIL_SYSCONFDIR;
 	double now = -1;
 	int json = 0, all = 0, pmatched = 0, pmissed = 0;
-	int threads = fbatch_cpus_spare() ? 2 : 1, explicit_threads = 0;
+	int threads = fbatch_cpus_spare() ? 2 : 1;
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"now", required_argument, NULL, 'n'},
@@ -282,7 +281,6 @@ int cmd_test(int argc, char **argv)
 				return 2;
 			}
 			threads = optarg[0] - '0';
-			explicit_threads = 1;
 			break;
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
@@ -366,9 +364,7 @@ int cmd_test(int argc, char **argv)
 		taps[i].journal_now = tf[i].journal;
 	}
 	struct fbatch_set set = {taps, nf, on_result, &tr};
-	/* one filter alone gains nothing from the thread here (measured): the
-	 * reading and dating it would overlap with cost as much as the filter */
-	struct fbatch *fb = fbatch_new(threads > 1 && (nf > 1 || explicit_threads));
+	struct fbatch *fb = fbatch_new(threads > 1);
 	unsigned long lineno = 0;
 	double t0 = now_real();
 	const char *line;
