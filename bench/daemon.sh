@@ -14,8 +14,10 @@
 #      work directory), both with Debian's filter.d. Measured: time from start
 #      until the jails' "Total failed" counters reach their final values (the
 #      log is processed; polled through each program's control socket), that
-#      the counters are identical, and peak RSS (VmHWM). The CPU time the
-#      hypervisor took away meanwhile (steal, /proc/stat) is printed too.
+#      the counters are identical, and peak RSS (VmHWM). mxjail runs three
+#      times (fresh state each; the median time and the largest RSS count),
+#      fail2ban once. The CPU time the hypervisor took away meanwhile (steal,
+#      /proc/stat) is printed too.
 #   b. 10,000 bans by hand (`mxjail ban`, 1,000 addresses per call): time until
 #      all of them are in the nftables sets.
 #   c. 100,000 live bans, mxjail stopped and started in a fresh namespace (no
@@ -34,7 +36,7 @@
 # 0 all targets met, 1 a target missed or the counts differ, 2 a tool missing.
 set -eu
 cd "$(dirname "$0")/.."
-case "${1:-}" in -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 exec python3 - "$@" <<'PY'
 import argparse, datetime, json, os, queue, shutil, signal, socket, subprocess, sys
 import threading, time
@@ -237,16 +239,24 @@ def part_a():
     log = ensure_log()
     conf = f2b_tree("a", log)
     say("\n(a) %d lines, jails postfix[mode=aggressive] dovecot sshd, Debian's filter.d" % a.lines)
-    s0 = steal()
-    mx = Mx(conf, "a").start()
-    t_idle, mx_tot, s1 = until_idle(lambda: mx.totals(JAILS), 0.05, 3.0)
-    mx_time = t_idle - mx.t0
-    mx_rss = vmhwm(mx.p.pid)
-    bans = mx.elements()
-    mx.stop()
-    say("    mxjail:   %.2f s to idle, peak RSS %.1f MiB, totals %s, %d addresses in the sets"
-        % (mx_time, mx_rss, mx_tot, bans))
-    say("              the host took %.2f s of CPU (steal) meanwhile" % (s1 - s0))
+    # a run of about a second swings by up to 2x on a shared virtual machine:
+    # three fresh runs, the median time, the largest RSS, every run printed
+    runs = []
+    for k in range(3):
+        s0 = steal()
+        mx = Mx(conf, "a").start()
+        t_idle, tot, s1 = until_idle(lambda: mx.totals(JAILS), 0.05, 3.0)
+        runs.append((t_idle - mx.t0, vmhwm(mx.p.pid), tot, mx.elements(), s1 - s0))
+        mx.stop()
+        say("    mxjail run %d: %.2f s to idle, peak RSS %.1f MiB, totals %s, %d addresses in "
+            "the sets; the host took %.2f s of CPU (steal) meanwhile" % ((k + 1,) + runs[-1]))
+    mx_time = sorted(r[0] for r in runs)[1]
+    mx_rss = max(r[1] for r in runs)
+    mx_tot = runs[0][2]
+    if any(r[2] != mx_tot for r in runs):
+        missed.append("a: mxjail's own runs differ")
+        say("    mxjail's runs counted differently: %s" % [r[2] for r in runs])
+    say("    mxjail:   %.2f s to idle (median of 3), peak RSS %.1f MiB" % (mx_time, mx_rss))
     target("a: mxjail peak RSS (MiB)", round(mx_rss, 1), 8, "MiB")
     if a.skip_fail2ban:
         return
