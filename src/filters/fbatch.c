@@ -210,7 +210,8 @@ static void batch_prepare(struct lbatch *lb)
 					lb->ccap = (lb->clen + fl->len) * 2;
 					lb->cbuf = xrealloc(lb->cbuf, lb->ccap);
 				}
-				memcpy(lb->cbuf + lb->clen, fl->text, fl->len);
+				if (fl->len)
+					memcpy(lb->cbuf + lb->clen, fl->text, fl->len);
 				lb->coff[cell] = lb->clen;
 				lb->clen += fl->len;
 			}
@@ -510,7 +511,8 @@ void fbatch_add(struct fbatch *b, const struct fbatch_set *set, const char *line
 		lb->buf = xrealloc(lb->buf, lb->bcap);
 	}
 	lb->set = set;
-	memcpy(lb->buf + lb->blen, line, len);
+	if (len) /* an empty first line: no buffer yet */
+		memcpy(lb->buf + lb->blen, line, len);
 	lb->off[lb->n] = lb->blen;
 	lb->len[lb->n] = len;
 	lb->jtime[lb->n] = jtime;
