@@ -89,8 +89,9 @@ const char *policy_req_get(const struct policy_req *r, const char *name)
 		unsigned i = r->idx[k];
 		if (!i)
 			return NULL;
-		const char *n = r->v[i - 1].name;
-		if (memcmp(n, name, len + 1) == 0)
+		/* strcmp, not memcmp of len + 1: a shorter stored name may end
+		 * right at the end of the request buffer */
+		if (strcmp(r->v[i - 1].name, name) == 0)
 			return r->v[i - 1].value;
 	}
 }
