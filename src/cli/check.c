@@ -159,8 +159,7 @@ static void check_metrics(struct diag *d, const struct where *w, const struct co
 {
 	const char *listen = opt(cfg, "mxjail.metrics");
 	const char *token = opt(cfg, "mxjail.metrics_token");
-	if (!listen || !strcasecmp(listen, "off") || !strcasecmp(listen, "no") ||
-	    !strcasecmp(listen, "false"))
+	if (!listen || kvlist_bool(listen) == 0) /* off, no, false */
 		return;
 	const char *file;
 	unsigned line;

@@ -36,6 +36,7 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "core/clocks.h"
 #include "core/timefmt.h"
 #include "core/diag.h"
 #include "core/kvlist.h"
@@ -148,13 +149,6 @@ static void replay_free(struct replay *rp)
 
 /* ---------- decisions ---------- */
 
-static double wall_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* What a ban covers: the host, or the /banprefix6 of an IPv6 host. */
 static struct addr ban_target(const struct rjail *j, const struct addr *a)
 {
@@ -178,7 +172,7 @@ static int is_ignored(struct rjail *j, const char *id, const struct kvlist *grou
 		kvlist_set(&tags, key, groups->v[i].value);
 	}
 	/* the ignore cache and file: checks run on the real clock, not the log's */
-	enum ignore_reason r = ignore_check(j->ign, id, &tags, wall_now(), NULL);
+	enum ignore_reason r = ignore_check(j->ign, id, &tags, clocks_real(), NULL);
 	kvlist_free(&tags);
 	return r != IGNORE_NONE;
 }
@@ -539,7 +533,7 @@ int cmd_replay(int argc, char **argv)
 		return 2;
 	}
 	if (now < 0)
-		now = wall_now();
+		now = clocks_real();
 	struct config cfg = {0};
 	struct diag d = DIAG_INIT;
 	struct replay rp = {0};

@@ -36,6 +36,7 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "core/clocks.h"
 #include "core/diag.h"
 #include "core/kvlist.h"
 #include "core/linereader.h"
@@ -71,13 +72,6 @@ struct run {
 	double now;
 	unsigned long lines;
 };
-
-static double wall_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void usage(void)
 {
@@ -173,7 +167,7 @@ static void feed(struct run *q, const char *line, size_t len)
 				if (qj->flt != i)
 					continue;
 				if (qj->ign &&
-				    ignore_check(qj->ign, hit->id, NULL, wall_now(), NULL) != IGNORE_NONE) {
+				    ignore_check(qj->ign, hit->id, NULL, clocks_real(), NULL) != IGNORE_NONE) {
 					report_ignored(q->r, qj->rj);
 					continue;
 				}
@@ -608,7 +602,7 @@ int cmd_report(int argc, char **argv)
 		return 2;
 	}
 	if (now < 0)
-		now = wall_now();
+		now = clocks_real();
 	int nlogs = argc - optind;
 
 	struct config cfg = {0};

@@ -26,6 +26,7 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "core/clocks.h"
 #include "core/diag.h"
 #include "core/linereader.h"
 #include "filters/fbatch.h"
@@ -57,13 +58,6 @@ static void usage(void)
 		"usage: mxjail test [-c DIR] [--now EPOCH] [--all] [--json] [--threads 1|2]\n"
 		"                   [--print-all-matched|--print-all-missed]\n"
 		"                   FILTER[k=v,...] [FILTER2 ...] LOGFILE|-\n");
-}
-
-static double now_real(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void json_hit_fields(struct strbuf *o, const struct filter_hit *hits, size_t n)
@@ -291,7 +285,7 @@ int cmd_test(int argc, char **argv)
 		return 2;
 	}
 	if (now < 0)
-		now = now_real();
+		now = clocks_real();
 	const char *logname = argv[argc - 1];
 	size_t nf = (size_t)(argc - optind - 1);
 	struct tfilter *tf = xcalloc(nf, sizeof *tf);
@@ -366,7 +360,7 @@ int cmd_test(int argc, char **argv)
 	struct fbatch_set set = {taps, nf, on_result, &tr};
 	struct fbatch *fb = fbatch_new(threads > 1);
 	unsigned long lineno = 0;
-	double t0 = now_real();
+	double t0 = clocks_real();
 	const char *line;
 	size_t len;
 	int rc;
@@ -381,7 +375,7 @@ int cmd_test(int argc, char **argv)
 		fprintf(stderr, "mxjail test: %s: read error: %s\n", logname, strerror(errno));
 	if (lr.truncated)
 		fprintf(stderr, "mxjail test: %lu over-long lines were cut to 16 MiB\n", lr.truncated);
-	double elapsed = now_real() - t0;
+	double elapsed = clocks_real() - t0;
 	if (!json) {
 		printf("\nRunning tests\n=============\n\n");
 		for (size_t i = 0; i < nf; i++)

@@ -31,6 +31,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/redisloop.h"
+#include "core/clocks.h"
 #include "core/kvlist.h"
 #include "core/loop.h"
 #include "core/strbuf.h"
@@ -932,7 +933,7 @@ static void apply_snapshot(struct cluster *c, const redisReply *r)
 static void check_args(struct cluster *c, int force, const char **argv, char *now, size_t nowlen,
 		       char *ttl, size_t ttllen)
 {
-	snprintf(now, nowlen, "%.3f", loop_realtime());
+	snprintf(now, nowlen, "%.3f", clocks_real());
 	snprintf(ttl, ttllen, "%.0f", c->o.tombstone_ttl);
 	argv[0] = "EVAL";
 	argv[1] = SCRIPT_CHECK;
@@ -1244,7 +1245,7 @@ struct cluster *cluster_new(struct loop *l, const struct cluster_opts *o,
 	c->cmd.c = c->rd.c = c;
 	c->cmd.name = "cmd";
 	c->rd.name = "rd";
-	c->started = loop_realtime();
+	c->started = clocks_real();
 	if (c->h.load_id) {
 		if (c->h.load_id(c->h.arg, "bans", c->bans_id, sizeof c->bans_id) < 0)
 			c->bans_id[0] = 0;

@@ -28,17 +28,6 @@
 #include "core/kvlist.h"
 #include "core/xmalloc.h"
 
-static int as_bool(const char *v)
-{
-	char b[8];
-	size_t n = strlen(v);
-	if (n >= sizeof b)
-		return 0;
-	for (size_t i = 0; i <= n; i++)
-		b[i] = (char)((v[i] >= 'A' && v[i] <= 'Z') ? v[i] - 'A' + 'a' : v[i]);
-	return !strcmp(b, "1") || !strcmp(b, "on") || !strcmp(b, "true") || !strcmp(b, "yes");
-}
-
 static int in_list(const char *const *l, const char *s)
 {
 	for (; *l; l++)
@@ -135,7 +124,7 @@ static void load_jail(struct ini *ini, const char *confdir, struct ini_sect *sec
 	j->file = sec->file ? xstrdup(sec->file) : NULL;
 	j->line = sec->line;
 	char *en = get_opt(ini, name, "enabled", "false", 1, d, failed);
-	j->enabled = as_bool(en);
+	j->enabled = kvlist_bool(en) == 1;
 	free(en);
 	char *backend = get_opt(ini, name, "backend", "auto", 1, d, failed);
 	char *filter = get_opt(ini, name, "filter", "", 1, d, failed);

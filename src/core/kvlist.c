@@ -37,18 +37,23 @@ const char *kvlist_get(const struct kvlist *l, const char *key)
 	return e ? e->value : NULL;
 }
 
+int kvlist_bool(const char *v)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+	for (size_t i = 0; v && i < sizeof yes / sizeof *yes; i++) {
+		if (strcasecmp(v, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(v, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
 int kvlist_get_bool(const struct kvlist *l, const char *key, int dflt)
 {
-	const char *v = kvlist_get(l, key);
-	if (!v || !*v)
-		return dflt;
-	if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") ||
-	    !strcmp(v, "1"))
-		return 1;
-	if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") ||
-	    !strcmp(v, "0"))
-		return 0;
-	return dflt;
+	int b = kvlist_bool(kvlist_get(l, key));
+	return b < 0 ? dflt : b;
 }
 
 int kvlist_del(struct kvlist *l, const char *key)

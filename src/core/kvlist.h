@@ -27,8 +27,11 @@ void kvlist_set(struct kvlist *l, const char *key, const char *value);
 /* Returns the value or NULL; valid until the list changes. */
 const char *kvlist_get(const struct kvlist *l, const char *key);
 int kvlist_del(struct kvlist *l, const char *key);
-/* fail2ban's booleans: true/yes/on/1 and false/no/off/0 (any case); dflt when
- * the key is absent, empty or says something else. */
+/* fail2ban's booleans: 1 for true/yes/on/1, 0 for false/no/off/0 (any case),
+ * -1 for anything else or NULL. */
+int kvlist_bool(const char *v);
+/* kvlist_bool() of the key's value; dflt when the key is absent, empty or
+ * says something else. */
 int kvlist_get_bool(const struct kvlist *l, const char *key, int dflt);
 void kvlist_copy(struct kvlist *dst, const struct kvlist *src); /* set every pair of src into dst */
 void kvlist_free(struct kvlist *l);

@@ -68,13 +68,6 @@ uint64_t loop_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-double loop_realtime(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct loop *loop_new(void)
 {
 	struct loop *l = xcalloc(1, sizeof *l);

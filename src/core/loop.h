@@ -46,8 +46,7 @@ void loop_on_turn_end(struct loop *l, loop_cb cb, void *arg);
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 
-/* Monotonic milliseconds, and real time in seconds with fraction. */
+/* Monotonic milliseconds, the timers' clock (core/clocks.h has the others). */
 uint64_t loop_now_ms(void);
-double loop_realtime(void);
 
 #endif

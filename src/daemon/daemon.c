@@ -31,6 +31,7 @@
 
 #include "actions/fw_cmd.h"
 #include "cluster/cluster.h"
+#include "core/clocks.h"
 #include "core/diag.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -48,7 +49,7 @@
 
 double daemon_now(void)
 {
-	return loop_realtime();
+	return clocks_real();
 }
 
 double daemon_random(struct daemon *dm)

@@ -32,6 +32,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/clocks.h"
+#include "core/kvlist.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/timefmt.h"
@@ -56,19 +58,12 @@ struct daemon_http {
 	unsigned long last_fail, last_bans;    /* totals at the previous sample */
 };
 
-/* CPU time of this thread, not wall time: on a busy machine a batch can wait
+/* The thread's CPU time, not wall time: on a busy machine a batch can wait
  * for the CPU as long as it runs, and that is not time spent matching. */
-static double cpu_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void daemon_lines_batch_begin(struct daemon *dm)
 {
 	dm->line_busy = 1;
-	dm->line_t0 = cpu_now();
+	dm->line_t0 = clocks_thread_cpu();
 	dm->line_now = daemon_now();
 }
 
@@ -76,7 +71,7 @@ void daemon_lines_batch_end(struct daemon *dm)
 {
 	if (!dm->line_busy)
 		return;
-	double d = cpu_now() - dm->line_t0;
+	double d = clocks_thread_cpu() - dm->line_t0;
 	if (d > 0)
 		dm->line_seconds += d;
 	dm->line_busy = 0;
@@ -603,8 +598,7 @@ void daemon_http_start(struct daemon *dm, const struct config *cfg)
 {
 	const char *listen = opt(cfg, "mxjail.metrics");
 	const char *token = opt(cfg, "mxjail.metrics_token");
-	if (listen && (strcasecmp(listen, "off") == 0 || strcasecmp(listen, "no") == 0 ||
-		       strcasecmp(listen, "false") == 0))
+	if (kvlist_bool(listen) == 0) /* off, no, false */
 		listen = NULL;
 	struct daemon_http *h = dm->http;
 	if (h && h->srv && same(h->listen, listen) && same(h->token, token))

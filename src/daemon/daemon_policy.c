@@ -28,6 +28,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "core/clocks.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/xmalloc.h"
@@ -90,21 +91,14 @@ static char *conf_text(const struct config *cfg)
 static void eval_cb(void *arg, const struct policy_req *r, struct strbuf *out)
 {
 	struct daemon_policy *p = arg;
-	policy_eval(p->engine, r, loop_realtime(), out);
-}
-
-static double mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+	policy_eval(p->engine, r, clocks_real(), out);
 }
 
 void daemon_policy_flush(struct daemon_policy *p)
 {
-	double t0 = mono_us();
-	int r = policy_flush(p->engine, loop_realtime());
-	double took = mono_us() - t0;
+	double t0 = clocks_mono() * 1e6;
+	int r = policy_flush(p->engine, clocks_real());
+	double took = clocks_mono() * 1e6 - t0;
 	p->last_flush = (t0 + took) / 1e6;
 	p->flushes++;
 	p->flush_us += took;
@@ -129,7 +123,7 @@ static void on_flush(struct loop *l, void *arg)
 	/* small commits often: each stalls the loop for about a microsecond
 	 * per queued change, so none grows long at high request rates */
 	size_t n = policy_pending(p->engine);
-	if (n >= FLUSH_PENDING || (n && mono_us() / 1e6 - p->last_flush >= FLUSH_MAX_AGE))
+	if (n >= FLUSH_PENDING || (n && clocks_mono() - p->last_flush >= FLUSH_MAX_AGE))
 		daemon_policy_flush(p);
 	p->flush_timer = loop_timer_add(l, FLUSH_CHECK_MS, on_flush, p);
 }
@@ -137,7 +131,7 @@ static void on_flush(struct loop *l, void *arg)
 static void on_expire(struct loop *l, void *arg)
 {
 	struct daemon_policy *p = arg;
-	policy_expire_step(p->engine, loop_realtime(), EXPIRE_BUDGET);
+	policy_expire_step(p->engine, clocks_real(), EXPIRE_BUDGET);
 	p->expire_timer = loop_timer_add(l, EXPIRE_MS, on_expire, p);
 }
 
@@ -192,7 +186,7 @@ struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg
 	if (host)
 		p->host = *host;
 	raise_nofile(so.max_conns ? so.max_conns : POLICYSRV_MAX_CONNS_DEFAULT);
-	p->engine = policy_open(&sp, &sg, &sr, &ss, statefile, st, &p->host, loop_realtime(),
+	p->engine = policy_open(&sp, &sg, &sr, &ss, statefile, st, &p->host, clocks_real(),
 				err, errlen);
 	if (p->engine && *err)
 		log_warnx("policy: %s", err);
@@ -207,7 +201,7 @@ struct daemon_policy *daemon_policy_new(struct loop *l, const struct config *cfg
 		return NULL;
 	}
 	p->conftext = conf_text(cfg);
-	p->last_flush = mono_us() / 1e6;
+	p->last_flush = clocks_mono();
 	p->flush_timer = loop_timer_add(l, FLUSH_CHECK_MS, on_flush, p);
 	p->expire_timer = loop_timer_add(l, EXPIRE_MS, on_expire, p);
 	return p;
@@ -258,7 +252,7 @@ static int ctl_run(struct daemon_policy *p, int argc, char **argv, int json, str
 	const char *verb = argv[0], *sub = argc > 1 ? argv[1] : "";
 	if (!p)
 		return fail(out, "the policy service is not running here ([policy] enabled = no)");
-	double now = loop_realtime();
+	double now = clocks_real();
 	int r;
 	if (!strcmp(verb, "policy")) {
 		if (strcmp(sub, "status") != 0 || argc != 2)
@@ -401,7 +395,7 @@ static void mask_one(struct daemon_ban *b, void *arg)
 #define PFX_SMALL 20000
 static int prefixes_usable(struct daemon_policy *p, struct daemon *dm)
 {
-	double t = mono_us() / 1e6;
+	double t = clocks_mono();
 	int changed = dm->bans.n != p->pfx_seen_n;
 	if (!changed && t - p->pfx_built < PFX_MAX_AGE)
 		return 1;
@@ -572,7 +566,7 @@ void daemon_policy_reload(struct daemon *dm, const struct config *cfg)
 	config_section(cfg, "ratelimit", &sr);
 	config_section(cfg, "spoof", &ss);
 	char err[512] = "";
-	struct policy *check = policy_new(&sp, &sg, &sr, &ss, NULL, NULL, loop_realtime(), err,
+	struct policy *check = policy_new(&sp, &sg, &sr, &ss, NULL, NULL, clocks_real(), err,
 					  sizeof err);
 	kvlist_free(&sp);
 	kvlist_free(&sg);
@@ -718,10 +712,7 @@ static void *bans_thread(void *arg)
 	struct daemon_policy_bans *b = arg;
 	for (;;) {
 		struct banidx *x = xcalloc(1, sizeof *x);
-		struct timespec rt;
-		clock_gettime(CLOCK_REALTIME, &rt);
-		double now = (double)rt.tv_sec + (double)rt.tv_nsec / 1e9;
-		long r = store_ro_live_bans(b->path, now, 200, banidx_cb, x, x->msg, sizeof x->msg);
+		long r = store_ro_live_bans(b->path, clocks_real(), 200, banidx_cb, x, x->msg, sizeof x->msg);
 		x->ok = r >= 0 || r == -ENOENT;   /* no daemon database: no bans */
 		if (r == -ENOENT)
 			x->msg[0] = '\0';
@@ -819,7 +810,7 @@ int daemon_policy_bans_check(void *arg, const struct addr *a)
 {
 	struct daemon_policy_bans *b = arg;
 	bans_take(b);
-	return banidx_has(b->cur, a, loop_realtime());
+	return banidx_has(b->cur, a, clocks_real());
 }
 
 size_t daemon_policy_bans_count(struct daemon_policy_bans *b)

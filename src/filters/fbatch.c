@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clocks.h"
+#include "core/kvlist.h"
 #include "core/xmalloc.h"
 
 #define LB_LINES 256
@@ -84,13 +86,6 @@ struct fbatch {
 	int have_base;
 };
 
-static double thread_cpu(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int fbatch_cpus_spare(void)
 {
 	return sysconf(_SC_NPROCESSORS_ONLN) > 1;
@@ -98,17 +93,9 @@ int fbatch_cpus_spare(void)
 
 int fbatch_setting(const char *v)
 {
-	static const char *const yes[] = {"yes", "true", "on", "1"};
-	static const char *const no[] = {"no", "false", "off", "0"};
 	if (!v || !*v || strcasecmp(v, "auto") == 0)
 		return fbatch_cpus_spare();
-	for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
-		if (strcasecmp(v, yes[i]) == 0)
-			return 1;
-		if (strcasecmp(v, no[i]) == 0)
-			return 0;
-	}
-	return -1;
+	return kvlist_bool(v);
 }
 
 /* The tap whose preparation tap t uses: its `share` when that is an earlier
@@ -222,13 +209,6 @@ static void batch_prepare(struct lbatch *lb)
 			lb->fl[k].text = lb->cbuf + lb->coff[k];
 }
 
-static double mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 /* The taps of one side (mine: the caller's) over the prepared lines, one
  * filter at a time: each keeps its lines in order, and its state stays in
  * one cache while it runs. */
@@ -239,7 +219,7 @@ static void batch_process(struct lbatch *lb, int mine)
 	for (size_t t = 0; t < nt; t++) {
 		if (lb->mine[t] != mine)
 			continue;
-		double t0 = mono_ns();
+		double t0 = clocks_mono() * 1e9;
 		const struct fbatch_tap *tap = &set->taps[t];
 		struct lb_tap *bt = &lb->taps[t];
 		filter_result_reset(&bt->res);
@@ -252,7 +232,7 @@ static void batch_process(struct lbatch *lb, int mine)
 			lb->limited[i * nt + t] = filter_get_stats(tap->f)->limit_hits != lh;
 			bt->end[i] = bt->res.n;
 		}
-		lb->took[t] = mono_ns() - t0;
+		lb->took[t] = clocks_mono() * 1e9 - t0;
 	}
 }
 
@@ -361,7 +341,7 @@ static int spin_until(struct fbatch *b, int busy)
 		if ((atomic_load_explicit(&b->job, memory_order_acquire) != NULL) == busy)
 			return 1;
 		if ((k & 255) == 0) {
-			double now = mono_ns();
+			double now = clocks_mono() * 1e9;
 			if (end == 0)
 				end = now + SPIN_NS;
 			else if (now > end)
@@ -385,9 +365,9 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&b->mu);
 		if (!lb)
 			break;
-		double c0 = thread_cpu();
+		double c0 = clocks_thread_cpu();
 		batch_process(lb, 0);
-		double c = thread_cpu() - c0;
+		double c = clocks_thread_cpu() - c0;
 		pthread_mutex_lock(&b->mu);
 		b->cpu += c;
 		atomic_store_explicit(&b->job, NULL, memory_order_release);
@@ -445,13 +425,13 @@ static void hand_over(struct fbatch *b, struct lbatch *lb)
 static void submit(struct fbatch *b)
 {
 	struct lbatch *lb = b->fill, *prev = b->busy;
-	double t0 = mono_ns();
+	double t0 = clocks_mono() * 1e9;
 	batch_shape(lb);
 	assign(b, lb);
 	batch_prepare(lb);
-	double w0 = mono_ns();
+	double w0 = clocks_mono() * 1e9;
 	wait_busy(b);
-	double waited = mono_ns() - w0;
+	double waited = clocks_mono() * 1e9 - w0;
 	hand_over(b, lb);
 	b->busy = lb;
 	b->fill = lb == &b->b[0] ? &b->b[1] : &b->b[0];
@@ -465,7 +445,7 @@ static void submit(struct fbatch *b)
 		batch_report(prev);
 	}
 	learn_taps(b, lb, 1);
-	double now = mono_ns();
+	double now = clocks_mono() * 1e9;
 	/* the caller's work since the last submit, less waiting and matching */
 	if (b->cycle_t0 > 0 && b->cycle_t0 < t0 && lb->n) {
 		double base = (now - b->cycle_t0 - waited - own) / (double)lb->n;

@@ -33,6 +33,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "core/clocks.h"
 #include "core/diag.h"
 #include "core/hash.h"
 #include "core/strbuf.h"
@@ -459,13 +460,6 @@ static struct fdict *fdict_clone(const struct fdict *s)
 	struct fdict *d = xcalloc(1, sizeof *d);
 	fdict_copy_into(d, s);
 	return d;
-}
-
-static double wallclock(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ============================================================ tline pool */
@@ -1617,7 +1611,7 @@ static void mlfid_set(struct filter *f, const char *key, struct fdict *fail, dou
 static struct fdict *merge_failure(struct filter *f, const char *mlfid, struct fdict *fail,
 				   const struct search *s)
 {
-	double now = wallclock();
+	double now = clocks_mono();
 	struct mlfid_ent *ent = mlfid_get(f, mlfid, now);
 	struct strv *users = NULL;
 	int nf = 0;

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "core/clocks.h"
 #include "core/diag.h"
 #include "core/hash.h"
 #include "core/kvlist.h"
@@ -1333,13 +1334,6 @@ char *ignore_subst(const char *tmpl, const struct kvlist *values, struct kvlist 
 
 /* ---------------------------------------------------------------- command */
 
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* 1 when the child has exited (not reaped), 0 when running. */
 static int exited(pid_t pid)
 {
@@ -1376,7 +1370,7 @@ static int wait_child(pid_t pid, int pidfd, int *outfd, double deadline,
 	for (;;) {
 		if (exited(pid))
 			return 1;
-		double left = deadline - mono_now();
+		double left = deadline - clocks_mono();
 		if (left <= 0)
 			return 0;
 		struct pollfd pf[2];
@@ -1445,7 +1439,7 @@ int ignore_command_run(const char *tmpl, const struct kvlist *values, double tim
 	char *script = ignore_subst(tmpl, values, &vars);
 	char **env = build_env(&vars);
 	int pfd[2] = {-1, -1}, devnull = -1;
-	double t0 = mono_now();
+	double t0 = clocks_mono();
 	if (pipe2(pfd, O_CLOEXEC) < 0 ||
 	    (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
 		snprintf(r->output, sizeof r->output, "cannot start /bin/sh: %s", strerror(errno));
@@ -1486,8 +1480,8 @@ int ignore_command_run(const char *tmpl, const struct kvlist *values, double tim
 	int done = wait_child(pid, pidfd, &pfd[0], t0 + timeout, r, &used);
 	if (!done) {
 		kill(-pid, SIGTERM);
-		double grace = mono_now() + 0.1;
-		while (!exited(pid) && mono_now() < grace) {
+		double grace = clocks_mono() + 0.1;
+		while (!exited(pid) && clocks_mono() < grace) {
 			struct timespec ts = {0, 2000000};
 			nanosleep(&ts, NULL);
 		}
@@ -1503,7 +1497,7 @@ int ignore_command_run(const char *tmpl, const struct kvlist *values, double tim
 		close(pidfd);
 	if (pfd[0] >= 0)
 		drain(pfd[0], r, &used);
-	r->elapsed = mono_now() - t0;
+	r->elapsed = clocks_mono() - t0;
 	if (!done) {
 		r->status = IGNORE_CMD_TIMEOUT;
 		r->code = 0;

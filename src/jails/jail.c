@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "core/hash.h"
+#include "core/kvlist.h"
 #include "core/xmalloc.h"
 #include "jails/evspool.h"
 
@@ -516,14 +517,10 @@ static int parse_bool(const char *s, int *out)
 {
 	if (!s)
 		return 0;
-	if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") ||
-	    !strcmp(s, "1"))
-		*out = 1;
-	else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off") ||
-		 !strcmp(s, "0"))
-		*out = 0;
-	else
+	int b = kvlist_bool(s);
+	if (b < 0)
 		return -1;
+	*out = b;
 	return 0;
 }
 

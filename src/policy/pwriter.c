@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clocks.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 #include "policy/pwriter.h"
@@ -142,13 +143,6 @@ struct pwriter {
 	struct pwriter_stats st;
 };
 
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int sq_errno(int rc)
 {
 	switch (rc & 0xff) {
@@ -244,7 +238,7 @@ static void checkpoint(struct pwriter *pw, int mode)
 		pw->st.checkpoints++;
 		pthread_mutex_unlock(&pw->mu);
 	}
-	pw->last_ckpt = mono();
+	pw->last_ckpt = clocks_mono();
 }
 
 static void purge(struct pwriter *pw)
@@ -256,7 +250,7 @@ static void purge(struct pwriter *pw)
 		sqlite3_step(s);
 	}
 	sqlite3_finalize(s);
-	pw->last_purge = mono();
+	pw->last_purge = clocks_mono();
 }
 
 static int setup(struct pwriter *pw, const char *path, char *msg, size_t msglen);
@@ -288,7 +282,7 @@ static void *writer_main(void *arg)
 		if (!pw->head) {
 			if (pw->stop)
 				break;
-			double idle = mono() - pw->last_ckpt;
+			double idle = clocks_mono() - pw->last_ckpt;
 			if (pw->db && (pw->wal_frames >= CKPT_FRAMES ||
 			    (pw->wal_frames > 0 && idle >= CKPT_IDLE_S))) {
 				pthread_mutex_unlock(&pw->mu);
@@ -296,7 +290,7 @@ static void *writer_main(void *arg)
 				pthread_mutex_lock(&pw->mu);
 				continue;
 			}
-			if (pw->db && mono() - pw->last_purge >= PURGE_S) {
+			if (pw->db && clocks_mono() - pw->last_purge >= PURGE_S) {
 				pthread_mutex_unlock(&pw->mu);
 				purge(pw);
 				pthread_mutex_lock(&pw->mu);
@@ -318,11 +312,11 @@ static void *writer_main(void *arg)
 		struct pbatch *b = pw->head;
 		int stopping = pw->stop;
 		pthread_mutex_unlock(&pw->mu);
-		double t0 = mono();
+		double t0 = clocks_mono();
 		int rc = pw->db ? 0 : writer_connect(pw);
 		if (rc == 0)
 			rc = apply(pw, b);
-		double ms = (mono() - t0) * 1e3;
+		double ms = (clocks_mono() - t0) * 1e3;
 		if (rc == 0 && pw->wal_frames >= CKPT_FRAMES_FORCE)
 			checkpoint(pw, SQLITE_CHECKPOINT_PASSIVE);
 		pthread_mutex_lock(&pw->mu);
@@ -488,7 +482,7 @@ int pwriter_open(const char *path, double now, struct pwriter **out, char *msg, 
 		sqlite3_step(s);
 	}
 	sqlite3_finalize(s);
-	pw->last_ckpt = pw->last_purge = mono();
+	pw->last_ckpt = pw->last_purge = clocks_mono();
 	pw->path = xstrdup(path);
 	*out = pw;
 	return moved;
@@ -643,11 +637,11 @@ int pwriter_room(struct pwriter *pw)
 
 int pwriter_wait_room(struct pwriter *pw, double timeout)
 {
-	double end = mono() + timeout;
+	double end = clocks_mono() + timeout;
 	int rc = 0;
 	pthread_mutex_lock(&pw->mu);
 	while (pw->nq >= PWRITER_QUEUE && !pw->stop) {
-		double left = end - mono();
+		double left = end - clocks_mono();
 		if (left <= 0 || !pw->started) {
 			rc = -ETIMEDOUT;
 			break;
@@ -695,7 +689,7 @@ struct pwriter *pwriter_close(struct pwriter *pw, double drain_timeout)
 		return NULL;
 	if (pw->started) {
 		/* let the writer drain; a disk that keeps failing gets drain_timeout */
-		double end = mono() + drain_timeout;
+		double end = clocks_mono() + drain_timeout;
 		pthread_mutex_lock(&pw->mu);
 		while (pw->head && pw->err == 0) {
 			struct timespec ts;
@@ -707,7 +701,7 @@ struct pwriter *pwriter_close(struct pwriter *pw, double drain_timeout)
 			}
 			pthread_cond_timedwait(&pw->room, &pw->mu, &ts);
 		}
-		while (pw->head && mono() < end) {
+		while (pw->head && clocks_mono() < end) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;

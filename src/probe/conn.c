@@ -22,15 +22,9 @@
 
 #include <openssl/err.h>
 
+#include "core/clocks.h"
 #include "core/xmalloc.h"
 #include "probe/probe_int.h"
-
-double probe_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void sleep_s(double s)
 {
@@ -45,7 +39,7 @@ static void sleep_s(double s)
  * left of the deadline; 0 when the deadline has passed. */
 static int wait_ms(const struct pconn *c)
 {
-	double left = c->deadline - probe_now();
+	double left = c->deadline - clocks_mono();
 	if (left > c->rtimeout)
 		left = c->rtimeout;
 	if (left <= 0)
@@ -74,7 +68,7 @@ static int wait_fd(struct pconn *c, short ev, const char *what)
 			return -1;
 		}
 		c->timed_out = 1;
-		if (probe_now() >= c->deadline)
+		if (clocks_mono() >= c->deadline)
 			snprintf(c->err, sizeof c->err, "%s: connection deadline reached", what);
 		else
 			snprintf(c->err, sizeof c->err, "%s: no answer within %.0f s (server stalled)",
@@ -101,11 +95,11 @@ int pconn_open(struct probe_ctx *ctx, int port, struct pconn *c)
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 	smtpreply_init(&c->sp);
-	double gap = ctx->o->delay_ms / 1000.0 - (probe_now() - ctx->last_connect);
+	double gap = ctx->o->delay_ms / 1000.0 - (clocks_mono() - ctx->last_connect);
 	sleep_s(gap);
-	ctx->last_connect = probe_now();
+	ctx->last_connect = clocks_mono();
 	c->rtimeout = ctx->o->timeout > 0 ? ctx->o->timeout : 10;
-	c->deadline = probe_now() + 4 * c->rtimeout;
+	c->deadline = clocks_mono() + 4 * c->rtimeout;
 
 	struct sockaddr_storage sa = ctx->addr;
 	if (sa.ss_family == AF_INET)
@@ -349,8 +343,8 @@ int pconn_wait(struct pconn *c, double secs)
 		return 1;
 	double save_t = c->rtimeout, save_d = c->deadline;
 	c->rtimeout = secs;
-	if (c->deadline > probe_now() + secs)
-		c->deadline = probe_now() + secs;
+	if (c->deadline > clocks_mono() + secs)
+		c->deadline = clocks_mono() + secs;
 	c->timed_out = 0;
 	long k = fill(c, "waiting");
 	c->rtimeout = save_t;

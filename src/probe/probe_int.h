@@ -48,7 +48,6 @@ struct pconn {
 
 enum { PROTO_SMTP, PROTO_IMAP, PROTO_POP3 };
 
-double probe_now(void);
 /* Pauses for the rate limit, then connects (from the source address, if
  * any) within the timeout. 0 or -1 with c->err set. */
 int pconn_open(struct probe_ctx *ctx, int port, struct pconn *c);

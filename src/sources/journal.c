@@ -22,6 +22,7 @@
  * which is what fail2ban's filter reader does.
  */
 #include "sources/journal.h"
+#include "core/clocks.h"
 #include "core/loop.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -767,7 +768,7 @@ int journalsrc_start(struct journalsrc *j, const struct journalsrc_start *st, ch
 			if (sd_journal_get_cursor(j->sd, &c) >= 0)
 				j->cursor = c;
 		} else {
-			sd_journal_seek_realtime_usec(j->sd, (uint64_t)(loop_realtime() * 1e6));
+			sd_journal_seek_realtime_usec(j->sd, (uint64_t)(clocks_real() * 1e6));
 		}
 	}
 	j->fd = sd_journal_get_fd(j->sd);

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "cluster/cluster.h"
+#include "core/clocks.h"
 #include "core/kvlist.h"
 #include "core/loop.h"
 #include "core/strbuf.h"
@@ -240,7 +241,7 @@ static void closed_port(void **state)
 	struct cluster *c = cluster_new(l, &o, &h);
 	uint64_t t0 = loop_now_ms();
 	for (int i = 0; i < 20; i++)
-		cluster_publish_ban(c, "sshd", "192.0.2.1", loop_realtime(), -1);
+		cluster_publish_ban(c, "sshd", "192.0.2.1", clocks_real(), -1);
 	assert_true(loop_now_ms() - t0 < 100);    /* publishing never waits */
 	run_until(l, NULL, NULL, 400);
 	struct strbuf s = STRBUF_INIT;
@@ -364,7 +365,7 @@ static void two_nodes(void **state)
 	assert_true(run_until(l, both_up, &t, 3000));
 	assert_true(run_until(l, NULL, NULL, 50) == 0);   /* both past the stream check */
 
-	double now = loop_realtime();
+	double now = clocks_real();
 	/* a ban reaches B, not A (own events are not echoed) */
 	cluster_publish_ban(ca, "sshd", "192.0.2.9", now, now + 600);
 	t.want = 1;

@@ -1,15 +1,17 @@
 /*
  * test_loop - event loop: timer order and deletion, fd readiness, signals,
- * end-of-turn hooks.
+ * end-of-turn hooks; and the clocks beside it (core/clocks).
  */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/clocks.h"
 #include "core/loop.h"
 
 struct rec {
@@ -110,12 +112,37 @@ static void sigs(void **state)
 	loop_free(l);
 }
 
+static void clocks(void **state)
+{
+	(void)state;
+	/* real time is the epoch clock, with a fraction */
+	double r = clocks_real();
+	assert_true(r >= (double)time(NULL) - 1 && r <= (double)time(NULL) + 1);
+	/* monotonic time agrees with the loop's milliseconds and never goes back */
+	double m = clocks_mono();
+	uint64_t ms = loop_now_ms();
+	assert_true(m * 1000 >= (double)ms - 5 && m * 1000 <= (double)ms + 5);
+	double m2 = clocks_mono();
+	assert_true(m2 >= m);
+	/* the thread's CPU time grows with work and not with sleep */
+	double c0 = clocks_thread_cpu();
+	volatile unsigned long x = 0;
+	while (clocks_thread_cpu() - c0 < 0.02)
+		x++;
+	double c1 = clocks_thread_cpu(), w0 = clocks_mono();
+	usleep(50000);
+	assert_true(clocks_mono() - w0 >= 0.049);
+	assert_true(clocks_thread_cpu() - c1 < 0.02);
+	assert_true(x > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(timers),
 		cmocka_unit_test(fds),
 		cmocka_unit_test(sigs),
+		cmocka_unit_test(clocks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
