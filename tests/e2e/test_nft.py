@@ -290,6 +290,29 @@ def test_flush_ruleset_check_and_rebuild(ns, fw):
     assert "chain input" in fw.cmd("check")
 
 
+def test_quiet_checks_let_the_context_go(ns, fw):
+    """A check with no other command since the previous check frees libnftables'
+    context (and its cache); whatever comes next works on a new one."""
+    fw.ok("jail sshd ssh tcp")
+    fw.ok("ban sshd 192.0.2.1 600")
+    fw.ok("commit")
+    fw.ok("check")   # a commit since the last check: the context stays
+    fw.ok("check")   # nothing else since: it goes
+    fw.ok("check")   # a check on a context of its own
+    fw.ok("ban sshd 192.0.2.2 600")
+    fw.ok("unban sshd 192.0.2.1")
+    fw.ok("commit")
+    assert set(elements(ns, "sshd_v4")) == {"192.0.2.2"}
+    fw.ok("check")
+    fw.ok("check")
+    run("ip", "netns", "exec", ns, "nft", "flush", "ruleset")
+    reply = fw.cmd("check")
+    assert reply.startswith("err 2 ") and "missing" in reply
+    fw.ok("rebuild sshd 192.0.2.2 300")
+    fw.ok("check")
+    assert set(elements(ns, "sshd_v4")) == {"192.0.2.2"}
+
+
 def test_set_only_mode(ns):
     admin = """table inet filter {
     set sshd_v4 { type ipv4_addr; flags timeout; }
