@@ -50,10 +50,14 @@ struct lbatch {
 	/* [line * ntaps + tap] */
 	unsigned char *st;         /* enum filter_status */
 	unsigned char *limited;
+	signed char *pre;          /* filter_precheck() by the caller, lines below pre_upto */
 	size_t cellcap;
 	struct lb_tap *taps;
 	unsigned char *mine;       /* [tap]: matched on the caller's thread, not the worker */
+	size_t *pre_upto;          /* [tap]: a worker's tap whose prechecks the caller does
+	                            * for the lines before this one (0: none) */
 	double *took;              /* [tap]: nanoseconds its filter took on this batch */
+	double *pre_took;          /* [tap]: nanoseconds of those prechecks */
 	size_t *group;             /* [tap]: its leader's group */
 	size_t ntaps, tapcap, ngroups;
 };
@@ -79,7 +83,8 @@ struct fbatch {
 	double cpu;                /* under mu: the worker's CPU seconds not yet taken */
 	/* how the work splits (see assign()): nanoseconds per line */
 	const struct fbatch_set *cset; /* the set the costs are for */
-	double *cost;              /* [tap] */
+	double *cost;              /* [tap], prechecks included */
+	double *pcost;             /* [tap]: of that, the precheck (0: not measured yet) */
 	size_t ncost;
 	double base;               /* the caller's own work: reading, dating, reporting */
 	double cycle_t0;           /* when the last submit() returned */
@@ -148,7 +153,9 @@ static void batch_shape(struct lbatch *lb)
 		memset(lb->taps + lb->tapcap, 0, (nt - lb->tapcap) * sizeof *lb->taps);
 		lb->group = xrealloc(lb->group, nt * sizeof *lb->group);
 		lb->mine = xrealloc(lb->mine, nt);
+		lb->pre_upto = xrealloc(lb->pre_upto, nt * sizeof *lb->pre_upto);
 		lb->took = xrealloc(lb->took, nt * sizeof *lb->took);
+		lb->pre_took = xrealloc(lb->pre_took, nt * sizeof *lb->pre_took);
 		lb->tapcap = nt;
 	}
 	lb->ntaps = nt;
@@ -164,6 +171,7 @@ static void batch_shape(struct lbatch *lb)
 		lb->cellcap = nt * LB_LINES;
 		lb->st = xrealloc(lb->st, lb->cellcap);
 		lb->limited = xrealloc(lb->limited, lb->cellcap);
+		lb->pre = xrealloc(lb->pre, lb->cellcap);
 	}
 }
 
@@ -207,6 +215,16 @@ static void batch_prepare(struct lbatch *lb)
 	for (size_t k = 0; k < lb->n * ng; k++)
 		if (lb->coff[k] != SIZE_MAX)
 			lb->fl[k].text = lb->cbuf + lb->coff[k];
+	/* the worker's literal tests the caller takes over (see assign()) */
+	for (size_t t = 0; t < nt; t++) {
+		if (!lb->pre_upto[t])
+			continue;
+		double t0 = clocks_mono() * 1e9;
+		for (size_t i = 0; i < lb->pre_upto[t]; i++)
+			lb->pre[i * nt + t] = (signed char)filter_precheck(
+				set->taps[t].f, &lb->fl[i * ng + lb->group[t]]);
+		lb->pre_took[t] = clocks_mono() * 1e9 - t0;
+	}
 }
 
 /* The taps of one side (mine: the caller's) over the prepared lines, one
@@ -227,8 +245,9 @@ static void batch_process(struct lbatch *lb, int mine)
 		for (size_t i = 0; i < lb->n; i++) {
 			clk.now = lb->now[i];
 			unsigned long lh = filter_get_stats(tap->f)->limit_hits;
-			lb->st[i * nt + t] = (unsigned char)filter_process_prepared(
-				tap->f, &lb->fl[i * lb->ngroups + lb->group[t]], &clk, &bt->res);
+			int pre = i < lb->pre_upto[t] ? lb->pre[i * nt + t] : -1;
+			lb->st[i * nt + t] = (unsigned char)filter_process_checked(
+				tap->f, &lb->fl[i * lb->ngroups + lb->group[t]], &clk, &bt->res, pre);
 			lb->limited[i * nt + t] = filter_get_stats(tap->f)->limit_hits != lh;
 			bt->end[i] = bt->res.n;
 		}
@@ -243,27 +262,53 @@ static void batch_process(struct lbatch *lb, int mine)
  * side with less work so far (on the 1M-line benchmark log this takes the
  * cheapest of three filters to the caller and is 14% faster than leaving all
  * three to the worker); costs are per line, measured on the last batches of
- * the same set. Until there are figures, every tap goes to the worker. */
+ * the same set. Until there are figures, every tap goes to the worker.
+ *
+ * Taps come whole, so one side is usually left with more. When that is the
+ * worker, the caller also does the first step of its taps for as many lines
+ * as evens the sides out: the test for the words a match needs
+ * (filter_precheck(), a fair part of a filter's time, as most lines are
+ * rejected there; it needs no state, so any lines will do). A precheck's cost
+ * is guessed at a quarter of its tap's until it has been measured. */
 static void assign(struct fbatch *b, struct lbatch *lb)
 {
 	size_t nt = lb->ntaps;
 	memset(lb->mine, 0, nt);
+	memset(lb->pre_upto, 0, nt * sizeof *lb->pre_upto);
 	if (!b->thread || b->cset != lb->set || b->ncost != nt || !b->have_base)
 		return;
 	double mine = b->base, theirs = 0;
 	unsigned char done[64] = {0};
-	for (size_t k = 0; k < nt && k < sizeof done; k++) {
+	size_t order[64];
+	size_t k = 0;
+	for (; k < nt && k < sizeof done; k++) {
 		size_t best = SIZE_MAX;
 		for (size_t t = 0; t < nt && t < sizeof done; t++)
 			if (!done[t] && (best == SIZE_MAX || b->cost[t] > b->cost[best]))
 				best = t;
 		done[best] = 1;
+		order[k] = best;
 		if (theirs > 0 && mine < theirs) {
 			lb->mine[best] = 1;
 			mine += b->cost[best];
 		} else {
 			theirs += b->cost[best];
 		}
+	}
+	for (size_t o = 0; o < k; o++) {
+		size_t t = order[o];
+		if (lb->mine[t])
+			continue;
+		double p = b->pcost[t] > 0 ? b->pcost[t] : b->cost[t] / 4;
+		if (mine >= theirs || p <= 0)
+			break;
+		double share = (theirs - mine) / (2 * p); /* of the lines, to even out */
+		size_t upto = share >= 1 ? lb->n : (size_t)(share * (double)lb->n + 0.5);
+		if (upto < lb->n / 16)
+			break; /* not worth a pass of its own */
+		lb->pre_upto[t] = upto;
+		mine += p * (double)upto / (double)lb->n;
+		theirs -= p * (double)upto / (double)lb->n;
 	}
 }
 
@@ -282,11 +327,19 @@ static void learn_taps(struct fbatch *b, const struct lbatch *lb, int mine)
 		b->ncost = lb->ntaps;
 		b->cost = xrealloc(b->cost, (b->ncost ? b->ncost : 1) * sizeof *b->cost);
 		memset(b->cost, 0, (b->ncost ? b->ncost : 1) * sizeof *b->cost);
+		b->pcost = xrealloc(b->pcost, (b->ncost ? b->ncost : 1) * sizeof *b->pcost);
+		memset(b->pcost, 0, (b->ncost ? b->ncost : 1) * sizeof *b->pcost);
 		b->have_base = 0;
 	}
-	for (size_t t = 0; t < lb->ntaps; t++)
-		if (lb->mine[t] == mine)
-			b->cost[t] = ewma(b->cost[t], lb->took[t] / (double)lb->n);
+	for (size_t t = 0; t < lb->ntaps; t++) {
+		if (lb->mine[t] != mine)
+			continue;
+		size_t pn = lb->pre_upto[t];
+		if (pn)
+			b->pcost[t] = ewma(b->pcost[t], lb->pre_took[t] / (double)pn);
+		/* the whole tap, the caller's prechecks included */
+		b->cost[t] = ewma(b->cost[t], (lb->took[t] + (pn ? lb->pre_took[t] : 0)) / (double)lb->n);
+	}
 }
 
 /* Caller's thread: the batch's verdicts to the callback, in line and tap order. */
@@ -436,10 +489,9 @@ static void submit(struct fbatch *b)
 	b->busy = lb;
 	b->fill = lb == &b->b[0] ? &b->b[1] : &b->b[0];
 	batch_process(lb, 1);
-	double own = 0;
+	double own = 0; /* tap work on this thread: matching and prechecks */
 	for (size_t t = 0; t < lb->ntaps; t++)
-		if (lb->mine[t])
-			own += lb->took[t];
+		own += lb->mine[t] ? lb->took[t] : lb->pre_upto[t] ? lb->pre_took[t] : 0;
 	if (prev) {
 		learn_taps(b, prev, 0);
 		batch_report(prev);
@@ -551,16 +603,20 @@ void fbatch_free(struct fbatch *b)
 		free(lb->taps);
 		free(lb->group);
 		free(lb->mine);
+		free(lb->pre_upto);
 		free(lb->took);
+		free(lb->pre_took);
 		free(lb->fl);
 		free(lb->coff);
 		free(lb->st);
 		free(lb->limited);
+		free(lb->pre);
 		free(lb->buf);
 		free(lb->cbuf);
 	}
 	free(b->ifl);
 	free(b->cost);
+	free(b->pcost);
 	filter_result_free(&b->ires);
 	pthread_mutex_destroy(&b->mu);
 	pthread_cond_destroy(&b->go);

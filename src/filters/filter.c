@@ -2096,8 +2096,31 @@ enum filter_status filter_process(struct filter *f, const char *line, size_t len
 	return filter_process_prepared(f, &fl, clk, out);
 }
 
+int filter_precheck(const struct filter *f, const struct filter_line *fl)
+{
+	if (!f->use_req)
+		return 1;
+	/* a + c as filter_process_checked() cuts them, for the two cases that do
+	 * not depend on the lines before */
+	const char *a = "", *c = fl->text;
+	size_t alen = 0, clen = fl->len;
+	if (fl->journal_time < 0) {
+		if (fl->found != 1 || fl->me <= fl->ms)
+			return -1;
+		a = fl->text, alen = fl->ms, c = fl->text + fl->me, clen = fl->len - fl->me;
+	}
+	return req_has(&f->req_fail, a, alen, c, clen) && req_has(&f->req_pre, a, alen, c, clen);
+}
+
 enum filter_status filter_process_prepared(struct filter *f, const struct filter_line *fl,
 					   const struct date_clock *clk, struct filter_result *out)
+{
+	return filter_process_checked(f, fl, clk, out, -1);
+}
+
+enum filter_status filter_process_checked(struct filter *f, const struct filter_line *fl,
+					  const struct date_clock *clk, struct filter_result *out,
+					  int pre)
 {
 	const char *line = fl->text;
 	size_t len = fl->len;
@@ -2154,7 +2177,7 @@ enum filter_status filter_process_prepared(struct filter *f, const struct filter
 	/* A line without the words every match needs cannot match: it is missed
 	 * without running a regex. Nothing else changes for it (one-line filters
 	 * keep no buffer, multi-line sessions only change on a failregex match). */
-	if (f->use_req && !req_both(f, a, alen, c, clen)) {
+	if (f->use_req && (pre >= 0 ? !pre : !req_both(f, a, alen, c, clen))) {
 		tlist_clear(f, &f->lbuf);
 		f->ign_flag = 0;
 		f->st.missed++;

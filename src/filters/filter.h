@@ -102,6 +102,16 @@ void filter_prepare_memo(struct filter *f, const char *line, size_t len, double 
 			 struct filter_line *fl);
 enum filter_status filter_process_prepared(struct filter *f, const struct filter_line *fl,
 					   const struct date_clock *clk, struct filter_result *out);
+/* The test filter_process_prepared() starts with: are the words every match
+ * needs in the line? 1 they may be, 0 they are not (the line is missed), -1
+ * the answer depends on the filter's state (a line without a date takes the
+ * last one seen). It reads only what filter_compile() built, so another
+ * thread may ask it while one matches with the filter. */
+int filter_precheck(const struct filter *f, const struct filter_line *fl);
+/* filter_process_prepared() given filter_precheck()'s answer for the line. */
+enum filter_status filter_process_checked(struct filter *f, const struct filter_line *fl,
+					  const struct date_clock *clk, struct filter_result *out,
+					  int pre);
 /* Filters with equal keys find dates identically (same datepattern lines and
  * time zone); the string is owned by the filter. */
 const char *filter_date_key(const struct filter *f);

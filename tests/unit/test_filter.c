@@ -335,6 +335,62 @@ static void bad_regex_reports_location(void **state)
 	filter_def_free(&d);
 }
 
+/* filter_precheck(): the literal test on its own, as the filter thread's
+ * caller runs it; its answer given to filter_process_checked() changes
+ * nothing but the work done. */
+static void precheck(void **state)
+{
+	(void)state;
+	const char *fr[] = {"^auth failure from <HOST>$", "^relay denied from <HOST>$", NULL};
+	struct filter *f = build("^\\s*\\S+ mail: <F-CONTENT>.+</F-CONTENT>$", fr, NULL, 1, NULL, 0);
+	struct date_clock clk = {.now = NOW};
+	struct filter_result r = {0};
+	static const struct {
+		const char *line;
+		int pre;
+		enum filter_status st;
+	} cases[] = {
+		{"Aug 14 11:59:59 mx mail: auth failure from 192.0.2.1", 1, FILTER_MATCHED},
+		{"Aug 14 11:59:59 mx mail: relay denied from 192.0.2.2", 1, FILTER_MATCHED},
+		/* words of both regexes there, the line still not a match */
+		{"Aug 14 11:59:59 mx mail: auth failure from 192.0.2.3 port 25", 1, FILTER_MISSED},
+		/* no failregex word, or not the prefregex's */
+		{"Aug 14 11:59:59 mx mail: connect from 192.0.2.3", 0, FILTER_MISSED},
+		{"Aug 14 11:59:59 mx sshd: auth failure from 192.0.2.4", 0, FILTER_MISSED},
+		/* the date cut out leaves "auth failure" whole across the cut */
+		{"mx mail: auth Aug 14 11:59:59 failure from 192.0.2.5", -2, FILTER_MISSED},
+		/* no date: what the regexes see depends on the lines before (here a
+		 * recent date, which the line takes) */
+		{"mx mail: auth failure from 192.0.2.6", -1, FILTER_MATCHED},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct filter_line fl;
+		const char *line = cases[i].line;
+		filter_prepare(f, line, strlen(line), -1, &clk, &fl);
+		int pre = filter_precheck(f, &fl);
+		if (cases[i].pre != -2)
+			assert_int_equal(pre, cases[i].pre);
+		filter_result_reset(&r);
+		enum filter_status checked = filter_process_checked(f, &fl, &clk, &r, pre);
+		size_t n = r.n;
+		filter_result_reset(&r);
+		filter_prepare(f, line, strlen(line), -1, &clk, &fl);
+		assert_int_equal(filter_process_prepared(f, &fl, &clk, &r), checked);
+		assert_int_equal(r.n, n);
+		if (cases[i].pre != -2 && checked != cases[i].st)
+			fail_msg("case %zu: status %d, not %d", i, (int)checked, (int)cases[i].st);
+	}
+	/* a journal entry's line is all text: decided at once */
+	struct filter_line fl;
+	const char *j = "mx mail: auth failure from 192.0.2.7";
+	filter_prepare(f, j, strlen(j), NOW, &clk, &fl);
+	assert_int_equal(filter_precheck(f, &fl), 1);
+	filter_result_reset(&r);
+	assert_int_equal(filter_process_checked(f, &fl, &clk, &r, 1), FILTER_MATCHED);
+	filter_result_free(&r);
+	filter_free(f);
+}
+
 int main(void)
 {
 	setenv("TZ", "UTC", 1);
@@ -351,6 +407,7 @@ int main(void)
 		cmocka_unit_test(invalid_utf8_and_nul),
 		cmocka_unit_test(pathological_line_is_bounded),
 		cmocka_unit_test(bad_regex_reports_location),
+		cmocka_unit_test(precheck),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
