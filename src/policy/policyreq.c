@@ -5,7 +5,10 @@
  * (Postfix sends LF; CRLF is tolerated). policy_parser_feed() takes bytes as
  * they arrive, keeps partial lines between calls and hands back a complete
  * request with the number of bytes it used, so pipelined bytes stay with the
- * caller. Values are kept unmodified and untruncated (a sender may be long);
+ * caller. The usual case, a whole well-formed request in one read, is parsed
+ * where it lies and copied once; anything else (a part of a request, a
+ * malformed one) takes the general path line by line, which also words the
+ * errors. Values are kept unmodified and untruncated (a sender may be long);
  * only the request as a whole is capped (POLICY_REQ_MAX_BYTES,
  * POLICY_REQ_MAX_ATTRS).
  *
@@ -70,16 +73,47 @@ void policy_req_free(struct policy_req *r)
 /* A few bytes and the length tell Postfix's attribute names apart well
  * enough (a collision costs one more probe); names from a peer are text of
  * any kind, so the probe compares whole names. */
-static unsigned name_slot(const char *name, size_t *len)
+static unsigned name_hash(const char *name, size_t n)
 {
-	size_t n = strlen(name);
-	*len = n;
 	const unsigned char *s = (const unsigned char *)name;
 	uint32_t h = (uint32_t)n * 2654435761u;
 	if (n)
 		h ^= (uint32_t)s[0] * 40503u ^ (uint32_t)s[n - 1] * 9973u ^ (uint32_t)s[n / 2] * 131u ^
 		     (uint32_t)s[n / 3] * 7u;
 	return (h ^ (h >> 13) ^ (h >> 23)) & (POLICY_REQ_IDX - 1);
+}
+
+static unsigned name_slot(const char *name, size_t *len)
+{
+	*len = strlen(name);
+	return name_hash(name, *len);
+}
+
+/* Attribute i (name NUL-terminated, nlen bytes) into req's index; a repeated
+ * name takes over its slot: the last one wins. */
+static void index_attr(struct policy_req *req, size_t i, size_t nlen)
+{
+	const char *name = req->v[i].name;
+	unsigned k = name_hash(name, nlen);
+	while (req->idx[k] && strcmp(req->v[req->idx[k] - 1].name, name) != 0)
+		k = (k + 1) & (POLICY_REQ_IDX - 1);
+	req->idx[k] = (uint16_t)(i + 1);
+}
+
+/* Room for n attributes and len + 1 bytes in req, the index emptied. */
+static void req_ready(struct policy_req *req, size_t n, size_t len)
+{
+	if (req->bufcap < len + 1) {
+		free(req->buf);
+		req->bufcap = len + 1 > 512 ? len + 1 : 512;
+		req->buf = xmalloc(req->bufcap);
+	}
+	if (req->cap < n) {
+		free(req->v);
+		req->cap = n < 32 ? 32 : n;
+		req->v = xmalloc(req->cap * sizeof(*req->v));
+	}
+	memset(req->idx, 0, sizeof(req->idx));
 }
 
 const char *policy_req_get(const struct policy_req *r, const char *name)
@@ -120,30 +154,16 @@ static long fail(struct policy_parser *pp, char *err, size_t errlen, const char 
 /* Moves the finished pairs into req and readies the parser for the next request. */
 static void hand_over(struct policy_parser *pp, struct policy_req *req)
 {
-	if (req->bufcap < pp->done + 1) {
-		free(req->buf);
-		req->bufcap = pp->done + 1 > 512 ? pp->done + 1 : 512;
-		req->buf = xmalloc(req->bufcap);
-	}
+	req_ready(req, pp->noff, pp->done);
 	memcpy(req->buf, pp->buf, pp->done);
 	req->buf[pp->done] = '\0';
 	req->buflen = pp->done;
-	if (req->cap < pp->noff) {
-		free(req->v);
-		req->cap = pp->noff < 32 ? 32 : pp->noff;
-		req->v = xmalloc(req->cap * sizeof(*req->v));
-	}
-	memset(req->idx, 0, sizeof(req->idx));
 	for (size_t i = 0; i < pp->noff; i++) {
 		const char *name = req->buf + pp->off[i];
-		size_t len;
-		unsigned k = name_slot(name, &len);
+		size_t len = strlen(name);
 		req->v[i].name = name;
 		req->v[i].value = name + len + 1;
-		/* a repeated name takes over its slot: the last one wins */
-		while (req->idx[k] && strcmp(req->v[req->idx[k] - 1].name, name) != 0)
-			k = (k + 1) & (POLICY_REQ_IDX - 1);
-		req->idx[k] = (uint16_t)(i + 1);
+		index_attr(req, i, len);
 	}
 	req->n = pp->noff;
 	pp->len = pp->done = pp->raw = pp->noff = 0;
@@ -188,6 +208,53 @@ static int take_line(struct policy_parser *pp, const char **why)
 	return 0;
 }
 
+/* The usual case: nothing pending and a whole well-formed request at the
+ * start of data. Returns the bytes it used, or 0 to leave data to the
+ * general path (a part of a request, or anything it would refuse). */
+static long feed_whole(struct policy_parser *pp, const char *data, size_t len,
+		       struct policy_req *req)
+{
+	if (pp->len || pp->raw || pp->noff)
+		return 0;
+	/* per attribute: where its line starts, its '=', where its value ends */
+	uint32_t at[POLICY_REQ_MAX_ATTRS], eq[POLICY_REQ_MAX_ATTRS], end[POLICY_REQ_MAX_ATTRS];
+	size_t pos = 0, n = 0, used;
+	for (;;) {
+		const char *nl = memchr(data + pos, '\n', len - pos);
+		if (!nl || (size_t)(nl - data) + 1 > POLICY_REQ_MAX_BYTES)
+			return 0;
+		size_t e = (size_t)(nl - data);
+		if (e > pos && data[e - 1] == '\r')
+			e--;
+		if (e == pos) { /* the empty line */
+			used = (size_t)(nl - data) + 1;
+			break;
+		}
+		const char *q = memchr(data + pos, '=', e - pos);
+		if (!q || q == data + pos || n == POLICY_REQ_MAX_ATTRS)
+			return 0;
+		at[n] = (uint32_t)pos;
+		eq[n] = (uint32_t)(q - data);
+		end[n++] = (uint32_t)e;
+		pos = (size_t)(nl - data) + 1;
+	}
+	if (n == 0 || memchr(data, '\0', used))
+		return 0;
+	req_ready(req, n, used);
+	memcpy(req->buf, data, used);
+	req->buf[used] = '\0';
+	req->buflen = used;
+	for (size_t i = 0; i < n; i++) {
+		req->buf[eq[i]] = '\0';
+		req->buf[end[i]] = '\0';
+		req->v[i].name = req->buf + at[i];
+		req->v[i].value = req->buf + eq[i] + 1;
+		index_attr(req, i, eq[i] - at[i]);
+	}
+	req->n = n;
+	return (long)used;
+}
+
 long policy_parser_feed(struct policy_parser *pp, const char *data, size_t len,
 			struct policy_req *req, char *err, size_t errlen)
 {
@@ -195,6 +262,9 @@ long policy_parser_feed(struct policy_parser *pp, const char *data, size_t len,
 
 	if (pp->broken)
 		return fail(pp, err, errlen, "parser used after an error");
+	long whole = feed_whole(pp, data, len, req);
+	if (whole > 0)
+		return whole;
 	/* the first NUL of the data, looked for once (not per line) */
 	const char *nul = len ? memchr(data, '\0', len) : NULL;
 	while (pos < len) {

@@ -1,7 +1,8 @@
 /*
  * test_policyreq - framing and parsing of Postfix policy requests: LF and
  * CRLF, duplicates, unknown attributes, byte-at-a-time feeding, pipelining,
- * and every malformed form (NUL, missing '=', empty name, caps).
+ * and every malformed form (NUL, missing '=', empty name, caps); a whole
+ * request parsed in place agrees with the same bytes fed one at a time.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -185,6 +186,67 @@ static void caps(void **state)
 	policy_req_free(&r);
 }
 
+/* A whole request in one piece is parsed where it lies (the usual case);
+ * byte by byte it goes through the general path. Both must give the same
+ * attributes, lookups and byte counts, pipelined bytes included. */
+static void whole_and_piecewise_agree(void **state)
+{
+	(void)state;
+	static const char *const reqs[] = {
+		REQ,
+		"a=1\r\nb=\r\nc==x=\r\n\r\n",
+		"a=1\nb=2\na=3\nA=4\n\nnext=request\n",
+		"x=\r\r\ny=\r\n\ntrailing",
+		"k=v\n\r\n",
+		"name with spaces=value with spaces\n\n",
+	};
+	char err[128];
+	for (size_t k = 0; k < sizeof reqs / sizeof *reqs; k++) {
+		const char *in = reqs[k];
+		size_t l = strlen(in);
+		struct policy_parser *p1 = policy_parser_new(), *p2 = policy_parser_new();
+		struct policy_req r1, r2;
+		policy_req_init(&r1);
+		policy_req_init(&r2);
+		long n1 = policy_parser_feed(p1, in, l, &r1, err, sizeof(err));
+		long n2 = 0;
+		size_t i = 0;
+		while (n2 == 0 && i < l) {
+			n2 = policy_parser_feed(p2, in + i, 1, &r2, err, sizeof(err));
+			i++;
+		}
+		assert_true(n1 > 0);
+		assert_int_equal(n2, 1);
+		assert_int_equal((size_t)n1, i); /* the same end of the request */
+		assert_int_equal(r1.n, r2.n);
+		for (size_t a = 0; a < r1.n; a++) {
+			assert_string_equal(r1.v[a].name, r2.v[a].name);
+			assert_string_equal(r1.v[a].value, r2.v[a].value);
+			const char *v1 = policy_req_get(&r1, r1.v[a].name);
+			const char *v2 = policy_req_get(&r2, r1.v[a].name);
+			assert_non_null(v1);
+			assert_string_equal(v1, v2);
+		}
+		assert_null(policy_req_get(&r1, "absent"));
+		policy_req_free(&r1);
+		policy_req_free(&r2);
+		policy_parser_free(p1);
+		policy_parser_free(p2);
+	}
+	/* the values, not only their agreement */
+	struct policy_parser *pp = policy_parser_new();
+	struct policy_req r;
+	policy_req_init(&r);
+	const char *in = "a=1\r\nb=\r\nc==x=\r\na=2\r\n\r\n";
+	assert_int_equal(policy_parser_feed(pp, in, strlen(in), &r, err, sizeof(err)), (long)strlen(in));
+	assert_int_equal(r.n, 4);
+	assert_string_equal(policy_req_get(&r, "a"), "2");
+	assert_string_equal(policy_req_get(&r, "b"), "");
+	assert_string_equal(policy_req_get(&r, "c"), "=x=");
+	policy_req_free(&r);
+	policy_parser_free(pp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +255,7 @@ int main(void)
 		cmocka_unit_test(bytewise_and_pipelined),
 		cmocka_unit_test(malformed),
 		cmocka_unit_test(caps),
+		cmocka_unit_test(whole_and_piecewise_agree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
