@@ -37,6 +37,11 @@ void strbuf_adds(struct strbuf *b, const char *s)
 
 void strbuf_addc(struct strbuf *b, char c)
 {
+	if (b->len + 1 < b->cap) { /* room for it and the NUL: the usual case */
+		b->s[b->len++] = c;
+		b->s[b->len] = '\0';
+		return;
+	}
 	strbuf_add(b, &c, 1);
 }
 
