@@ -26,11 +26,12 @@ class FakeServer:
 
     def __init__(self, handler):
         while True:
-            # ports ending in 465/993/995 mean implicit TLS to the probe
+            # ports ending in 465/993/995 mean implicit TLS to the probe, and
+            # one ending in 587 a client port (judged more strictly than an MX)
             self.sock = socket.socket()
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.sock.bind(("127.0.0.1", 0))
-            if self.sock.getsockname()[1] % 1000 not in (465, 993, 995):
+            if self.sock.getsockname()[1] % 1000 not in (465, 587, 993, 995):
                 break
             self.sock.close()
         self.sock.listen(64)
