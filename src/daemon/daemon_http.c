@@ -30,7 +30,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "core/clocks.h"
 #include "core/kvlist.h"
