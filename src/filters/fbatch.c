@@ -4,7 +4,7 @@
  * Two batches take turns: one fills (and is prepared on the caller's thread),
  * the other is with the worker or waiting to be reported. The hand-over is a
  * mutex and two condition variables with one batch in flight, after a short
- * spin on each side (see SPIN_NS). Nothing here is global: the worker thread
+ * spin on each side (see SPIN_S). Nothing here is global: the worker thread
  * belongs to its fbatch and is joined by fbatch_free().
  */
 #include "filters/fbatch.h"
@@ -55,8 +55,8 @@ struct lbatch {
 	unsigned char *mine;       /* [tap]: matched on the caller's thread, not the worker */
 	size_t *pre_upto;          /* [tap]: a worker's tap whose prechecks the caller does
 	                            * for the lines before this one (0: none) */
-	double *took;              /* [tap]: nanoseconds its filter took on this batch */
-	double *pre_took;          /* [tap]: nanoseconds of those prechecks */
+	double *took;              /* [tap]: seconds its filter took on this batch */
+	double *pre_took;          /* [tap]: seconds of those prechecks */
 	size_t *group;             /* [tap]: its leader's group */
 	size_t ntaps, tapcap, ngroups;
 };
@@ -80,7 +80,7 @@ struct fbatch {
 	int failed;                /* it could not be started: batches run inline */
 	pthread_t th;
 	double cpu;                /* under mu: the worker's CPU seconds not yet taken */
-	/* how the work splits (see assign()): nanoseconds per line */
+	/* how the work splits (see assign()): seconds per line */
 	const struct fbatch_set *cset; /* the set the costs are for */
 	double *cost;              /* [tap], prechecks included */
 	double *pcost;             /* [tap]: of that, the precheck (0: not measured yet) */
@@ -218,11 +218,11 @@ static void batch_prepare(struct lbatch *lb)
 	for (size_t t = 0; t < nt; t++) {
 		if (!lb->pre_upto[t])
 			continue;
-		double t0 = clocks_mono() * 1e9;
+		double t0 = clocks_mono();
 		for (size_t i = 0; i < lb->pre_upto[t]; i++)
 			lb->pre[i * nt + t] = (signed char)filter_precheck(
 				set->taps[t].f, &lb->fl[i * ng + lb->group[t]]);
-		lb->pre_took[t] = clocks_mono() * 1e9 - t0;
+		lb->pre_took[t] = clocks_mono() - t0;
 	}
 }
 
@@ -236,7 +236,7 @@ static void batch_process(struct lbatch *lb, int mine)
 	for (size_t t = 0; t < nt; t++) {
 		if (lb->mine[t] != mine)
 			continue;
-		double t0 = clocks_mono() * 1e9;
+		double t0 = clocks_mono();
 		const struct fbatch_tap *tap = &set->taps[t];
 		struct lb_tap *bt = &lb->taps[t];
 		filter_result_reset(&bt->res);
@@ -250,7 +250,7 @@ static void batch_process(struct lbatch *lb, int mine)
 			lb->limited[i * nt + t] = filter_get_stats(tap->f)->limit_hits != lh;
 			bt->end[i] = bt->res.n;
 		}
-		lb->took[t] = clocks_mono() * 1e9 - t0;
+		lb->took[t] = clocks_mono() - t0;
 	}
 }
 
@@ -381,10 +381,10 @@ static void batch_report(struct lbatch *lb)
 /* Waking a sleeping thread costs tens of microseconds on a virtual machine
  * (an interrupt to a halted virtual CPU), about as long as matching a few
  * dozen lines, and it happens for every batch when the two threads take
- * turns. So each side first watches `job` for up to SPIN_NS before it sleeps.
+ * turns. So each side first watches `job` for up to SPIN_S before it sleeps.
  * The loop has no PAUSE instruction on purpose: hypervisors take a PAUSE loop
  * for a lock spin and preempt the virtual CPU. */
-#define SPIN_NS 50000.0
+#define SPIN_S 50e-6
 
 static int spin_until(struct fbatch *b, int busy)
 {
@@ -393,9 +393,9 @@ static int spin_until(struct fbatch *b, int busy)
 		if ((atomic_load_explicit(&b->job, memory_order_acquire) != NULL) == busy)
 			return 1;
 		if ((k & 255) == 0) {
-			double now = clocks_mono() * 1e9;
+			double now = clocks_mono();
 			if (end == 0)
-				end = now + SPIN_NS;
+				end = now + SPIN_S;
 			else if (now > end)
 				return 0;
 		}
@@ -477,13 +477,13 @@ static void hand_over(struct fbatch *b, struct lbatch *lb)
 static void submit(struct fbatch *b)
 {
 	struct lbatch *lb = b->fill, *prev = b->busy;
-	double t0 = clocks_mono() * 1e9;
+	double t0 = clocks_mono();
 	batch_shape(lb);
 	assign(b, lb);
 	batch_prepare(lb);
-	double w0 = clocks_mono() * 1e9;
+	double w0 = clocks_mono();
 	wait_busy(b);
-	double waited = clocks_mono() * 1e9 - w0;
+	double waited = clocks_mono() - w0;
 	hand_over(b, lb);
 	b->busy = lb;
 	b->fill = lb == &b->b[0] ? &b->b[1] : &b->b[0];
@@ -496,7 +496,7 @@ static void submit(struct fbatch *b)
 		batch_report(prev);
 	}
 	learn_taps(b, lb, 1);
-	double now = clocks_mono() * 1e9;
+	double now = clocks_mono();
 	/* the caller's work since the last submit, less waiting and matching */
 	if (b->cycle_t0 > 0 && b->cycle_t0 < t0 && lb->n) {
 		double base = (now - b->cycle_t0 - waited - own) / (double)lb->n;
