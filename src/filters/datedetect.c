@@ -113,6 +113,11 @@ static inline dchar dchar_byte(char c)
 	return (uint64_t)(unsigned char)c | (uint64_t)1 << 32;
 }
 
+static inline size_t dchar_len(dchar c)
+{
+	return (size_t)(c >> 32);
+}
+
 struct datedetect {
 	struct tmpl **t;
 	size_t n, cap;
@@ -1064,7 +1069,7 @@ static inline dchar dd_char_before(const struct datedetect *dd, const char *line
 static int dchar_alnum(struct datedetect *dd, dchar c)
 {
 	unsigned char b[4];
-	size_t n = (size_t)(c >> 32);
+	size_t n = dchar_len(c);
 	memcpy(b, &c, sizeof b);
 	if (n == 0)
 		return 0;
@@ -1501,7 +1506,7 @@ int datedetect_find_memo(struct datedetect *dd, const char *line, size_t len, in
 	struct tmpl *tm = dd->t[i];
 	if (ov[2] == PCRE2_UNSET) {
 		/* Python's start(1) is -1: the line splits before its last char. */
-		size_t p = len ? (size_t)(char_before(line, len) >> 32) : 0; /* its length */
+		size_t p = len ? dchar_len(char_before(line, len)) : 0;
 		*mstart = *mend = len - p;
 		*t = clk->now;
 		return 1;
