@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
 
 #include "actions/fw_cmd.h"
 #include "cluster/cluster.h"
@@ -208,10 +207,17 @@ static void on_purge(struct loop *l, void *arg)
 	loop_timer_add(l, PURGE_INTERVAL_MS, on_purge, dm);
 }
 
+/* Tells systemd, when it started us and waits for word (Type=notify). */
+static void notify(struct daemon *dm, const char *state)
+{
+	if (dm->sd.dl)
+		dm->sd.notify(0, state);
+}
+
 static void on_watchdog(struct loop *l, void *arg)
 {
 	struct daemon *dm = arg;
-	sd_notify(0, "WATCHDOG=1");
+	notify(dm, "WATCHDOG=1");
 	loop_timer_add(l, dm->watchdog_usec / 2000, on_watchdog, dm);
 }
 
@@ -220,7 +226,7 @@ static void on_stop(struct loop *l, void *arg)
 	struct daemon *dm = arg;
 	log_notice("stopping");
 	dm->stopping = 1;
-	sd_notify(0, "STOPPING=1");
+	notify(dm, "STOPPING=1");
 	loop_stop(l);
 }
 
@@ -229,9 +235,9 @@ static void on_hup(struct loop *l, void *arg)
 	(void)l;
 	struct daemon *dm = arg;
 	struct strbuf msg = STRBUF_INIT;
-	sd_notify(0, "RELOADING=1");
+	notify(dm, "RELOADING=1");
 	daemon_reload(dm, &msg);
-	sd_notify(0, "READY=1");
+	notify(dm, "READY=1");
 	strbuf_free(&msg);
 }
 
@@ -500,6 +506,7 @@ static void daemon_free(struct daemon *dm)
 	free(dm->dbpath);
 	free(dm->default_banaction);
 	free(dm->jcursor);
+	sdlib_close(&dm->sd);
 }
 
 int daemon_run(const struct daemon_opts *o)
@@ -597,13 +604,19 @@ int daemon_run(const struct daemon_opts *o)
 	daemon_lines_batch_end(dm);
 	daemon_http_start(dm, &cfg);
 	dm->started_loop = 1;
-	if (sd_watchdog_enabled(0, &dm->watchdog_usec) > 0 && dm->watchdog_usec >= 2000)
+	if (getenv("NOTIFY_SOCKET")) {
+		char err[256];
+		if (sdlib_open(&dm->sd, err, sizeof err) < 0)
+			log_warnx("systemd notification: %s", err);
+	}
+	if (dm->sd.dl && dm->sd.watchdog_enabled(0, &dm->watchdog_usec) > 0 &&
+	    dm->watchdog_usec >= 2000)
 		loop_timer_add(dm->loop, dm->watchdog_usec / 2000, on_watchdog, dm);
 	size_t nj = dm->set->njails;
 	log_notice("mxjail %s started: %zu jail%s, %zu live ban%s, state %s, socket %s%s",
 		   MXJAIL_VERSION, nj, nj == 1 ? "" : "s", dm->bans.n, dm->bans.n == 1 ? "" : "s",
 		   dm->dbpath, dm->socket, dm->dry_run ? ", dry run" : "");
-	sd_notify(0, "READY=1");
+	notify(dm, "READY=1");
 	/* The parsed tree (every jail of jail.conf with all its options) is not
 	 * needed once the jails are built, and the heap it leaves can go back to
 	 * the system: the idle daemon is most of its own peak. */

@@ -20,6 +20,7 @@
 #include "actions/fw.h"
 #include "config/config.h"
 #include "core/kvlist.h"
+#include "core/sdlib.h"
 #include "core/strbuf.h"
 #include "daemon/daemon.h"
 #include "filters/fbatch.h"
@@ -179,6 +180,7 @@ struct daemon {
 	struct fw_options fwo;
 	uint64_t rnd;                  /* xorshift state for bantime.rndtime */
 	uint64_t watchdog_usec;
+	struct sdlib sd;               /* loaded when started by systemd (NOTIFY_SOCKET) */
 	int stopping;
 	int started_loop;              /* the loop ran: command actions get stopped */
 	struct fbatch *fb;             /* lines to filters (daemon_lines.c) */

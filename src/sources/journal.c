@@ -24,6 +24,7 @@
 #include "sources/journal.h"
 #include "core/clocks.h"
 #include "core/loop.h"
+#include "core/sdlib.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
 
@@ -32,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-journal.h>
 
 #define DEF_PER_TURN 1000
 #define DEF_POLL_MS 1000
@@ -49,6 +49,7 @@ struct fref {
 
 struct journalsrc {
 	struct loop *loop;
+	struct sdlib lib;        /* libsystemd, loaded for this source */
 	sd_journal *sd;
 	int fd;
 	struct journalsrc_opts o;
@@ -545,28 +546,34 @@ struct journalsrc *journalsrc_new(struct loop *l, const struct journalsrc_opts *
 		j->o.max_per_turn = DEF_PER_TURN;
 	if (!j->o.poll_ms)
 		j->o.poll_ms = DEF_POLL_MS;
+	if (sdlib_open(&j->lib, err, errlen) < 0) {
+		free(j);
+		return NULL;
+	}
 	int r;
 	if (j->o.nfiles) {
 		/* sd_journal_open_files wants a NULL-terminated list */
 		const char **v = xcalloc(j->o.nfiles + 1, sizeof *v);
 		for (size_t i = 0; i < j->o.nfiles; i++)
 			v[i] = j->o.files[i];
-		r = sd_journal_open_files(&j->sd, v, 0);
+		r = j->lib.journal_open_files(&j->sd, v, 0);
 		free(v);
 		if (r < 0) {
 			snprintf(err, errlen, "cannot open the journal files %s%s: %s", j->o.files[0],
 				 j->o.nfiles > 1 ? " ..." : "", strerror(-r));
+			sdlib_close(&j->lib);
 			free(j);
 			return NULL;
 		}
 	} else if (j->o.directory)
-		r = sd_journal_open_directory(&j->sd, j->o.directory, 0);
+		r = j->lib.journal_open_directory(&j->sd, j->o.directory, 0);
 	else
-		r = sd_journal_open(&j->sd, j->o.flags ? j->o.flags : SD_JOURNAL_SYSTEM);
+		r = j->lib.journal_open(&j->sd, j->o.flags ? j->o.flags : SD_JOURNAL_SYSTEM);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot open the journal%s%s: %s",
 			 j->o.directory ? " in " : "", j->o.directory ? j->o.directory : "",
 			 strerror(-r));
+		sdlib_close(&j->lib);
 		free(j);
 		return NULL;
 	}
@@ -580,7 +587,7 @@ struct journalsrc *journalsrc_new(struct loop *l, const struct journalsrc_opts *
 
 static int apply_matches(struct journalsrc *j, char *err, size_t errlen)
 {
-	sd_journal_flush_matches(j->sd);
+	j->lib.journal_flush_matches(j->sd);
 	for (size_t i = 0; i < j->nreg; i++)
 		if (j->reg[i].m.n == 0)
 			return 0;   /* a jail without matches reads everything */
@@ -590,16 +597,16 @@ static int apply_matches(struct journalsrc *j, char *err, size_t errlen)
 			for (size_t k = 0; k < m->g[g].n; k++) {
 				const struct journalmatch_term *t = &m->g[g].t[k];
 				char *s = xasprintf("%s=%s", t->field, t->value);
-				int r = sd_journal_add_match(j->sd, s, strlen(t->field) + 1 + t->vlen);
+				int r = j->lib.journal_add_match(j->sd, s, strlen(t->field) + 1 + t->vlen);
 				free(s);
 				if (r < 0) {
 					snprintf(err, errlen, "journal match %s=%s: %s", t->field,
 						 t->value, strerror(-r));
-					sd_journal_flush_matches(j->sd);
+					j->lib.journal_flush_matches(j->sd);
 					return -1;
 				}
 			}
-			sd_journal_add_disjunction(j->sd);
+			j->lib.journal_add_disjunction(j->sd);
 		}
 	}
 	return 0;
@@ -609,7 +616,7 @@ static int apply_matches(struct journalsrc *j, char *err, size_t errlen)
  * the next read when it still exists. */
 static void seek_after(struct journalsrc *j, const char *cursor)
 {
-	if (sd_journal_seek_cursor(j->sd, cursor) >= 0) {
+	if (j->lib.journal_seek_cursor(j->sd, cursor) >= 0) {
 		free(j->skip);
 		j->skip = xstrdup(cursor);
 	}
@@ -651,7 +658,7 @@ static void cont_cb(struct loop *l, void *arg)
 
 static void process(struct journalsrc *j)
 {
-	int r = sd_journal_process(j->sd);
+	int r = j->lib.journal_process(j->sd);
 	if (r == SD_JOURNAL_INVALIDATE && j->cursor) {
 		/* files were added or removed: stand on the last entry read
 		 * again so that the next read continues right after it */
@@ -683,8 +690,8 @@ static void collect(struct journalsrc *j)
 	size_t len;
 	strbuf_reset(&j->fbuf);
 	j->nfr = 0;
-	sd_journal_restart_data(j->sd);
-	while (sd_journal_enumerate_available_data(j->sd, &d, &len) > 0) {
+	j->lib.journal_restart_data(j->sd);
+	while (j->lib.journal_enumerate_available_data(j->sd, &d, &len) > 0) {
 		if (!wanted(j, d, len))
 			continue;
 		j->fr = xgrow(j->fr, &j->capfr, j->nfr, sizeof *j->fr);
@@ -703,11 +710,11 @@ static void read_entries(struct journalsrc *j)
 	unsigned n = 0;
 	int got = 0;
 	while (n < j->o.max_per_turn) {
-		int r = sd_journal_next(j->sd);
+		int r = j->lib.journal_next(j->sd);
 		if (r <= 0)
 			break;
 		if (j->skip) {
-			int same = sd_journal_test_cursor(j->sd, j->skip) > 0;
+			int same = j->lib.journal_test_cursor(j->sd, j->skip) > 0;
 			free(j->skip);
 			j->skip = NULL;
 			if (same)
@@ -718,8 +725,8 @@ static void read_entries(struct journalsrc *j)
 		collect(j);
 		uint64_t rt = 0, mono = 0;
 		sd_id128_t boot;
-		sd_journal_get_realtime_usec(j->sd, &rt);
-		sd_journal_get_monotonic_usec(j->sd, &mono, &boot);
+		j->lib.journal_get_realtime_usec(j->sd, &rt);
+		j->lib.journal_get_monotonic_usec(j->sd, &mono, &boot);
 		double t = -1;
 		int formatted = 0;
 		for (size_t i = 0; i < j->nreg; i++) {
@@ -734,7 +741,7 @@ static void read_entries(struct journalsrc *j)
 	}
 	if (got) {
 		char *c = NULL;
-		if (sd_journal_get_cursor(j->sd, &c) >= 0) {
+		if (j->lib.journal_get_cursor(j->sd, &c) >= 0) {
 			free(j->cursor);
 			j->cursor = c;
 		}
@@ -750,28 +757,28 @@ int journalsrc_start(struct journalsrc *j, const struct journalsrc_start *st, ch
 		return -1;
 	int positioned = 0;
 	if (st && st->cursor && *st->cursor) {
-		if (sd_journal_seek_cursor(j->sd, st->cursor) >= 0) {
+		if (j->lib.journal_seek_cursor(j->sd, st->cursor) >= 0) {
 			j->skip = xstrdup(st->cursor);
 			j->cursor = xstrdup(st->cursor);
 			positioned = 1;
 		}
 	}
 	if (!positioned && st && st->since >= 0) {
-		sd_journal_seek_realtime_usec(j->sd, (uint64_t)(st->since * 1e6));
+		j->lib.journal_seek_realtime_usec(j->sd, (uint64_t)(st->since * 1e6));
 		positioned = 1;
 	}
 	if (!positioned) {
 		/* only what comes from now on: stand on the last entry */
-		sd_journal_seek_tail(j->sd);
-		if (sd_journal_previous(j->sd) > 0) {
+		j->lib.journal_seek_tail(j->sd);
+		if (j->lib.journal_previous(j->sd) > 0) {
 			char *c = NULL;
-			if (sd_journal_get_cursor(j->sd, &c) >= 0)
+			if (j->lib.journal_get_cursor(j->sd, &c) >= 0)
 				j->cursor = c;
 		} else {
-			sd_journal_seek_realtime_usec(j->sd, (uint64_t)(clocks_real() * 1e6));
+			j->lib.journal_seek_realtime_usec(j->sd, (uint64_t)(clocks_real() * 1e6));
 		}
 	}
-	j->fd = sd_journal_get_fd(j->sd);
+	j->fd = j->lib.journal_get_fd(j->sd);
 	if (j->fd >= 0)
 		loop_fd_add(j->loop, j->fd, LOOP_READ, on_fd, j);
 	j->poll_timer = loop_timer_add(j->loop, j->o.poll_ms, on_poll, j);
@@ -795,7 +802,8 @@ struct journalsrc *journalsrc_free(struct journalsrc *j)
 		loop_timer_del(j->loop, j->cont_timer);
 	if (j->poll_timer)
 		loop_timer_del(j->loop, j->poll_timer);
-	sd_journal_close(j->sd);
+	j->lib.journal_close(j->sd);
+	sdlib_close(&j->lib);
 	for (size_t i = 0; i < j->nreg; i++)
 		journalmatch_clear(&j->reg[i].m);
 	free(j->reg);

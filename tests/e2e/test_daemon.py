@@ -419,6 +419,8 @@ def test_sd_notify_ready_watchdog_stopping(daemon, tmp_path):
     s.settimeout(5)
     env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="200000")
     d = daemon().start(env=env)
+    # libsystemd is loaded for the notification (core/sdlib)
+    assert "libsystemd" in mapped_files(d.proc.pid)
     got = []
 
     def until(word):
@@ -431,6 +433,11 @@ def test_sd_notify_ready_watchdog_stopping(daemon, tmp_path):
     assert d.proc.returncode == 0
     assert until("STOPPING=1")
     s.close()
+
+
+def mapped_files(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return " ".join(line.split()[-1] for line in f if len(line.split()) >= 6)
 
 
 def test_corrupt_state_is_moved_aside(daemon):
