@@ -32,16 +32,31 @@
  * tables, the context one more: 640 KiB that an idle daemon has no use for. A
  * periodic check that finds no other command since the previous check frees
  * it; the next command makes a new one (about 70 us, once).
+ *
+ * libnftables itself (with libnftnl, gmp, jansson and libxtables, 1.3 MiB
+ * resident) is loaded at run time (core/dynlib) and unloaded while no jail
+ * uses the backend: the jails of a configuration without nftables actions
+ * only count. Such a backend removes a table left from an earlier run at
+ * rebuild and then holds no kernel objects until a jail is declared. Whether
+ * there is such a table is asked over plain netlink (libmnl, which mxjail
+ * links anyway), so that the usual answer, none, costs no library load.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <nftables/libnftables.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "actions/fw.h"
 #include "actions/fw_impl.h"
+#include "core/dynlib.h"
 #include "core/loop.h"
 #include "core/strbuf.h"
 #include "core/xmalloc.h"
@@ -70,11 +85,40 @@ struct op {
 	unsigned long timeout;
 };
 
+/* The functions of libnftables mxjail calls. */
+struct nftlib {
+	void *dl;
+	__typeof__(nft_ctx_new) *ctx_new;
+	__typeof__(nft_ctx_free) *ctx_free;
+	__typeof__(nft_ctx_buffer_output) *buffer_output;
+	__typeof__(nft_ctx_buffer_error) *buffer_error;
+	__typeof__(nft_ctx_output_set_flags) *output_set_flags;
+	__typeof__(nft_run_cmd_from_buffer) *run_cmd;
+	__typeof__(nft_ctx_get_output_buffer) *output_buffer;
+	__typeof__(nft_ctx_get_error_buffer) *error_buffer;
+};
+
+#define NFTLIB_FN(member, symbol) {#symbol, offsetof(struct nftlib, member)}
+static const struct dynlib_fn nftlib_fns[] = {
+	NFTLIB_FN(ctx_new, nft_ctx_new),
+	NFTLIB_FN(ctx_free, nft_ctx_free),
+	NFTLIB_FN(buffer_output, nft_ctx_buffer_output),
+	NFTLIB_FN(buffer_error, nft_ctx_buffer_error),
+	NFTLIB_FN(output_set_flags, nft_ctx_output_set_flags),
+	NFTLIB_FN(run_cmd, nft_run_cmd_from_buffer),
+	NFTLIB_FN(output_buffer, nft_ctx_get_output_buffer),
+	NFTLIB_FN(error_buffer, nft_ctx_get_error_buffer),
+};
+#undef NFTLIB_FN
+
 struct nft_st {
+	struct nftlib lib;   /* loaded while needed: see ctx_put() */
 	struct nft_ctx *ctx; /* NULL while quiet: see ctx_get() */
+	int absent;          /* no jails: our table is known not to exist */
 	int used;            /* commands since the last check */
 	char *table;      /* "inet mxjail" */
 	char *tname;
+	char *tfam;       /* "inet" */
 	int set_only;
 	unsigned families;
 	struct njail *jails;
@@ -104,29 +148,50 @@ static int is_host(const struct addr *a)
 	return a->prefix == (a->family == 4 ? 32 : 128);
 }
 
-static struct nft_ctx *ctx_get(struct nft_st *s)
+/* The library and a context, made when missing. */
+static int ctx_get(struct nft_st *s, char *err, size_t errlen)
 {
-	if (!s->ctx) {
-		s->ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-		if (!s->ctx)
-			return NULL;
-		nft_ctx_buffer_output(s->ctx);
-		nft_ctx_buffer_error(s->ctx);
-		nft_ctx_output_set_flags(s->ctx, NFT_CTX_OUTPUT_TERSE);
+	if (!s->lib.dl) {
+		char e[256];
+		s->lib.dl = dynlib_open("libnftables.so.1", nftlib_fns,
+					sizeof nftlib_fns / sizeof nftlib_fns[0], &s->lib, e, sizeof e);
+		if (!s->lib.dl)
+			return fw_errf(err, errlen, "%s", e);
 	}
-	return s->ctx;
+	if (!s->ctx) {
+		s->ctx = s->lib.ctx_new(NFT_CTX_DEFAULT);
+		if (!s->ctx)
+			return fw_errno(err, errlen, ENOMEM, "libnftables: cannot create a context");
+		s->lib.buffer_output(s->ctx);
+		s->lib.buffer_error(s->ctx);
+		s->lib.output_set_flags(s->ctx, NFT_CTX_OUTPUT_TERSE);
+	}
+	return 0;
+}
+
+/* Lets the context go, and the library too while no jail uses the backend. */
+static void ctx_put(struct nft_st *s)
+{
+	if (s->ctx)
+		s->lib.ctx_free(s->ctx);
+	s->ctx = NULL;
+	if (s->njails == 0) {
+		dynlib_close(s->lib.dl);
+		memset(&s->lib, 0, sizeof s->lib);
+	}
 }
 
 static int run(struct nft_st *s, const char *text, char *err, size_t errlen)
 {
-	if (!ctx_get(s))
-		return fw_errno(err, errlen, ENOMEM, "libnftables: cannot create a context");
+	int r = ctx_get(s, err, errlen);
+	if (r < 0)
+		return r;
 	s->used++;
-	if (nft_run_cmd_from_buffer(s->ctx, text) == 0)
+	if (s->lib.run_cmd(s->ctx, text) == 0)
 		return 0;
 	/* the error buffer echoes the failing command, which may hold thousands
 	 * of elements: keep the "Error:" line and the start of the next */
-	const char *e = nft_ctx_get_error_buffer(s->ctx);
+	const char *e = s->lib.error_buffer(s->ctx);
 	if (!e || !*e)
 		e = "nft: command failed";
 	if (err && errlen) {
@@ -182,12 +247,9 @@ static int nft_init(void **stp, const struct fw_options *o, char *err, size_t er
 		return fw_errf(err, errlen, "nftables table family '%s' not supported%s", fam,
 			       o->set_only ? "" : " (native mode uses inet)");
 	struct nft_st *s = xcalloc(1, sizeof *s);
-	if (!ctx_get(s)) {
-		free(s);
-		return fw_errno(err, errlen, ENOMEM, "libnftables: cannot create a context");
-	}
 	s->table = xasprintf("%s %s", fam, name);
 	s->tname = xstrdup(name);
+	s->tfam = xstrdup(fam);
 	s->set_only = o->set_only != 0;
 	s->families = o->families ? o->families & (FW_FAMILY_4 | FW_FAMILY_6) : FW_FAMILY_4 | FW_FAMILY_6;
 	if (!s->families)
@@ -217,8 +279,9 @@ static void nft_free(void *st)
 	fw_map_free(&s->pend);
 	free(s->table);
 	free(s->tname);
-	if (s->ctx)
-		nft_ctx_free(s->ctx);
+	free(s->tfam);
+	s->njails = 0;
+	ctx_put(s);
 	free(s);
 }
 
@@ -638,7 +701,7 @@ static int do_check(struct nft_st *s, char *err, size_t errlen)
 	strbuf_free(&cmd);
 	if (r < 0)
 		return fw_errno(err, errlen, ENOENT, "table %s is missing (ruleset flushed?)", s->table);
-	const char *out = nft_ctx_get_output_buffer(s->ctx);
+	const char *out = s->lib.output_buffer(s->ctx);
 	if (!out)
 		out = "";
 	if (!s->set_only) {
@@ -689,11 +752,9 @@ static int nft_check(void *st, char *err, size_t errlen)
 {
 	struct nft_st *s = st;
 	int quiet = s->used == 0; /* nothing but checks since the last one */
-	int r = do_check(s, err, errlen);
-	if (quiet && s->ctx) {
-		nft_ctx_free(s->ctx);
-		s->ctx = NULL;
-	}
+	int r = s->absent ? 0 : do_check(s, err, errlen);
+	if (quiet || s->absent)
+		ctx_put(s);
 	s->used = 0;
 	return r;
 }
@@ -791,6 +852,7 @@ static int nft_commit(void *st, char *err, size_t errlen)
 		for (size_t i = 0; i < s->njails; i++)
 			s->jails[i].created = 1;
 		s->rules_dirty = 0;
+		s->absent = 0;
 		if (p2.len) {
 			int r2 = run(s, p2.s, err, errlen);
 			if (r == 0)
@@ -809,6 +871,58 @@ static int nft_commit(void *st, char *err, size_t errlen)
 
 /* ---- rebuild, flush, stop ---- */
 
+/* Whether our table exists: 1, 0, or -1 when the kernel could not be asked
+ * (one NFT_MSG_GETTABLE request). */
+static int table_exists(const struct nft_st *s)
+{
+	static const struct {
+		const char *name;
+		uint8_t nfproto;
+	} fams[] = {{"inet", NFPROTO_INET}, {"ip", NFPROTO_IPV4}, {"ip6", NFPROTO_IPV6},
+		    {"bridge", NFPROTO_BRIDGE}, {"netdev", NFPROTO_NETDEV}};
+	int nfproto = -1;
+	for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
+		if (strcmp(s->tfam, fams[i].name) == 0)
+			nfproto = fams[i].nfproto;
+	struct mnl_socket *nl = nfproto < 0 ? NULL : mnl_socket_open(NETLINK_NETFILTER);
+	if (!nl)
+		return -1;
+	struct timeval tv = {2, 0};
+	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = 1;
+	struct nfgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof *g);
+	g->nfgen_family = (uint8_t)nfproto;
+	g->version = NFNETLINK_V0;
+	g->res_id = 0;
+	mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, s->tname);
+	int r = -1, found = 0;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 || mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		goto out;
+	for (;;) { /* the table (if any), then the acknowledgement or the error */
+		ssize_t k = mnl_socket_recvfrom(nl, buf, sizeof buf);
+		if (k <= 0)
+			goto out;
+		int left = (int)k;
+		for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(h, left);
+		     h = mnl_nlmsg_next(h, &left)) {
+			if (h->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE))
+				found = 1;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+				r = e->error == 0 ? found : e->error == -ENOENT ? 0 : -1;
+				goto out;
+			}
+		}
+	}
+out:
+	mnl_socket_close(nl);
+	return r;
+}
+
 static int nft_rebuild(void *st, const struct fw_ban *bans, size_t n, char *err, size_t errlen)
 {
 	struct nft_st *s = st;
@@ -825,6 +939,19 @@ static int nft_rebuild(void *st, const struct fw_ban *bans, size_t n, char *err,
 		return r;
 	}
 	struct strbuf b = STRBUF_INIT;
+	if (s->njails == 0) {
+		/* nothing to enforce: only a table left from an earlier run goes (the
+		 * admin's own table in set-only mode stays) */
+		r = s->set_only ? 0 : table_exists(s);
+		if (r != 0) {
+			strbuf_addf(&b, "add table %s\ndelete table %s\n", s->table, s->table);
+			r = run(s, b.s, err, errlen);
+		}
+		strbuf_free(&b);
+		s->absent = r == 0;
+		ctx_put(s);
+		return r;
+	}
 	if (s->set_only) {
 		strbuf_addf(&b, "add table %s\n", s->table);
 	} else {
@@ -888,6 +1015,7 @@ static int nft_rebuild(void *st, const struct fw_ban *bans, size_t n, char *err,
 	for (size_t i = 0; i < s->njails; i++)
 		s->jails[i].created = 1;
 	s->rules_dirty = 0;
+	s->absent = 0;
 	return 0;
 }
 
@@ -920,6 +1048,8 @@ static int nft_stop(void *st, char *err, size_t errlen)
 	if (s->set_only)
 		return nft_flush(st, err, errlen);
 	clear_pending(s);
+	if (s->absent)
+		return 0;
 	struct strbuf b = STRBUF_INIT;
 	strbuf_addf(&b, "add table %s\ndelete table %s\n", s->table, s->table);
 	int r = run(s, b.s, err, errlen);

@@ -497,6 +497,7 @@ def test_nftables_in_namespace(daemon, netns):
     poll(d.banned, what="the ban")
     els = poll(lambda: nft_elements(netns, "sshd_v4"), what="the nft set")
     assert ATTACKER in els and 3500 < els[ATTACKER] <= 3600
+    assert "libnftables" in mapped_files(d.proc.pid)
     # `flush ruleset` (a firewall reload) is repaired from state
     subprocess.run(["ip", "netns", "exec", netns, "nft", "flush", "ruleset"], check=True)
     els = poll(lambda: nft_elements(netns, "sshd_v4"), timeout=10, what="the rebuilt set")

@@ -313,6 +313,36 @@ def test_quiet_checks_let_the_context_go(ns, fw):
     assert set(elements(ns, "sshd_v4")) == {"192.0.2.2"}
 
 
+def test_backend_without_jails_holds_nothing(ns, fw):
+    """With no jail on the backend, rebuild removes a table left by an earlier
+    run and creates nothing; checks find nothing to check, and libnftables is
+    not kept loaded (whether a table exists is asked over plain netlink). The
+    first jail declared brings the table, its chain and its sets."""
+    def mapped():
+        with open("/proc/%d/maps" % fw.p.pid) as f:
+            return f.read()
+    run("ip", "netns", "exec", ns, "nft",
+        "add table inet mxjail; add set inet mxjail old_v4 { type ipv4_addr; }")
+    fw.ok("rebuild")
+    assert nft_json(ns, "list", "table", "inet", "mxjail") is None
+    assert "libnftables" not in mapped()
+    fw.ok("check")
+    fw.ok("rebuild")
+    assert "libnftables" not in mapped()
+    assert nft_json(ns, "list", "tables")["nftables"][1:] == []
+    fw.ok("jail sshd ssh tcp")
+    fw.ok("declare sshd")
+    fw.ok("commit")
+    assert elements(ns, "sshd_v4") == {} and len(rules(ns)) == 4
+    assert "libnftables" in mapped()
+    fw.ok("ban sshd 192.0.2.1 600")
+    fw.ok("commit")
+    assert set(elements(ns, "sshd_v4")) == {"192.0.2.1"}
+    fw.ok("check")
+    fw.ok("stop")
+    assert nft_json(ns, "list", "table", "inet", "mxjail") is None
+
+
 def test_set_only_mode(ns):
     admin = """table inet filter {
     set sshd_v4 { type ipv4_addr; flags timeout; }
