@@ -392,7 +392,14 @@ static int jail_actions(struct daemon *dm, const struct jail_conf *jc, struct da
 	const char *proto = kvlist_get(&jc->opts, "protocol");
 	struct fw_jail base = {jc->name, port, proto, 0};
 	char *fallback = NULL;
-	if (jc->naction == 0 && dm->default_banaction) {
+	/* fail2ban: an `action =` that is set but empty means no actions (the
+	 * jail bans, records and logs, nothing is blocked); only a jail without
+	 * the option at all gets mxjail's default banaction */
+	int explicit_none = jc->naction == 0 && kvlist_get(&jc->opts, "action");
+	if (explicit_none)
+		log_info("jail [%s]: action is empty: bans are recorded and logged, nothing is blocked",
+			 jc->name);
+	if (jc->naction == 0 && !explicit_none && dm->default_banaction) {
 		fallback = dm->default_banaction;
 		items = xmalloc(sizeof *items);
 		items[0] = xstrdup(fallback);

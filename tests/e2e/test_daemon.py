@@ -14,6 +14,7 @@ The daemon is always stopped by its PID at the end of the test.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -419,7 +420,7 @@ def test_sd_notify_ready_watchdog_stopping(daemon, tmp_path):
     s.settimeout(5)
     env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="200000")
     d = daemon().start(env=env)
-    # libsystemd is loaded for the notification (core/sdlib)
+    # libsystemd is loaded for the notification only (see the test below)
     assert "libsystemd" in mapped_files(d.proc.pid)
     got = []
 
@@ -438,6 +439,17 @@ def test_sd_notify_ready_watchdog_stopping(daemon, tmp_path):
 def mapped_files(pid):
     with open("/proc/%d/maps" % pid) as f:
         return " ".join(line.split()[-1] for line in f if len(line.split()) >= 6)
+
+
+def test_optional_libraries_stay_unloaded(daemon):
+    """Without journal jails, systemd's notification or nftables jails, neither
+    libsystemd nor libnftables is mapped (each costs hundreds of KiB)."""
+    d = daemon(extra="action =").start(backend="nftables", env=dict(
+        (k, v) for k, v in os.environ.items() if k != "NOTIFY_SOCKET"))
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(d.banned, what="the ban")
+    maps = mapped_files(d.proc.pid)
+    assert "libsystemd" not in maps and "libnftables" not in maps, maps
 
 
 def test_corrupt_state_is_moved_aside(daemon):
@@ -513,6 +525,28 @@ def test_nftables_in_namespace(daemon, netns):
         els = nft_elements(netns, "sshd_v4")
         return els is not None and ATTACKER not in els
     poll(unbanned, what="the unban in the set")
+
+
+@pytest.mark.skipif(not NFT_OK, reason="needs root, nft and ip")
+def test_empty_action_bans_without_firewall(daemon, netns):
+    """fail2ban's `action =` (set, empty): the jail bans, records and logs, and
+    blocks nothing; a table left by an earlier run goes at start."""
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "add table inet mxjail; "
+                    "add set inet mxjail sshd_v4 { type ipv4_addr; }"], check=True)
+    d = daemon(netns=netns, extra="action =").start(backend="nftables")
+    d.append(*[syslog_line(ATTACKER)] * 3)
+    poll(d.banned, what="the ban")
+    assert re.search(r"NOTICE +\[sshd\] Ban %s" % re.escape(ATTACKER), d.logtext())
+    assert "action is empty" in d.logtext()
+    assert d.status()["firewall"] is False
+    r = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "tables"],
+                       capture_output=True, text=True, check=True)
+    assert "mxjail" not in r.stdout
+    assert "libnftables" not in mapped_files(d.proc.pid)
+    d.cli("unban", ATTACKER)
+    assert d.banned() == {}
+    d.kill(signal.SIGTERM)
+    assert d.proc.returncode == 0
 
 
 def test_two_jails_on_one_file_read_once(daemon):
