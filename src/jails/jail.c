@@ -4,7 +4,10 @@
  * The table is keyed by attacker-controlled text, so it is capped: records sit
  * in an open-addressing hash (linear probing, backward-shift delete: no
  * tombstones to pile up) and on an LRU list; reaching `maxtracked` evicts the
- * least recently seen record. The id is stored inside the record.
+ * least recently seen record. The id is stored inside the record: an IPv4
+ * address in canonical dotted form (almost every id) as its four bytes, which
+ * makes the record a 64-byte heap chunk instead of 80, anything else as text.
+ * The hash is not stored; it is cheap to compute again from the id.
  *
  * Evidence (the last `maxmatches` lines of an id) is read only when the id is
  * banned, yet with findtime in days a jail tracks tens of thousands of ids: in
@@ -23,6 +26,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,15 +39,25 @@
 #include "jails/evspool.h"
 
 struct rec {
-	uint64_t hash;
 	uint64_t ev;             /* newest evidence entry, EVSPOOL_NONE */
 	double first, last;
 	struct rec *prev, *next; /* LRU: head = most recent */
 	unsigned retry;
 	unsigned nring : 31;     /* live evidence lines in the chain */
 	unsigned gen : 1;        /* spool generation the chain lives in */
-	char id[];
+	unsigned char v4;        /* id holds an IPv4 address's 4 bytes, else text */
+	unsigned char id[];
 };
+
+/* An id as the table compares and hashes it. */
+struct rkey {
+	unsigned char v4;
+	unsigned char b[4];
+	const char *text;        /* !v4 */
+	uint64_t hash;
+};
+
+#define IPV4_TEXT 16 /* "255.255.255.255" */
 
 /* Compaction starts once a spool file has doubled since the last one (plus
  * this slack); a spool in memory (replay, or no usable directory) is kept
@@ -70,10 +84,57 @@ struct jail {
 	uint64_t base;           /* spool size after the last compaction */
 };
 
-static uint64_t rec_hash(const char *s)
+static uint64_t mix(uint64_t h)
 {
-	uint64_t h = hash_str(HASH_SEED, s);
 	return h ^ (h >> 29);
+}
+
+/* The four bytes of a dotted quad written the way addresses are printed (no
+ * leading zeros, no spaces), so that printing them gives the id back. */
+static int ipv4_canonical(const char *s, unsigned char b[4])
+{
+	for (int k = 0; k < 4; k++) {
+		if (k && *s++ != '.')
+			return 0;
+		if (*s < '0' || *s > '9')
+			return 0;
+		unsigned v = 0;
+		int n = 0;
+		for (; *s >= '0' && *s <= '9' && n < 4; s++, n++)
+			v = v * 10 + (unsigned)(*s - '0');
+		if (n > 3 || v > 255 || (n > 1 && s[-n] == '0'))
+			return 0;
+		b[k] = (unsigned char)v;
+	}
+	return *s == '\0';
+}
+
+static void key_of(const char *id, struct rkey *k)
+{
+	k->v4 = (unsigned char)ipv4_canonical(id, k->b);
+	k->text = id;
+	k->hash = mix(k->v4 ? hash_bytes(HASH_SEED, k->b, 4) : hash_str(HASH_SEED, id));
+}
+
+static uint64_t rec_hash(const struct rec *r)
+{
+	return mix(r->v4 ? hash_bytes(HASH_SEED, r->id, 4) : hash_str(HASH_SEED, (const char *)r->id));
+}
+
+static int rec_is(const struct rec *r, const struct rkey *k)
+{
+	if (r->v4 != k->v4)
+		return 0;
+	return k->v4 ? memcmp(r->id, k->b, 4) == 0 : strcmp((const char *)r->id, k->text) == 0;
+}
+
+/* The id as text: buf (IPV4_TEXT bytes) holds it when it is stored as bytes. */
+static const char *rec_id(const struct rec *r, char *buf)
+{
+	if (!r->v4)
+		return (const char *)r->id;
+	snprintf(buf, IPV4_TEXT, "%u.%u.%u.%u", r->id[0], r->id[1], r->id[2], r->id[3]);
+	return buf;
 }
 
 static void params_copy(struct jail_params *dst, const struct jail_params *src)
@@ -157,10 +218,19 @@ void jail_set_params(struct jail *j, const struct jail_params *p)
 	params_copy(&j->p, p);
 }
 
-static size_t find_slot(const struct jail *j, const char *id, uint64_t h)
+static size_t find_slot(const struct jail *j, const struct rkey *k)
 {
-	size_t mask = j->nslots - 1, i = h & mask;
-	while (j->slots[i] && (j->slots[i]->hash != h || strcmp(j->slots[i]->id, id) != 0))
+	size_t mask = j->nslots - 1, i = k->hash & mask;
+	while (j->slots[i] && !rec_is(j->slots[i], k))
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* The slot of a record that is in the table. */
+static size_t rec_slot(const struct jail *j, const struct rec *r)
+{
+	size_t mask = j->nslots - 1, i = rec_hash(r) & mask;
+	while (j->slots[i] != r)
 		i = (i + 1) & mask;
 	return i;
 }
@@ -171,9 +241,14 @@ static void grow(struct jail *j)
 	size_t on = j->nslots;
 	j->nslots *= 2;
 	j->slots = xcalloc(j->nslots, sizeof *j->slots);
+	size_t mask = j->nslots - 1;
 	for (size_t i = 0; i < on; i++)
-		if (old[i])
-			j->slots[find_slot(j, old[i]->id, old[i]->hash)] = old[i];
+		if (old[i]) {
+			size_t k = rec_hash(old[i]) & mask;
+			while (j->slots[k])
+				k = (k + 1) & mask;
+			j->slots[k] = old[i];
+		}
 	free(old);
 }
 
@@ -183,7 +258,7 @@ static void slot_delete(struct jail *j, size_t i)
 	size_t mask = j->nslots - 1;
 	j->slots[i] = NULL;
 	for (size_t k = (i + 1) & mask; j->slots[k]; k = (k + 1) & mask) {
-		size_t home = j->slots[k]->hash & mask;
+		size_t home = rec_hash(j->slots[k]) & mask;
 		/* move k back to i when i lies cyclically in [home, k) */
 		int movable = (k > i) ? (home <= i || home > k) : (home <= i && home > k);
 		if (movable) {
@@ -293,7 +368,7 @@ static void compact_maybe(struct jail *j)
 
 static void remove_rec(struct jail *j, struct rec *r)
 {
-	slot_delete(j, find_slot(j, r->id, r->hash));
+	slot_delete(j, rec_slot(j, r));
 	lru_unlink(j, r);
 	if (in_old(j, r))
 		left_old(j);
@@ -319,8 +394,9 @@ static void ev_push(struct jail *j, struct rec *r, const char *const *lines, siz
 int jail_add_failure(struct jail *j, const char *id, double t, const char *const *lines,
 		     size_t nlines, struct jail_ban *ban)
 {
-	uint64_t h = rec_hash(id);
-	size_t i = find_slot(j, id, h);
+	struct rkey key;
+	key_of(id, &key);
+	size_t i = find_slot(j, &key);
 	struct rec *r = j->slots[i];
 	if (r) {
 		/* fail2ban's adjustTime: rescale the count as a rate over findtime */
@@ -340,17 +416,17 @@ int jail_add_failure(struct jail *j, const char *id, double t, const char *const
 		if (j->n >= j->p.maxtracked && j->lru) {
 			remove_rec(j, j->lru);
 			j->evictions++;
-			i = find_slot(j, id, h);
+			i = find_slot(j, &key);
 		}
 		if ((j->n + 1) * 10 > j->nslots * 7) {
 			grow(j);
-			i = find_slot(j, id, h);
+			i = find_slot(j, &key);
 		}
-		size_t idlen = strlen(id) + 1;
-		r = xmalloc(sizeof *r + idlen);
-		memset(r, 0, sizeof *r);
-		memcpy(r->id, id, idlen);
-		r->hash = h;
+		size_t idlen = key.v4 ? 4 : strlen(id) + 1;
+		r = xmalloc(offsetof(struct rec, id) + idlen);
+		memset(r, 0, offsetof(struct rec, id));
+		r->v4 = key.v4;
+		memcpy(r->id, key.v4 ? (const void *)key.b : (const void *)id, idlen);
 		r->ev = EVSPOOL_NONE;
 		r->gen = j->gen & 1;
 		r->retry = 1;
@@ -365,7 +441,8 @@ int jail_add_failure(struct jail *j, const char *id, double t, const char *const
 	if (r->retry < j->p.maxretry)
 		return 0;
 	memset(ban, 0, sizeof *ban);
-	ban->id = xstrdup(r->id);
+	char buf[IPV4_TEXT];
+	ban->id = xstrdup(rec_id(r, buf));
 	ban->failures = r->retry;
 	ban->first = r->first;
 	ban->last = r->last;
@@ -378,8 +455,9 @@ int jail_add_failure(struct jail *j, const char *id, double t, const char *const
 
 void jail_forget(struct jail *j, const char *id)
 {
-	uint64_t h = rec_hash(id);
-	struct rec *r = j->slots[find_slot(j, id, h)];
+	struct rkey key;
+	key_of(id, &key);
+	struct rec *r = j->slots[find_slot(j, &key)];
 	if (r)
 		remove_rec(j, r);
 }
@@ -398,7 +476,9 @@ size_t jail_tracked(const struct jail *j)
 
 unsigned jail_retry(const struct jail *j, const char *id)
 {
-	const struct rec *r = j->slots[find_slot(j, id, rec_hash(id))];
+	struct rkey key;
+	key_of(id, &key);
+	const struct rec *r = j->slots[find_slot(j, &key)];
 	return r ? r->retry : 0;
 }
 

@@ -1,8 +1,8 @@
 /*
  * test_jail - failure counting: maxretry, findtime rate rescale, evidence
  * lines against a model (in memory, in a spool file, through compactions),
- * maxtracked eviction under address spraying, bantime increments and
- * time strings.
+ * maxtracked eviction under address spraying, ids in every form (IPv4
+ * ids are stored as bytes), bantime increments and time strings.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,6 +49,64 @@ static void maxretry_bans(void **state)
 	assert_int_equal(jail_retry(j, "192.0.2.1"), 0);
 	assert_int_equal(jail_tracked(j), 1);
 	(void)l4;
+	jail_free(j);
+}
+
+/* IPv4 ids in canonical form are kept as bytes, all others as text: each id
+ * must still be its own record and come back exactly as it was given. */
+static void ids_in_every_form(void **state)
+{
+	(void)state;
+	static const char *ids[] = {
+		"192.0.2.1", "0.0.0.0", "255.255.255.255", "10.0.0.10",
+		"010.0.0.10", "10.0.0.010", "192.0.2.256", "192.0.2", "192.0.2.1.5", "1.2.3.4 ",
+		"1..2.3", "1.2.3.", "1234.1.1.1", "192.0.2.00", "2001:db8::1", "::ffff:192.0.2.1",
+		"host.example.org", "", "user@example.org",
+	};
+	size_t n = sizeof ids / sizeof ids[0];
+	struct jail_params p = params(3, 600);
+	struct jail *j = jail_new(&p);
+	struct jail_ban b;
+	const char *l[] = {"line"};
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(jail_add_failure(j, ids[i], 1000, l, 1, &b), 0);
+	assert_int_equal(jail_tracked(j), n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(jail_retry(j, ids[i]), 1);
+	/* forgetting every other one keeps the rest findable (backward-shift delete) */
+	for (size_t i = 0; i < n; i += 2)
+		jail_forget(j, ids[i]);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(jail_retry(j, ids[i]), i % 2 ? 1u : 0u);
+	for (size_t i = 1; i < n; i += 2) {
+		assert_int_equal(jail_add_failure(j, ids[i], 1001, l, 1, &b), 0);
+		assert_int_equal(jail_add_failure(j, ids[i], 1002, l, 1, &b), 1);
+		assert_string_equal(b.id, ids[i]);
+		jail_ban_clear(&b);
+	}
+	assert_int_equal(jail_tracked(j), 0);
+	/* many of both kinds through growth and deletes */
+	char id[64];
+	for (unsigned i = 0; i < 5000; i++) {
+		if (i % 3)
+			snprintf(id, sizeof id, "10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
+		else
+			snprintf(id, sizeof id, "2001:db8::%x", i);
+		assert_int_equal(jail_add_failure(j, id, 1000, l, 1, &b), 0);
+	}
+	assert_int_equal(jail_tracked(j), 1000); /* maxtracked */
+	for (unsigned i = 4000; i < 5000; i++) {
+		if (i % 3)
+			snprintf(id, sizeof id, "10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
+		else
+			snprintf(id, sizeof id, "2001:db8::%x", i);
+		assert_int_equal(jail_retry(j, id), 1);
+		assert_int_equal(jail_add_failure(j, id, 1001, l, 1, &b), 0);
+		assert_int_equal(jail_add_failure(j, id, 1002, l, 1, &b), 1);
+		assert_string_equal(b.id, id);
+		jail_ban_clear(&b);
+	}
+	assert_int_equal(jail_tracked(j), 0);
 	jail_free(j);
 }
 
@@ -295,6 +353,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(maxretry_bans),
+		cmocka_unit_test(ids_in_every_form),
 		cmocka_unit_test(findtime_is_a_rate),
 		cmocka_unit_test(spraying_is_bounded),
 		cmocka_unit_test(evidence_in_memory),
