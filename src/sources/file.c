@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHUNK (64 * 1024)
+#define CHUNK (32 * 1024)
 #define DEF_MAXLINE (64 * 1024)
 #define DEF_PER_TURN (256 * 1024)
 #define DEF_POLL_MS 1000
@@ -347,7 +347,11 @@ static int of_read(struct filesrc *f, struct ofile *o, size_t *budget)
 	for (;;) {
 		if (*budget == 0)
 			return 0;
+		/* at most CHUNK per read: the buffer's pages beyond the longest
+		 * partial line plus one chunk are never touched */
 		size_t want = cap - o->blen;
+		if (want > CHUNK)
+			want = CHUNK;
 		if (want > *budget)
 			want = *budget;
 		ssize_t n = pread(o->fd, o->buf + o->blen, want, (off_t)o->rpos);

@@ -437,9 +437,10 @@ static int try_open(struct store *s, const char *path, const struct store_opts *
 	rc = pragma(s, "PRAGMA synchronous=NORMAL", NULL, NULL, 0);
 	if (rc != SQLITE_OK)
 		return open_fail(s, rc, path, "synchronous");
-	/* Peak RSS: a 256 KiB page cache (default 2 MiB) and no memory-mapped
-	 * I/O; the store is written in batches and read in full only at start. */
-	rc = pragma(s, "PRAGMA cache_size=-256", NULL, NULL, 0);
+	/* Peak RSS: a 64 KiB page cache (default 2 MiB) and no memory-mapped
+	 * I/O; the store is written in batches and read in full only at start,
+	 * and the pages it misses are in the kernel's page cache. */
+	rc = pragma(s, "PRAGMA cache_size=-64", NULL, NULL, 0);
 	if (rc == SQLITE_OK)
 		rc = pragma(s, "PRAGMA mmap_size=0", NULL, NULL, 0);
 	if (rc != SQLITE_OK)
