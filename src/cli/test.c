@@ -357,7 +357,7 @@ int cmd_test(int argc, char **argv)
 		taps[i].journal_now = tf[i].journal;
 	}
 	struct fbatch_set set = {taps, nf, on_result, &tr};
-	struct fbatch *fb = fbatch_new(threads > 1);
+	struct fbatch *fb = fbatch_new(threads > 1, 0);
 	unsigned long lineno = 0;
 	double t0 = clocks_real();
 	const char *line;

@@ -21,7 +21,7 @@
 #include "core/kvlist.h"
 #include "core/xmalloc.h"
 
-#define LB_LINES 256
+#define LB_LINES 256 /* the most lines a batch can take (fbatch_new) */
 #define LB_BYTES (128u * 1024)
 
 struct lb_tap {
@@ -33,6 +33,7 @@ struct lb_tap {
 struct lbatch {
 	const struct fbatch_set *set;
 	size_t n;
+	size_t lines;              /* it is full at this many (<= LB_LINES) */
 	size_t off[LB_LINES];
 	size_t len[LB_LINES];
 	double jtime[LB_LINES];
@@ -161,13 +162,13 @@ static void batch_shape(struct lbatch *lb)
 	lb->ngroups = 0;
 	for (size_t t = 0; t < nt; t++)
 		lb->group[t] = leader(set, t) == t ? lb->ngroups++ : lb->group[leader(set, t)];
-	if (lb->ngroups * LB_LINES > lb->flcap) {
-		lb->flcap = lb->ngroups * LB_LINES;
+	if (lb->ngroups * lb->lines > lb->flcap) {
+		lb->flcap = lb->ngroups * lb->lines;
 		lb->fl = xrealloc(lb->fl, lb->flcap * sizeof *lb->fl);
 		lb->coff = xrealloc(lb->coff, lb->flcap * sizeof *lb->coff);
 	}
-	if (nt * LB_LINES > lb->cellcap) {
-		lb->cellcap = nt * LB_LINES;
+	if (nt * lb->lines > lb->cellcap) {
+		lb->cellcap = nt * lb->lines;
 		lb->st = xrealloc(lb->st, lb->cellcap);
 		lb->limited = xrealloc(lb->limited, lb->cellcap);
 		lb->pre = xrealloc(lb->pre, lb->cellcap);
@@ -534,7 +535,7 @@ void fbatch_add(struct fbatch *b, const struct fbatch_set *set, const char *line
 	struct lbatch *lb = b->fill;
 	if (lb->n && lb->set != set)
 		fbatch_finish(b);
-	else if (lb->n && (lb->n == LB_LINES || lb->blen + len > LB_BYTES))
+	else if (lb->n && (lb->n == lb->lines || lb->blen + len > LB_BYTES))
 		submit(b);
 	lb = b->fill;
 	if (lb->blen + len > lb->bcap) {
@@ -572,10 +573,13 @@ double fbatch_worker_cpu(struct fbatch *b)
 	return c;
 }
 
-struct fbatch *fbatch_new(int thread)
+struct fbatch *fbatch_new(int thread, size_t batch_lines)
 {
 	struct fbatch *b = xcalloc(1, sizeof *b);
 	b->thread = thread;
+	if (batch_lines == 0 || batch_lines > LB_LINES)
+		batch_lines = LB_LINES;
+	b->b[0].lines = b->b[1].lines = batch_lines;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->go, NULL);
 	pthread_cond_init(&b->done, NULL);

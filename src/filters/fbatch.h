@@ -63,8 +63,10 @@ struct fbatch_set {
 	void *arg;
 };
 
-/* thread 1: match in a worker thread (started at the first full batch). */
-struct fbatch *fbatch_new(int thread);
+/* thread 1: match in a worker thread (started at the first full batch).
+ * batch_lines: lines per batch, 0 = the most (256); fewer cost more hand-overs
+ * and less memory (the batches' lines and results). */
+struct fbatch *fbatch_new(int thread, size_t batch_lines);
 /* Finishes first (the callbacks run). */
 void fbatch_free(struct fbatch *b);
 

@@ -135,7 +135,7 @@ static void on_res(void *arg, const char *line, size_t len, uint64_t tag,
 		rc->lines++;
 }
 
-static void run(int thread, struct strbuf *out1, struct strbuf *out2)
+static void run(int thread, size_t batch_lines, struct strbuf *out1, struct strbuf *out2)
 {
 	struct filter *fa = build(FAIL_A, 1, NULL);
 	struct filter *fm = build(FAIL_MLFID, 5, NULL);
@@ -149,7 +149,7 @@ static void run(int thread, struct strbuf *out1, struct strbuf *out2)
 	struct fbatch_tap t2[] = {{f2, 0, &clk, 0}};
 	struct rec r1 = {STRBUF_INIT, 0}, r2 = {STRBUF_INIT, 0};
 	struct fbatch_set s1 = {t1, 4, on_res, &r1}, s2 = {t2, 1, on_res, &r2};
-	struct fbatch *b = fbatch_new(thread);
+	struct fbatch *b = fbatch_new(thread, batch_lines);
 	uint64_t rng = 42;
 	for (unsigned i = 0; i < NLINES; i++) {
 		size_t len;
@@ -180,18 +180,22 @@ static void thread_matches_inline(void **state)
 {
 	(void)state;
 	struct strbuf a1, a2, b1, b2;
-	run(0, &a1, &a2);
-	run(1, &b1, &b2);
+	run(0, 0, &a1, &a2);
 	assert_true(a1.len > 100000 && a2.len > 10000);
 	/* failures were found by every kind of tap */
 	assert_non_null(strstr(a1.s, "/1 len"));
 	assert_non_null(strstr(a1.s, " [203.0.113."));
-	assert_string_equal(a1.s, b1.s);
-	assert_string_equal(a2.s, b2.s);
+	/* the same with the thread, whatever the batch size (0 = the most) */
+	static const size_t sizes[] = {0, 1, 7, 128, 100000};
+	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+		run(1, sizes[k], &b1, &b2);
+		assert_string_equal(a1.s, b1.s);
+		assert_string_equal(a2.s, b2.s);
+		strbuf_free(&b1);
+		strbuf_free(&b2);
+	}
 	strbuf_free(&a1);
 	strbuf_free(&a2);
-	strbuf_free(&b1);
-	strbuf_free(&b2);
 }
 
 /* A share that points nowhere useful (later, out of range, at a tap that
@@ -211,7 +215,7 @@ static void unusable_share_prepares_itself(void **state)
 				t[i] = (struct fbatch_tap){f[i], shares[k][i], &clk, 0};
 			struct rec r = {STRBUF_INIT, 0};
 			struct fbatch_set set = {t, 3, on_res, &r};
-			struct fbatch *b = fbatch_new(thread);
+			struct fbatch *b = fbatch_new(thread, 0);
 			uint64_t rng = 7;
 			for (unsigned i = 0; i < 2000; i++) {
 				size_t len;
@@ -236,7 +240,7 @@ static void unusable_share_prepares_itself(void **state)
 static void empty_finish_and_free(void **state)
 {
 	(void)state;
-	struct fbatch *b = fbatch_new(1);
+	struct fbatch *b = fbatch_new(1, 0);
 	fbatch_finish(b);
 	fbatch_finish(b);
 	assert_true(fbatch_worker_cpu(b) == 0);
