@@ -118,7 +118,7 @@ struct nft_st {
 	int used;            /* commands since the last check */
 	char *table;      /* "inet mxjail" */
 	char *tname;
-	char *tfam;       /* "inet" */
+	uint8_t nfproto;  /* the table's family, as netlink names it */
 	int set_only;
 	unsigned families;
 	struct njail *jails;
@@ -238,18 +238,22 @@ static int nft_init(void **stp, const struct fw_options *o, char *err, size_t er
 	*stp = NULL;
 	if (!valid_ident(name))
 		return fw_errf(err, errlen, "nftables table name '%s' is not a valid identifier", name);
-	static const char *fams[] = {"inet", "ip", "ip6", "bridge", "netdev"};
-	int ok = 0;
+	static const struct {
+		const char *name;
+		uint8_t nfproto;
+	} fams[] = {{"inet", NFPROTO_INET}, {"ip", NFPROTO_IPV4}, {"ip6", NFPROTO_IPV6},
+		    {"bridge", NFPROTO_BRIDGE}, {"netdev", NFPROTO_NETDEV}};
+	int nfproto = -1;
 	for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
-		if (strcmp(fam, fams[i]) == 0)
-			ok = 1;
-	if (!ok || (!o->set_only && strcmp(fam, "inet") != 0))
+		if (strcmp(fam, fams[i].name) == 0)
+			nfproto = fams[i].nfproto;
+	if (nfproto < 0 || (!o->set_only && strcmp(fam, "inet") != 0))
 		return fw_errf(err, errlen, "nftables table family '%s' not supported%s", fam,
 			       o->set_only ? "" : " (native mode uses inet)");
 	struct nft_st *s = xcalloc(1, sizeof *s);
 	s->table = xasprintf("%s %s", fam, name);
 	s->tname = xstrdup(name);
-	s->tfam = xstrdup(fam);
+	s->nfproto = (uint8_t)nfproto;
 	s->set_only = o->set_only != 0;
 	s->families = o->families ? o->families & (FW_FAMILY_4 | FW_FAMILY_6) : FW_FAMILY_4 | FW_FAMILY_6;
 	if (!s->families)
@@ -279,7 +283,6 @@ static void nft_free(void *st)
 	fw_map_free(&s->pend);
 	free(s->table);
 	free(s->tname);
-	free(s->tfam);
 	s->njails = 0;
 	ctx_put(s);
 	free(s);
@@ -875,16 +878,7 @@ static int nft_commit(void *st, char *err, size_t errlen)
  * (one NFT_MSG_GETTABLE request). */
 static int table_exists(const struct nft_st *s)
 {
-	static const struct {
-		const char *name;
-		uint8_t nfproto;
-	} fams[] = {{"inet", NFPROTO_INET}, {"ip", NFPROTO_IPV4}, {"ip6", NFPROTO_IPV6},
-		    {"bridge", NFPROTO_BRIDGE}, {"netdev", NFPROTO_NETDEV}};
-	int nfproto = -1;
-	for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
-		if (strcmp(s->tfam, fams[i].name) == 0)
-			nfproto = fams[i].nfproto;
-	struct mnl_socket *nl = nfproto < 0 ? NULL : mnl_socket_open(NETLINK_NETFILTER);
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (!nl)
 		return -1;
 	struct timeval tv = {2, 0};
@@ -895,7 +889,7 @@ static int table_exists(const struct nft_st *s)
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	nlh->nlmsg_seq = 1;
 	struct nfgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof *g);
-	g->nfgen_family = (uint8_t)nfproto;
+	g->nfgen_family = s->nfproto;
 	g->version = NFNETLINK_V0;
 	g->res_id = 0;
 	mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, s->tname);

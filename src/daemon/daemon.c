@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include "actions/fw_cmd.h"
 #include "cluster/cluster.h"
 #include "core/clocks.h"
