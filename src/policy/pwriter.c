@@ -10,9 +10,15 @@
  * queue is empty (wal_autocheckpoint = 0), so the WAL never grows past a
  * few seconds of changes and no checkpoint competes with a commit.
  *
- * Table: prow(ns, key, val, expires), primary key (ns, key), WITHOUT ROWID so
- * a namespace reads back in key order (the journal's order). expires <= 0 is
- * never; expired rows are skipped on read and deleted at open and hourly.
+ * Table: prow(ns, key, val, expires), unique on (ns, key), so a namespace
+ * reads back in key order (the journal's order) through that index. It is a
+ * rowid table: a journal row or snapshot chunk is a blob of up to megabytes,
+ * and in a WITHOUT ROWID table the blob is part of the b-tree key, so every
+ * comparison on the way down to an insert read the whole blob of the cell
+ * it compared with, overflow pages and all (most of the writer's time). An
+ * older file with the WITHOUT ROWID table is converted when opened.
+ * expires <= 0 is never; expired rows are skipped on read and deleted at
+ * open and hourly.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -398,6 +404,37 @@ static void close_db(struct pwriter *pw)
 	pw->db = NULL;
 }
 
+#define PROW_COLUMNS "ns TEXT NOT NULL, key TEXT NOT NULL, val BLOB NOT NULL," \
+	" expires REAL NOT NULL, UNIQUE (ns, key)"
+
+/* A file of the earlier layout (the same rows in a WITHOUT ROWID table) gets
+ * the current one, rows and all, in one transaction. */
+static int convert_old_layout(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	int old = 0;
+	int rc = sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE type = 'table'"
+				    " AND name = 'prow'", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		const char *sql = (const char *)sqlite3_column_text(s, 0);
+		old = sql && strstr(sql, "WITHOUT ROWID") != NULL;
+	}
+	sqlite3_finalize(s);
+	if (!old)
+		return SQLITE_OK;
+	rc = sqlite3_exec(db, "BEGIN IMMEDIATE;"
+			  " CREATE TABLE prow_new (" PROW_COLUMNS ");"
+			  " INSERT INTO prow_new SELECT ns, key, val, expires FROM prow ORDER BY ns, key;"
+			  " DROP TABLE prow;"
+			  " ALTER TABLE prow_new RENAME TO prow;"
+			  " COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 /* 0, or the SQLite code of the first failure (msg filled). */
 static int setup(struct pwriter *pw, const char *path, char *msg, size_t msglen)
 {
@@ -405,9 +442,9 @@ static int setup(struct pwriter *pw, const char *path, char *msg, size_t msglen)
 		"PRAGMA journal_mode=WAL",
 		"PRAGMA synchronous=NORMAL",
 		"PRAGMA wal_autocheckpoint=0",
-		("CREATE TABLE IF NOT EXISTS prow (ns TEXT NOT NULL, key TEXT NOT NULL,"
-		 " val BLOB NOT NULL, expires REAL NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID"),
+		"CREATE TABLE IF NOT EXISTS prow (" PROW_COLUMNS ")",
 	};
+	const size_t npragmas = 3;   /* the rest follows the conversion */
 	int rc = sqlite3_open_v2(path, &pw->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(msg, msglen, "%s: %s", path, pw->db ? sqlite3_errmsg(pw->db) : "cannot open");
@@ -430,7 +467,9 @@ static int setup(struct pwriter *pw, const char *path, char *msg, size_t msglen)
 		return rc;
 	}
 	for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
-		rc = sqlite3_exec(pw->db, pragmas[i], NULL, NULL, NULL);
+		rc = i == npragmas ? convert_old_layout(pw->db) : SQLITE_OK;
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(pw->db, pragmas[i], NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
 			snprintf(msg, msglen, "%s: %s", path, sqlite3_errmsg(pw->db));
 			return rc;

@@ -2,8 +2,9 @@
  * test_policy_state - the policy engine's state file and its writer thread
  * (policy_open, pwriter.c): round trip across restarts with the queue
  * drained at shutdown, migration of rows an earlier version kept in the
- * daemon's store, kill -9 of a process that flushes like the daemon (what
- * was flushed more than a second before the kill is there), a writer held
+ * daemon's store, a file of the earlier table layout converted, kill -9 of
+ * a process that flushes like the daemon (what was flushed more than a
+ * second before the kill is there), a writer held
  * up by a lock (flushes keep returning, the queue stays bounded, the changes
  * coalesce and all arrive once the lock goes), and a damaged file moved
  * aside.
@@ -214,6 +215,73 @@ static void migration(void **state)
 	policy_req_free(&r);
 	policy_parser_free(pp);
 	free(db);
+	free(path);
+	rmdir_all(dir);
+}
+
+/* ---- a file of the earlier layout (WITHOUT ROWID) ---- */
+
+static char *table_sql(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	char *sql = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = 'prow'",
+					    -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		sql = xstrdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return sql;
+}
+
+static void old_layout(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	char *path = xasprintf("%s/policy-state.sqlite3", dir);
+	struct policy_parser *pp = policy_parser_new();
+	struct policy_req r;
+	policy_req_init(&r);
+
+	struct policy *p = mk(path, NULL, T0);
+	for (unsigned i = 0; i < 500; i++)
+		eval_triplet(p, pp, &r, i, T0);
+	policy_free(p);
+	char *sql = table_sql(path);
+	assert_non_null(sql);
+	assert_null(strstr(sql, "WITHOUT ROWID"));
+	free(sql);
+
+	/* the same rows as an earlier version kept them */
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN;"
+				      " CREATE TABLE old (ns TEXT NOT NULL, key TEXT NOT NULL,"
+				      "  val BLOB NOT NULL, expires REAL NOT NULL,"
+				      "  PRIMARY KEY (ns, key)) WITHOUT ROWID;"
+				      " INSERT INTO old SELECT ns, key, val, expires FROM prow;"
+				      " DROP TABLE prow; ALTER TABLE old RENAME TO prow; COMMIT",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	sql = table_sql(path);
+	assert_non_null(strstr(sql, "WITHOUT ROWID"));
+	free(sql);
+
+	p = mk(path, NULL, T0 + 10);
+	assert_int_equal(triplets(p, T0 + 10), 500);
+	eval_triplet(p, pp, &r, 900, T0 + 10);
+	policy_free(p);
+	sql = table_sql(path);
+	assert_null(strstr(sql, "WITHOUT ROWID"));
+	free(sql);
+	p = mk(path, NULL, T0 + 20);
+	assert_int_equal(triplets(p, T0 + 20), 501);
+	policy_free(p);
+
+	policy_req_free(&r);
+	policy_parser_free(pp);
 	free(path);
 	rmdir_all(dir);
 }
@@ -429,6 +497,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(round_trip),
 		cmocka_unit_test(migration),
+		cmocka_unit_test(old_layout),
 		cmocka_unit_test(kill9),
 		cmocka_unit_test(fork_after_open),
 		cmocka_unit_test(writer_held_up),
