@@ -20,7 +20,7 @@
  * /regex/ (Perl syntax, compiled with PCRE2 under a match limit).
  *
  * State lives in two ptables with caps (the idlest entry is evicted when
- * full); changed keys are queued and policy_gl_flush() journals them
+ * full); changed entries are queued and policy_gl_flush() journals them
  * (pstate.c) in the state namespaces "greylist" ("first_ms last_ms count")
  * and "awl" ("count last_ms").
  *
@@ -342,10 +342,8 @@ void policy_gl_free(struct greylist *g)
 	policy_pstate_free(&g->ps_awl);
 	policy_ptable_free(&g->trip, NULL);
 	policy_ptable_free(&g->awl, NULL);
-	policy_queue_clear(&g->qtrip);
-	policy_queue_clear(&g->qawl);
-	free(g->qtrip.v);
-	free(g->qawl.v);
+	policy_queue_free(&g->qtrip);
+	policy_queue_free(&g->qawl);
 	relist_free(&g->client_re);
 	relist_free(&g->rcpt_re);
 	for (size_t i = 0; i < g->nrw; i++) {
@@ -401,6 +399,8 @@ struct greylist *policy_gl_new(const struct kvlist *conf, char *err, size_t errl
 	g->header = xstrdup(s && *s ? s : "X-Greylist: delayed %t seconds by mxjail; %d");
 	policy_ptable_init(&g->trip, maxt ? maxt : GL_MAX_TRIPLETS);
 	policy_ptable_init(&g->awl, maxa ? maxa : GL_MAX_AWL);
+	g->trip.q = &g->qtrip;
+	g->awl.q = &g->qawl;
 	/* rows outlive the longest an entry can live untouched, plus a day */
 	policy_pstate_init(&g->ps_trip, "greylist", &trip_ops, g, g->max_age + 86400);
 	policy_pstate_init(&g->ps_awl, "awl", &awl_ops, g, g->max_age + 86400);
@@ -557,14 +557,6 @@ static int new_instance(struct greylist *g, const char *inst)
 	return 1;
 }
 
-static void queue(struct pqueue *q, struct pent *e)
-{
-	if (e->queued)
-		return;
-	e->queued = 1;
-	policy_queue_push(q, e->key, e->keylen);
-}
-
 /* Appends s with %X replaced: one substitution per letter, like postgrey. */
 static void subst(struct strbuf *out, const char *tmpl, char k1, const char *v1, char k2,
 		  const char *v2)
@@ -638,7 +630,7 @@ enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, dou
 			if (now >= w->last + 3600 || w->last > now) {
 				w->count++;
 				w->last = now;
-				queue(&g->qawl, &w->e);
+				policy_queue_entry(&g->qawl, &w->e);
 			}
 			policy_ptable_touch(&g->awl, &w->e);
 			g->wl_awl++;
@@ -692,7 +684,7 @@ enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, dou
 	t->first = first;
 	t->last = now;
 	t->count++;
-	queue(&g->qtrip, &t->e);
+	policy_queue_entry(&g->qtrip, &t->e);
 	if (h && h->on_greylist_update)
 		h->on_greylist_update(h->arg, t->e.key, t->first, t->last, t->count);
 
@@ -704,7 +696,7 @@ enum pverdict policy_gl_eval(struct greylist *g, const struct policy_req *r, dou
 		if (w->count == 0 || now >= w->last + 3600) {
 			w->count++;
 			w->last = now;
-			queue(&g->qawl, &w->e);
+			policy_queue_entry(&g->qawl, &w->e);
 		}
 	}
 	if (diff > 0) {
@@ -741,12 +733,6 @@ static int parse_val(const char *v, size_t vl, char *buf, size_t buflen)
 	memcpy(buf, v, vl);
 	buf[vl] = '\0';
 	return 0;
-}
-
-static struct pent *trip_find(void *arg, const char *key)
-{
-	struct greylist *g = arg;
-	return policy_ptable_get(&g->trip, key, strlen(key));
 }
 
 static int trip_ser(void *arg, struct pent *e, struct strbuf *key, struct strbuf *val)
@@ -807,14 +793,8 @@ static void trip_restart(void *arg)
 	policy_ptable_walk_reset(&((struct greylist *)arg)->trip, PT_SNAPSHOT);
 }
 
-static const struct pstate_ops trip_ops = { trip_find, trip_ser, trip_set, trip_del, trip_next,
+static const struct pstate_ops trip_ops = { trip_ser, trip_set, trip_del, trip_next,
 					    trip_restart };
-
-static struct pent *awl_find(void *arg, const char *key)
-{
-	struct greylist *g = arg;
-	return policy_ptable_get(&g->awl, key, strlen(key));
-}
 
 static int awl_ser(void *arg, struct pent *e, struct strbuf *key, struct strbuf *val)
 {
@@ -859,7 +839,7 @@ static void awl_restart(void *arg)
 	policy_ptable_walk_reset(&((struct greylist *)arg)->awl, PT_SNAPSHOT);
 }
 
-static const struct pstate_ops awl_ops = { awl_find, awl_ser, awl_set, awl_del, awl_next,
+static const struct pstate_ops awl_ops = { awl_ser, awl_set, awl_del, awl_next,
 					   awl_restart };
 
 int policy_gl_load(struct greylist *g, const struct pstate_io *io, double now)
@@ -877,7 +857,7 @@ void policy_gl_nostore(struct greylist *g)
 
 size_t policy_gl_pending(const struct greylist *g)
 {
-	return g->qtrip.n + g->qawl.n;
+	return policy_queue_len(&g->qtrip) + policy_queue_len(&g->qawl);
 }
 
 int policy_gl_flush(struct greylist *g, const struct pstate_io *io, double now)
@@ -901,18 +881,14 @@ size_t policy_gl_expire(struct greylist *g, double now, size_t budget)
 	while (seen < budget && (e = policy_ptable_walk(&g->trip, PT_EXPIRE))) {
 		seen++;
 		if (trip_expired(g, (struct gtrip *)e, now)) {
-			policy_ptable_unlink(&g->trip, e);
-			policy_queue_push(&g->qtrip, e->key, e->keylen);
-			policy_ptable_drop(e);
+			policy_ptable_remove(&g->trip, e);
 			g->expired++;
 		}
 	}
 	while (seen < budget && (e = policy_ptable_walk(&g->awl, PT_EXPIRE))) {
 		seen++;
 		if (now - ((struct gawl *)e)->last > g->max_age) {
-			policy_ptable_unlink(&g->awl, e);
-			policy_queue_push(&g->qawl, e->key, e->keylen);
-			policy_ptable_drop(e);
+			policy_ptable_remove(&g->awl, e);
 		}
 	}
 	return seen;
@@ -936,7 +912,7 @@ static void set_entry(struct greylist *g, const char *triplet, double first, dou
 	if (count > t->count)
 		t->count = count;
 	if (changed)
-		queue(&g->qtrip, &t->e);
+		policy_queue_entry(&g->qtrip, &t->e);
 }
 
 void policy_gl_import(struct greylist *g, const char *triplet, double first, double last,
@@ -999,9 +975,7 @@ int policy_gl_del(struct greylist *g, const char *what)
 			  (sl == ns.len && ns.len && memcmp(s, ns.s, sl) == 0) ||
 			  strcmp(r, lw.s) == 0;
 		if (hit) {
-			policy_ptable_unlink(&g->trip, e);
-			policy_queue_push(&g->qtrip, e->key, e->keylen);
-			policy_ptable_drop(e);
+			policy_ptable_remove(&g->trip, e);
 			count++;
 		}
 		e = nx;
@@ -1009,9 +983,7 @@ int policy_gl_del(struct greylist *g, const char *what)
 	if (*hostbuf) {
 		e = policy_ptable_get(&g->awl, hostbuf, strlen(hostbuf));
 		if (e) {
-			policy_ptable_unlink(&g->awl, e);
-			policy_queue_push(&g->qawl, e->key, e->keylen);
-			policy_ptable_drop(e);
+			policy_ptable_remove(&g->awl, e);
 			count++;
 		}
 	}

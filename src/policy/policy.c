@@ -9,10 +9,10 @@
  * is kept and returned only if no later check refuses the request. Every
  * defer/reject goes to the host's on_event() so jails can count them.
  *
- * policy_eval() does no I/O: state changes are remembered as keys in queues.
+ * policy_eval() does no I/O: changed entries are remembered in queues.
  * policy_flush() serialises them into a batch of rows (memory only) and hands
  * it to the state writer thread (pwriter.c), which commits it to the
- * engine's own file; when the writer is behind, the keys simply stay queued,
+ * engine's own file; when the writer is behind, the entries simply stay queued,
  * where further changes of the same key cost nothing more. (Built with
  * policy_new() and a store instead, the batch is committed to the store
  * synchronously: tools and tests.) Expiry walks a bounded number of entries
@@ -38,10 +38,10 @@
 
 #define TOPK 32
 #define TOP_SHOWN 10
-#define FLUSH_BUDGET 2048     /* most queued keys per table serialised in one flush: bounds
+#define FLUSH_BUDGET 2048     /* most queued entries per table serialised in one flush: bounds
 				 * the stall after the writer was held up (~1 ms) */
 #define DRAIN_TIMEOUT 5.0     /* seconds policy_free waits for a failing disk */
-#define PENDING_MAX 500000    /* queued keys while the writer is stuck (~45 MB): then resync */
+#define PENDING_MAX 500000    /* queued entries while the writer is stuck: then resync */
 
 /* the namespaces of pstate.c's rows */
 static const char *const state_ns[] = { "greylist", "awl", "ratelimit" };
@@ -77,19 +77,55 @@ struct policy {
 
 /* ---- helpers shared by the checks ---- */
 
-void policy_queue_push(struct pqueue *q, const char *key, size_t keylen)
+void policy_queue_entry(struct pqueue *q, struct pent *e)
+{
+	if (q->off || e->qpos)
+		return;
+	q->v = xgrow(q->v, &q->cap, q->n, sizeof(*q->v));
+	q->v[q->n++] = e;
+	e->qpos = (uint32_t)q->n;
+}
+
+void policy_queue_gone(struct pqueue *q, const char *prefix, const char *key, size_t keylen)
 {
 	if (q->off)
 		return;
-	q->v = xgrow(q->v, &q->cap, q->n, sizeof(*q->v));
-	q->v[q->n++] = xstrndup(key, keylen);
+	size_t pl = prefix ? strlen(prefix) : 0;
+	char *k = xmalloc(pl + keylen + 1);
+	if (pl)
+		memcpy(k, prefix, pl);
+	memcpy(k + pl, key, keylen);
+	k[pl + keylen] = '\0';
+	q->gone = xgrow(q->gone, &q->gonecap, q->ngone, sizeof(*q->gone));
+	q->gone[q->ngone++] = k;
+}
+
+size_t policy_queue_len(const struct pqueue *q)
+{
+	return q->n + q->ngone;
 }
 
 void policy_queue_clear(struct pqueue *q)
 {
 	for (size_t i = 0; i < q->n; i++)
-		free(q->v[i]);
+		if (q->v[i])
+			q->v[i]->qpos = 0;
 	q->n = 0;
+	for (size_t i = 0; i < q->ngone; i++)
+		free(q->gone[i]);
+	q->ngone = 0;
+}
+
+void policy_queue_free(struct pqueue *q)
+{
+	/* the entries may be gone already: only the queue's own memory */
+	for (size_t i = 0; i < q->ngone; i++)
+		free(q->gone[i]);
+	free(q->v);
+	free(q->gone);
+	q->v = NULL;
+	q->gone = NULL;
+	q->n = q->ngone = q->cap = q->gonecap = 0;
 }
 
 void policy_lower(struct strbuf *out, const char *s, size_t n)
@@ -518,7 +554,7 @@ int policy_flush(struct policy *p, double now)
 	int rc;
 	p->flush_now = now;
 	if (p->pw) {
-		/* never blocks: with the writer's queue full the keys stay queued
+		/* never blocks: with the writer's queue full the entries stay queued
 		 * here, each once however often it changes, until it catches up */
 		rc = pwriter_status(p->pw);
 		if (p->held) {

@@ -19,15 +19,19 @@ struct kvlist;
  * Entries are structs of the caller that start with a struct pent; the
  * table owns the key copy. The LRU list runs from the most recently touched
  * (head) to the least (tail), so a full table evicts its idlest entry, and a
- * cursor lets expiry walk the table a few entries at a time. */
+ * cursor lets expiry walk the table a few entries at a time. A table may
+ * have a write-behind queue (below): an entry that leaves the table while
+ * queued is taken out of it and its deletion is queued instead. */
 struct pent {
 	struct pent *hnext;
 	struct pent *prev, *next;   /* LRU */
 	uint64_t hash;
 	char *key;
 	size_t keylen;
-	unsigned queued : 1;        /* in the write-behind queue */
+	uint32_t qpos;              /* 1 + its place in the write-behind queue; 0: not queued */
 };
+
+struct pqueue;
 
 struct ptable {
 	struct pent **b;
@@ -38,6 +42,8 @@ struct ptable {
 	/* walks: PT_EXPIRE (expiry) and PT_SNAPSHOT (state snapshots) */
 	size_t cursor[2];           /* next bucket */
 	struct pent *cur[2];        /* next entry within the current bucket */
+	struct pqueue *q;           /* write-behind queue, or NULL */
+	const char *qprefix;        /* put before a key in the queue's rows ("" or NULL: none) */
 };
 enum { PT_EXPIRE, PT_SNAPSHOT };
 
@@ -54,6 +60,8 @@ struct pent *policy_ptable_add(struct ptable *t, const char *key, size_t keylen,
 /* Unlinks e (the caller then frees it with policy_ptable_drop). */
 void policy_ptable_unlink(struct ptable *t, struct pent *e);
 void policy_ptable_drop(struct pent *e);   /* frees the entry (and its key) */
+/* Unlinks and frees e, and queues its deletion (tables with a queue). */
+void policy_ptable_remove(struct ptable *t, struct pent *e);
 void policy_ptable_touch(struct ptable *t, struct pent *e);   /* move to LRU head */
 /* Returns the next entry of a slow walk over the whole table (NULL at the end
  * of a round, after which the walk starts again). Examined entries may be
@@ -61,14 +69,24 @@ void policy_ptable_touch(struct ptable *t, struct pent *e);   /* move to LRU hea
 struct pent *policy_ptable_walk(struct ptable *t, int which);
 uint64_t policy_hash(uint64_t seed, const char *s, size_t n);
 
-/* ---- write-behind queue of touched keys (policy.c) ---- */
+/* ---- write-behind queue of changed entries (policy.c) ----
+ * The entries themselves, not copies of their keys: a flush serialises them
+ * where they are, without a lookup. An entry is in it once however often it
+ * changes (pent.qpos); one that leaves its table is taken out (its slot
+ * becomes NULL) and its key goes to the deletions. */
 struct pqueue {
-	char **v;
+	struct pent **v;     /* changed entries in the order of their first change; NULL: gone */
 	size_t n, cap;
-	int off;             /* no store: pushes are dropped */
+	char **gone;         /* row keys of deleted entries */
+	size_t ngone, gonecap;
+	int off;             /* no store: nothing is queued */
 };
-void policy_queue_push(struct pqueue *q, const char *key, size_t keylen);
+void policy_queue_entry(struct pqueue *q, struct pent *e);
+void policy_queue_gone(struct pqueue *q, const char *prefix, const char *key, size_t keylen);
+size_t policy_queue_len(const struct pqueue *q);
+/* Forgets everything queued (the entries stay as they are). */
 void policy_queue_clear(struct pqueue *q);
+void policy_queue_free(struct pqueue *q);
 
 /* ---- write-behind as journal + incremental snapshots (pstate.c) ---- */
 struct pwriter;
@@ -76,7 +94,7 @@ struct pbatch;
 /* Where the rows come from at load and where a flush puts them: the
  * engine's own file (pw, read before its writer thread starts) or a store
  * (the synchronous mode of tools and tests); a flush appends row changes to
- * out and serialises at most `budget` queued keys (0 = all). */
+ * out and serialises at most `budget` queued entries (0 = all). */
 struct pstate_io {
 	struct store *st;
 	struct pwriter *pw;
@@ -90,8 +108,6 @@ struct pstate_io {
 };
 
 struct pstate_ops {
-	/* the entry a queued key names, or NULL when it is gone */
-	struct pent *(*find)(void *arg, const char *key);
 	/* the row key and value of an entry; 0 = write it, else skip */
 	int (*ser)(void *arg, struct pent *e, struct strbuf *key, struct strbuf *val);
 	/* loading: a record sets or deletes an entry (key and value not NUL-terminated) */
@@ -127,7 +143,7 @@ void policy_pstate_init(struct pstate *ps, const char *ns, const struct pstate_o
 			void *arg, double retain);
 void policy_pstate_free(struct pstate *ps);
 int policy_pstate_load(struct pstate *ps, const struct pstate_io *io, double now);
-/* Puts into io->out one journal row with the queued keys (at most
+/* Puts into io->out one journal row with the queued entries (at most
  * io->budget of them; the rest stay queued), one more snapshot chunk and a
  * few deletions of retired rows. Memory only: the rows reach the disk when
  * the batch is committed. */

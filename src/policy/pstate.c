@@ -262,17 +262,11 @@ static void snapshot_step(struct pstate *ps, struct pbatch *out, double now, siz
 	ps->sbytes_last = ps->sbytes_cur;
 }
 
-/* See pstate_io.resync. Costs one lookup per queued key, once. */
+/* See pstate_io.resync. */
 static void resync(struct pstate *ps, struct pqueue *q)
 {
 	char key[40];
-	for (size_t i = 0; i < q->n; i++) {
-		struct pent *e = ps->ops->find(ps->arg, q->v[i]);
-		if (e)
-			e->queued = 0;
-		free(q->v[i]);
-	}
-	q->n = 0;
+	policy_queue_clear(q);
 	if (ps->snapping) {
 		/* the chunks of the snapshot in progress are abandoned */
 		for (unsigned i = 0; i < ps->schunk; i++) {
@@ -296,25 +290,28 @@ int policy_pstate_flush(struct pstate *ps, const struct pstate_io *io, double no
 		resync(ps, q);
 		return 0;
 	}
-	/* the newest keys first: the order of records within a row does not
-	 * matter (each holds the entry's current value), and taking from the
-	 * end leaves the rest of the queue in place */
+	/* the deletions, then the newest entries: the order of records within
+	 * a row does not matter otherwise (each holds the entry's current
+	 * value), a key deleted and added again is deleted first; taking from
+	 * the end leaves the rest of the queue in place */
 	size_t nq = io->budget && q->n > io->budget ? io->budget : q->n;
 
-	if (nq) {
+	if (nq || q->ngone) {
 		strbuf_reset(&ps->buf);
+		for (size_t i = 0; i < q->ngone; i++) {
+			record(ps, q->gone[i], strlen(q->gone[i]), NULL, 0, 0);
+			free(q->gone[i]);
+		}
+		q->ngone = 0;
 		for (size_t i = q->n - nq; i < q->n; i++) {
-			const char *k = q->v[i];
-			struct pent *e = ps->ops->find(ps->arg, k);
+			struct pent *e = q->v[i];
+			if (!e)
+				continue;
+			e->qpos = 0;
 			strbuf_reset(&ps->key);
 			strbuf_reset(&ps->val);
-			if (e && ps->ops->ser(ps->arg, e, &ps->key, &ps->val) == 0)
+			if (ps->ops->ser(ps->arg, e, &ps->key, &ps->val) == 0)
 				record(ps, ps->key.s, ps->key.len, strbuf_str(&ps->val), ps->val.len, 1);
-			else
-				record(ps, k, strlen(k), NULL, 0, 0);
-			if (e)
-				e->queued = 0;
-			free(q->v[i]);
 		}
 		q->n -= nq;
 		snprintf(key, sizeof(key), "J%016" PRIx64, ps->seq);

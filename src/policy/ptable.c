@@ -138,6 +138,20 @@ void policy_ptable_unlink(struct ptable *t, struct pent *e)
 	lru_unlink(t, e);
 	e->hnext = NULL;
 	t->n--;
+	if (e->qpos && t->q) {
+		t->q->v[e->qpos - 1] = NULL;
+		e->qpos = 0;
+		policy_queue_gone(t->q, t->qprefix, e->key, e->keylen);
+	}
+}
+
+void policy_ptable_remove(struct ptable *t, struct pent *e)
+{
+	int queued = e->qpos != 0;
+	policy_ptable_unlink(t, e);
+	if (t->q && !queued)
+		policy_queue_gone(t->q, t->qprefix, e->key, e->keylen);
+	policy_ptable_drop(e);
 }
 
 struct pent *policy_ptable_add(struct ptable *t, const char *key, size_t keylen, size_t size,

@@ -72,6 +72,7 @@ struct rkey {
 
 struct rlimit {
 	char *name;
+	char *qprefix;       /* "NAME/": the start of its keys' rows */
 	enum rkeytype key;
 	struct rrule r[RL_MAX_RULES];
 	size_t nr;
@@ -98,6 +99,7 @@ struct ratelimit {
 static void rlimit_clear(struct rlimit *l)
 {
 	free(l->name);
+	free(l->qprefix);
 	for (size_t i = 0; i < l->nr; i++)
 		free(l->r[i].text);
 	policy_ptable_free(&l->keys, NULL);
@@ -111,8 +113,7 @@ void policy_rl_free(struct ratelimit *rl)
 		rlimit_clear(&rl->l[i]);
 	free(rl->l);
 	free(rl->action);
-	policy_queue_clear(&rl->q);
-	free(rl->q.v);
+	policy_queue_free(&rl->q);
 	policy_pstate_free(&rl->ps);
 	strbuf_free(&rl->tmp);
 	free(rl);
@@ -225,7 +226,10 @@ struct ratelimit *policy_rl_new(const struct kvlist *conf, char *err, size_t err
 		struct rlimit *l = &rl->l[rl->n++];
 		memset(l, 0, sizeof(*l));
 		l->name = xstrdup(name);
+		l->qprefix = xasprintf("%s/", name);
 		policy_ptable_init(&l->keys, maxkeys ? maxkeys : RL_MAX_KEYS);
+		l->keys.q = &rl->q;
+		l->keys.qprefix = l->qprefix;
 		if (parse_limit(l, conf->v[i].value) < 0) {
 			snprintf(err, errlen,
 				 "mxjail.conf [ratelimit] %s: expected 'KEY: N UNIT / WINDOW[, N UNIT / WINDOW]'"
@@ -324,20 +328,6 @@ static struct rkey *key_get(struct ratelimit *rl, struct rlimit *l, const char *
 	return e;
 }
 
-static void queue_key(struct ratelimit *rl, struct rlimit *l, struct rkey *e)
-{
-	if (e->e.queued)
-		return;
-	e->e.queued = 1;
-	size_t nl = strlen(l->name);
-	char *s = xmalloc(nl + 1 + e->e.keylen + 1);
-	memcpy(s, l->name, nl);
-	s[nl] = '/';
-	memcpy(s + nl + 1, e->e.key, e->e.keylen + 1);
-	policy_queue_push(&rl->q, s, nl + 1 + e->e.keylen);
-	free(s);
-}
-
 enum pverdict policy_rl_eval(struct ratelimit *rl, const struct policy_req *r, double now,
 			     struct strbuf *out, struct strbuf *key, const struct policy_host *h)
 {
@@ -377,7 +367,7 @@ enum pverdict policy_rl_eval(struct ratelimit *rl, const struct policy_req *r, d
 		}
 		if (hit || adds) {
 			e->last = now;
-			queue_key(rl, l, e);
+			policy_queue_entry(&rl->q, &e->e);
 		}
 		if (hit) {
 			e->over++;
@@ -449,7 +439,7 @@ void policy_rl_import(struct ratelimit *rl, const char *limit, const char *key, 
 			win_add(&e->w[j], &l->r[j], t, amount);
 	if (t > e->last)
 		e->last = t;
-	queue_key(rl, l, e);
+	policy_queue_entry(&rl->q, &e->e);
 }
 
 /* ---- persistence ---- */
@@ -582,21 +572,11 @@ static void load_one(struct ratelimit *rl, const char *k, size_t kl, const char 
 	free(s);
 }
 
-static struct pent *ps_find(void *arg, const char *k)
-{
-	struct ratelimit *rl = arg;
-	const char *slash = strchr(k, '/');
-	struct rlimit *l = slash ? find_limit(rl, k, (size_t)(slash - k)) : NULL;
-	struct rkey *e = l ? key_get(rl, l, slash + 1, strlen(slash + 1), 0) : NULL;
-	return e ? &e->e : NULL;
-}
-
 static int ps_ser(void *arg, struct pent *p, struct strbuf *key, struct strbuf *val)
 {
 	const struct rkey *e = (const struct rkey *)p;
 	(void)arg;
-	strbuf_adds(key, e->lim->name);
-	strbuf_addc(key, '/');
+	strbuf_adds(key, e->lim->qprefix);
 	strbuf_add(key, p->key, p->keylen);
 	serialise(e->lim, e, val);
 	return 0;
@@ -640,7 +620,7 @@ static void ps_restart(void *arg)
 		policy_ptable_walk_reset(&rl->l[i].keys, PT_SNAPSHOT);
 }
 
-static const struct pstate_ops rl_ops = { ps_find, ps_ser, ps_set, ps_del, ps_next, ps_restart };
+static const struct pstate_ops rl_ops = { ps_ser, ps_set, ps_del, ps_next, ps_restart };
 
 int policy_rl_load(struct ratelimit *rl, const struct pstate_io *io, double now)
 {
@@ -655,26 +635,13 @@ void policy_rl_nostore(struct ratelimit *rl)
 
 size_t policy_rl_pending(const struct ratelimit *rl)
 {
-	return rl->q.n;
+	return policy_queue_len(&rl->q);
 }
 
 int policy_rl_flush(struct ratelimit *rl, const struct pstate_io *io, double now)
 {
 	int rc = policy_pstate_flush(&rl->ps, io, now, &rl->q);
 	return rc < 0 ? rc : 0;
-}
-
-static void drop_key(struct ratelimit *rl, struct rlimit *l, struct pent *e)
-{
-	size_t nl = strlen(l->name);
-	char *s = xmalloc(nl + 1 + e->keylen + 1);
-	memcpy(s, l->name, nl);
-	s[nl] = '/';
-	memcpy(s + nl + 1, e->key, e->keylen + 1);
-	policy_ptable_unlink(&l->keys, e);
-	policy_queue_push(&rl->q, s, nl + 1 + e->keylen);
-	policy_ptable_drop(e);
-	free(s);
 }
 
 size_t policy_rl_expire(struct ratelimit *rl, double now, size_t budget)
@@ -686,7 +653,7 @@ size_t policy_rl_expire(struct ratelimit *rl, double now, size_t budget)
 		while (seen < budget && (e = policy_ptable_walk(&l->keys, PT_EXPIRE))) {
 			seen++;
 			if (now - ((struct rkey *)e)->last > l->maxwin)
-				drop_key(rl, l, e);
+				policy_ptable_remove(&l->keys, e);
 		}
 	}
 	return seen;
@@ -708,7 +675,7 @@ int policy_rl_reset(struct ratelimit *rl, const char *key)
 		if (!e)
 			e = policy_ptable_get(&l->keys, lw.s, lw.len);
 		if (e) {
-			drop_key(rl, l, e);
+			policy_ptable_remove(&l->keys, e);
 			count++;
 		}
 	}

@@ -775,11 +775,6 @@ struct ttab {
 	struct pqueue q;
 };
 
-static struct pent *tt_find(void *arg, const char *k)
-{
-	return policy_ptable_get(&((struct ttab *)arg)->t, k, strlen(k));
-}
-
 static int tt_ser(void *arg, struct pent *e, struct strbuf *key, struct strbuf *val)
 {
 	(void)arg;
@@ -821,7 +816,7 @@ static void tt_restart(void *arg)
 	policy_ptable_walk_reset(&((struct ttab *)arg)->t, PT_SNAPSHOT);
 }
 
-static const struct pstate_ops tt_ops = { tt_find, tt_ser, tt_set, tt_del, tt_next, tt_restart };
+static const struct pstate_ops tt_ops = { tt_ser, tt_set, tt_del, tt_next, tt_restart };
 
 static void tt_put(struct ttab *tt, const char *k, long v)
 {
@@ -829,16 +824,27 @@ static void tt_put(struct ttab *tt, const char *k, long v)
 	if (!e)
 		e = (struct tent *)policy_ptable_add(&tt->t, k, strlen(k), sizeof(*e), NULL, NULL);
 	e->v = v;
-	if (!e->e.queued) {
-		e->e.queued = 1;
-		policy_queue_push(&tt->q, k, strlen(k));
-	}
+	policy_queue_entry(&tt->q, &e->e);
 }
 
 static void tt_rm(struct ttab *tt, const char *k)
 {
-	tt_del(tt, k, strlen(k));
-	policy_queue_push(&tt->q, k, strlen(k));
+	struct pent *e = policy_ptable_get(&tt->t, k, strlen(k));
+	if (e)
+		policy_ptable_remove(&tt->t, e);
+}
+
+static void tt_init(struct ttab *tt, size_t max)
+{
+	memset(tt, 0, sizeof(*tt));
+	policy_ptable_init(&tt->t, max);
+	tt->t.q = &tt->q;
+}
+
+static void tt_free(struct ttab *tt)
+{
+	policy_ptable_free(&tt->t, NULL);
+	policy_queue_free(&tt->q);
 }
 
 static long tt_sum(struct ttab *tt, size_t *n)
@@ -886,9 +892,9 @@ static void journal_snapshots(void **state)
 	struct store *st = NULL;
 	assert_true(store_open(path, NULL, &st, msg, sizeof(msg)) >= 0);
 
-	struct ttab a = {0};
+	struct ttab a;
 	struct pstate ps;
-	policy_ptable_init(&a.t, 0);
+	tt_init(&a, 0);
 	policy_pstate_init(&ps, "t", &tt_ops, &a, 86400);
 	ps.chunk = 7;
 	ps.jrows_max = 5;
@@ -908,9 +914,9 @@ static void journal_snapshots(void **state)
 		now += 1;
 		if (round % 17 == 16) {
 			/* reload from the store: the same table */
-			struct ttab b = {0};
+			struct ttab b;
 			struct pstate pb;
-			policy_ptable_init(&b.t, 0);
+			tt_init(&b, 0);
 			policy_pstate_init(&pb, "t", &tt_ops, &b, 86400);
 			assert_int_equal(ps_load(&pb, st, now), 0);
 			size_t na, nb;
@@ -918,9 +924,7 @@ static void journal_snapshots(void **state)
 			assert_int_equal(na, nb);
 			assert_int_equal(sa, sb);
 			policy_pstate_free(&pb);
-			policy_ptable_free(&b.t, NULL);
-			policy_queue_clear(&b.q);
-			free(b.q.v);
+			tt_free(&b);
 		}
 	}
 	assert_true(ps.gen >= 3);   /* snapshots were completed */
@@ -933,9 +937,9 @@ static void journal_snapshots(void **state)
 	tt_put(&a, "late", 5);
 	assert_int_equal(ps_flush(&ps, st, now, &a.q), 0);
 	assert_true(ps.snapping);
-	struct ttab b = {0};
+	struct ttab b;
 	struct pstate pb;
-	policy_ptable_init(&b.t, 0);
+	tt_init(&b, 0);
 	policy_pstate_init(&pb, "t", &tt_ops, &b, 86400);
 	assert_int_equal(ps_load(&pb, st, now), 0);
 	size_t na, nb;
@@ -944,13 +948,10 @@ static void journal_snapshots(void **state)
 	assert_int_equal(sa, sb);
 	assert_non_null(policy_ptable_get(&b.t, "late", 4));
 	policy_pstate_free(&pb);
-	policy_ptable_free(&b.t, NULL);
-	free(b.q.v);
+	tt_free(&b);
 
 	policy_pstate_free(&ps);
-	policy_ptable_free(&a.t, NULL);
-	policy_queue_clear(&a.q);
-	free(a.q.v);
+	tt_free(&a);
 	st = store_close(st);
 	snprintf(msg, sizeof(msg), "rm -rf '%s'", dir);
 	assert_int_equal(system(msg), 0);
@@ -967,9 +968,9 @@ static void resync_snapshot(void **state)
 	snprintf(path, sizeof(path), "%s/state.db", dir);
 	struct store *st = NULL;
 	assert_true(store_open(path, NULL, &st, msg, sizeof(msg)) >= 0);
-	struct ttab a = {0};
+	struct ttab a;
 	struct pstate ps;
-	policy_ptable_init(&a.t, 0);
+	tt_init(&a, 0);
 	policy_pstate_init(&ps, "t", &tt_ops, &a, 86400);
 	ps.chunk = 16;
 	double now = T0;
@@ -987,20 +988,20 @@ static void resync_snapshot(void **state)
 		snprintf(k, sizeof(k), "n%d", i);
 		tt_put(&a, k, 7);
 	}
-	assert_true(a.q.n > 0);
+	assert_true(policy_queue_len(&a.q) > 0);
 	struct pstate_io io = { st, NULL, NULL, 0, 1 };
 	assert_int_equal(policy_pstate_flush(&ps, &io, now, &a.q), 0);
-	assert_int_equal(a.q.n, 0);
+	assert_int_equal(policy_queue_len(&a.q), 0);
 	assert_true(ps.snapping);
 	/* a change after the resync is journaled again (its flag was cleared) */
 	tt_put(&a, "k0", 5);
-	assert_int_equal(a.q.n, 1);
+	assert_int_equal(policy_queue_len(&a.q), 1);
 	for (int i = 0; i < 100 && ps.snapping; i++)
 		assert_int_equal(ps_flush(&ps, st, ++now, &a.q), 0);
 	assert_false(ps.snapping);
-	struct ttab b = {0};
+	struct ttab b;
 	struct pstate pb;
-	policy_ptable_init(&b.t, 0);
+	tt_init(&b, 0);
 	policy_pstate_init(&pb, "t", &tt_ops, &b, 86400);
 	assert_int_equal(ps_load(&pb, st, now), 0);
 	size_t na, nb;
@@ -1010,12 +1011,97 @@ static void resync_snapshot(void **state)
 	assert_null(policy_ptable_get(&b.t, "k1", 2));
 	assert_non_null(policy_ptable_get(&b.t, "n3", 2));
 	policy_pstate_free(&pb);
-	policy_ptable_free(&b.t, NULL);
-	free(b.q.v);
+	tt_free(&b);
 	policy_pstate_free(&ps);
-	policy_ptable_free(&a.t, NULL);
-	policy_queue_clear(&a.q);
-	free(a.q.v);
+	tt_free(&a);
+	st = store_close(st);
+	snprintf(msg, sizeof(msg), "rm -rf '%s'", dir);
+	assert_int_equal(system(msg), 0);
+}
+
+/* The write-behind queue holds the entries themselves: an entry changed
+ * many times is one record; one deleted and added again under the same key
+ * before a flush comes back with its new value; one evicted by the cap while
+ * queued is journaled as deleted (it may have been journaled before); a flush with a budget leaves the older
+ * entries queued, and one of those deleted before the next flush leaves no
+ * trace of its set. After each step a reload has exactly the table. */
+static void queue_entries(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mxjail-test-q-XXXXXX", path[256], msg[256], k[32];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/state.db", dir);
+	struct store *st = NULL;
+	assert_true(store_open(path, NULL, &st, msg, sizeof(msg)) >= 0);
+	struct ttab a;
+	struct pstate ps;
+	tt_init(&a, 8);
+	policy_pstate_init(&ps, "t", &tt_ops, &a, 86400);
+	ps.jbytes_min = 1 << 30;
+	double now = T0;
+
+	for (int i = 0; i < 5; i++)
+		tt_put(&a, "same", i);
+	assert_int_equal(policy_queue_len(&a.q), 1);
+	tt_put(&a, "back", 1);
+	tt_rm(&a, "back");
+	tt_put(&a, "back", 2);
+	/* same, back's first slot (empty now), its deletion, back again */
+	assert_int_equal(policy_queue_len(&a.q), 4);
+	assert_int_equal(ps_flush(&ps, st, now, &a.q), 0);
+	assert_int_equal(policy_queue_len(&a.q), 0);
+
+	/* the cap is 8: the idlest goes, queued or not */
+	for (int i = 0; i < 10; i++) {
+		snprintf(k, sizeof(k), "c%d", i);
+		tt_put(&a, k, i);
+	}
+	assert_int_equal(a.t.n, 8);
+	assert_null(policy_ptable_get(&a.t, "same", 4));
+	assert_null(policy_ptable_get(&a.t, "c1", 2));
+	assert_int_equal(ps_flush(&ps, st, ++now, &a.q), 0);
+
+	/* a budget of 3: the newest three go, the rest stay queued */
+	for (int i = 2; i < 10; i++) {
+		snprintf(k, sizeof(k), "c%d", i);
+		tt_put(&a, k, 100 + i);
+	}
+	struct pbatch *b = pbatch_new();
+	struct pstate_io io = { st, NULL, b, 3, 0 };
+	assert_int_equal(policy_pstate_flush(&ps, &io, ++now, &a.q), 0);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(pbatch_apply_store(b, st), 0);
+	assert_int_equal(store_flush(st), 0);
+	pbatch_free(b);
+	assert_int_equal(policy_queue_len(&a.q), 5);
+	tt_rm(&a, "c3");       /* queued, not yet journaled */
+	tt_put(&a, "c9", 9);   /* journaled, queued again */
+	assert_int_equal(ps_flush(&ps, st, ++now, &a.q), 0);
+	assert_int_equal(policy_queue_len(&a.q), 0);
+
+	struct ttab r;
+	struct pstate pr;
+	tt_init(&r, 0);
+	policy_pstate_init(&pr, "t", &tt_ops, &r, 86400);
+	assert_int_equal(ps_load(&pr, st, now), 0);
+	/* "same" and "back" were evicted after they had been journaled: they
+	 * are in the file until the next snapshot replaces it (an eviction is
+	 * not journaled, a full table would double the journal) */
+	assert_int_equal(r.t.n, a.t.n + 2);
+	assert_non_null(policy_ptable_get(&r.t, "back", 4));
+	for (struct pent *e = a.t.head; e; e = e->next) {
+		struct tent *x = (struct tent *)policy_ptable_get(&r.t, e->key, e->keylen);
+		assert_non_null(x);
+		assert_int_equal(x->v, ((struct tent *)e)->v);
+	}
+	assert_null(policy_ptable_get(&r.t, "c3", 2));
+	assert_null(policy_ptable_get(&r.t, "c0", 2));   /* evicted while queued */
+	assert_null(policy_ptable_get(&r.t, "c1", 2));
+	assert_int_equal(((struct tent *)policy_ptable_get(&r.t, "c9", 2))->v, 9);
+	policy_pstate_free(&pr);
+	tt_free(&r);
+	policy_pstate_free(&ps);
+	tt_free(&a);
 	st = store_close(st);
 	snprintf(msg, sizeof(msg), "rm -rf '%s'", dir);
 	assert_int_equal(system(msg), 0);
@@ -1120,6 +1206,7 @@ int main(void)
 		cmocka_unit_test(persistence),
 		cmocka_unit_test(journal_snapshots),
 		cmocka_unit_test(resync_snapshot),
+		cmocka_unit_test(queue_entries),
 		cmocka_unit_test(caps_and_speed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
