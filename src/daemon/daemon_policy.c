@@ -420,12 +420,11 @@ static int banned_in(struct daemon *dm, const char *id, double now)
 	return 0;
 }
 
-static int is_banned(void *arg, const struct addr *a)
+static int is_banned(void *arg, const struct addr *a, double now)
 {
 	struct daemon *dm = arg;
 	if (!dm->bans.n || !dm->set)
 		return 0;
-	double now = daemon_now();
 	char id[ADDR_STRLEN];
 	addr_format(a, id, sizeof id);
 	if (banned_in(dm, id, now))
@@ -806,11 +805,11 @@ static void bans_take(struct daemon_policy_bans *b)
 	b->cur = x;
 }
 
-int daemon_policy_bans_check(void *arg, const struct addr *a)
+int daemon_policy_bans_check(void *arg, const struct addr *a, double now)
 {
 	struct daemon_policy_bans *b = arg;
 	bans_take(b);
-	return banidx_has(b->cur, a, clocks_real());
+	return banidx_has(b->cur, a, now);
 }
 
 size_t daemon_policy_bans_count(struct daemon_policy_bans *b)

@@ -58,7 +58,7 @@ struct daemon_policy_bans;
 struct addr;
 struct daemon_policy_bans *daemon_policy_bans_new(const char *dbpath, double refresh);
 void daemon_policy_bans_free(struct daemon_policy_bans *b);
-int daemon_policy_bans_check(void *arg, const struct addr *a);
+int daemon_policy_bans_check(void *arg, const struct addr *a, double now);
 /* Live bans in the snapshot in use (loop thread). */
 size_t daemon_policy_bans_count(struct daemon_policy_bans *b);
 

@@ -28,7 +28,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/hash.h"
 #include "core/kvlist.h"
 #include "core/xmalloc.h"
 #include "jails/jail.h"
@@ -50,6 +49,7 @@ static const char *const chkname[CHK_N] = { "banned", "spoof", "greylist", "rate
 
 struct topk {
 	char *key[TOPK];
+	size_t cap[TOPK];     /* of key: a replacement that fits is copied in place */
 	uint64_t h[TOPK];     /* hash of key: most comparisons end here */
 	unsigned long n[TOPK];
 	size_t used;
@@ -178,7 +178,8 @@ int policy_opt_uint(const struct kvlist *l, const char *section, const char *nam
  * and inherits it, so memory is fixed whatever the attacker sends. */
 static void top_add(struct topk *t, const char *key)
 {
-	uint64_t h = hash_str(HASH_SEED, key);
+	size_t len = strlen(key);
+	uint64_t h = policy_hash(0, key, len);
 	size_t min = 0;
 	for (size_t i = 0; i < t->used; i++) {
 		if (t->h[i] == h && strcmp(t->key[i], key) == 0) {
@@ -188,23 +189,22 @@ static void top_add(struct topk *t, const char *key)
 		if (t->n[i] < t->n[min])
 			min = i;
 	}
-	if (t->used < TOPK) {
-		t->key[t->used] = xstrdup(key);
-		t->h[t->used] = h;
-		t->n[t->used++] = 1;
-		return;
+	size_t i = t->used < TOPK ? t->used++ : min;
+	if (t->cap[i] < len + 1) {
+		free(t->key[i]);
+		t->cap[i] = len + 1 < 64 ? 64 : len + 1;
+		t->key[i] = xmalloc(t->cap[i]);
 	}
-	free(t->key[min]);
-	t->key[min] = xstrdup(key);
-	t->h[min] = h;
-	t->n[min]++;
+	memcpy(t->key[i], key, len + 1);
+	t->h[i] = h;
+	t->n[i]++;   /* a new slot's 0, or the count it inherits */
 }
 
 static void top_free(struct topk *t)
 {
 	for (size_t i = 0; i < t->used; i++)
 		free(t->key[i]);
-	t->used = 0;
+	memset(t, 0, sizeof(*t));
 }
 
 /* ---- construction ---- */
@@ -461,14 +461,14 @@ fail:
 
 /* ---- evaluation ---- */
 
-static enum pverdict banned_eval(struct policy *p, const struct policy_req *r,
+static enum pverdict banned_eval(struct policy *p, const struct policy_req *r, double now,
 				 struct strbuf *out, struct strbuf *key)
 {
 	const char *ca = policy_req_get(r, "client_address");
 	struct addr a;
 	if (!p->host.is_banned || !ca || addr_parse(ca, strlen(ca), &a) < 0)
 		return PV_DUNNO;
-	if (!p->host.is_banned(p->host.arg, &a))
+	if (!p->host.is_banned(p->host.arg, &a, now))
 		return PV_DUNNO;
 	strbuf_adds(key, ca);
 	for (const char *s = p->banned_action; *s; s++) {
@@ -500,7 +500,7 @@ void policy_eval(struct policy *p, const struct policy_req *r, double now, struc
 		strbuf_reset(&p->key);
 		switch (c) {
 		case CHK_BANNED:
-			v = banned_eval(p, r, &p->act, &p->key);
+			v = banned_eval(p, r, now, &p->act, &p->key);
 			break;
 		case CHK_SPOOF:
 			v = policy_sp_eval(p->sp, r, &p->act, &p->key);

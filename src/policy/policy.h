@@ -72,8 +72,9 @@ struct policy;
 /* What the engine needs from its host (daemon or `mxjail policy`). */
 struct policy_host {
 	void *arg;
-	/* 1 if the address is banned by any jail (daemon's ban table); NULL = never */
-	int (*is_banned)(void *arg, const struct addr *a);
+	/* 1 if the address is banned by any jail (daemon's ban table) at time
+	 * now; NULL = never */
+	int (*is_banned)(void *arg, const struct addr *a, double now);
 	/* Every reject/defer verdict (not DUNNO/PREPEND) is reported here, so a
 	 * jail can count it (`backend = policy`, `policyevents = spoof ...`).
 	 * check = "banned"|"greylist"|"ratelimit"|"spoof"; id = client address text;

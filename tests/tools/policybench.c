@@ -28,9 +28,10 @@
 #include "policy/policy.h"
 #include "store/store.h"
 
-static int never_banned(void *arg, const struct addr *a)
+static int never_banned(void *arg, const struct addr *a, double now)
 {
 	(void)arg;
+	(void)now;
 	/* a lookup's worth of work: a real daemon probes a hash table here */
 	return a->family == 4 && a->a[0] == 203 && a->a[1] == 0 && a->a[2] == 113;
 }

@@ -78,9 +78,10 @@ struct events {
 	int glupdates, rladds;
 };
 
-static int is_banned(void *arg, const struct addr *a)
+static int is_banned(void *arg, const struct addr *a, double now)
 {
 	struct events *ev = arg;
+	(void)now;
 	return ev->banned && a->family == 4 && a->a[0] == 198;
 }
 
