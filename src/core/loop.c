@@ -59,6 +59,8 @@ struct loop {
 	size_t nsh;
 	struct hook *hooks;
 	size_t nhooks;
+	struct hook *evdone;   /* after the fd callbacks of a turn */
+	size_t nevdone;
 };
 
 uint64_t loop_now_ms(void)
@@ -93,6 +95,7 @@ void loop_free(struct loop *l)
 	free(l->dead);
 	free(l->sh);
 	free(l->hooks);
+	free(l->evdone);
 	free(l);
 }
 
@@ -231,6 +234,23 @@ void loop_on_turn_end(struct loop *l, loop_cb cb, void *arg)
 	l->hooks[l->nhooks++] = (struct hook){cb, arg};
 }
 
+void loop_on_events_done(struct loop *l, loop_cb cb, void *arg)
+{
+	l->evdone = xrealloc(l->evdone, (l->nevdone + 1) * sizeof *l->evdone);
+	l->evdone[l->nevdone++] = (struct hook){cb, arg};
+}
+
+void loop_events_done_del(struct loop *l, loop_cb cb, void *arg)
+{
+	for (size_t i = 0; i < l->nevdone; i++)
+		if (l->evdone[i].cb == cb && l->evdone[i].arg == arg) {
+			memmove(&l->evdone[i], &l->evdone[i + 1],
+				(l->nevdone - i - 1) * sizeof *l->evdone);
+			l->nevdone--;
+			return;
+		}
+}
+
 void loop_stop(struct loop *l)
 {
 	l->stop = 1;
@@ -287,6 +307,8 @@ int loop_run(struct loop *l)
 				e |= LOOP_ERROR | LOOP_READ;
 			l->w[fd].cb(l, fd, e, l->w[fd].arg);
 		}
+		for (size_t i = 0; n > 0 && i < l->nevdone; i++)
+			l->evdone[i].cb(l, l->evdone[i].arg);
 		int ran = run_timers(l);
 		if (n > 0 || ran > 0)
 			for (size_t i = 0; i < l->nhooks; i++)

@@ -2,7 +2,7 @@
  * loop - the daemon's single-threaded event loop (epoll + timers + signals).
  *
  * INTERFACE: file descriptors, one-shot timers on the monotonic clock, signals
- * (through signalfd) and end-of-turn hooks. End-of-turn hooks run once after
+ * (through signalfd), events-done hooks and end-of-turn hooks. End-of-turn hooks run once after
  * every batch of events: that is where the firewall commits its batched
  * changes (one nftables transaction per turn) and the state store commits.
  * Callbacks may add and remove watches and timers freely, including their own.
@@ -41,6 +41,13 @@ int loop_signal_add(struct loop *l, int signo, loop_cb cb, void *arg);
 
 /* cb runs after each turn that handled at least one event or timer. */
 void loop_on_turn_end(struct loop *l, loop_cb cb, void *arg);
+
+/* cb runs after the fd callbacks of each turn that had events, before the
+ * turn's timers and turn-end hooks: for what those events left to do that
+ * must not wait behind them (the policy service's batched replies). */
+void loop_on_events_done(struct loop *l, loop_cb cb, void *arg);
+/* Not from inside such a hook. */
+void loop_events_done_del(struct loop *l, loop_cb cb, void *arg);
 
 /* Runs until loop_stop(); returns 0, or -errno if epoll itself fails. */
 int loop_run(struct loop *l);

@@ -18,6 +18,14 @@
  *
  * Level-triggered epoll: one read per readiness event per connection, so a
  * fast peer cannot starve the others.
+ *
+ * Replies go out in a batch after the turn's reads (loop_on_events_done), at
+ * most PEND_MAX connections' worth at a time: a client process that is
+ * woken by the first reply finds the next ones ready instead of going back
+ * to sleep between them, which halves the wake-ups under load. At low load
+ * a turn holds one request and nothing changes. The batch is sent before
+ * the turn's timers and hooks (state flushes, firewall commits), so nothing
+ * slow sits between a request and its reply.
  */
 
 #include <errno.h>
@@ -42,6 +50,8 @@
 #include "policy/policysrv.h"
 
 #define READ_CHUNK 16384
+#define PEND_MAX 16            /* connections whose replies wait for the end of the turn */
+#define PEND_BYTES 4096        /* one connection's replies sent at once from this size */
 #define ACCEPT_BATCH 64
 #define STALL_TIMEOUT 30.0
 #define SWEEP_MS 1000
@@ -69,6 +79,7 @@ struct conn {
 	char *left;               /* pipelined bytes not parsed yet (reply pending) */
 	size_t leftlen;
 	double last;              /* last progress, monotonic seconds */
+	size_t pend;              /* 1 + its place in the server's pending replies; 0: none */
 	struct conn *prev, *next; /* activity order: head = oldest */
 	char peer[80];
 };
@@ -88,6 +99,9 @@ struct policysrv {
 	int reserve_fd;           /* spare descriptor given up to shed a connection on EMFILE */
 	uint64_t sweep_timer;
 	uint64_t pause_timer;
+	struct conn *pend[PEND_MAX];  /* replies to send at the end of the turn (NULL: closed) */
+	size_t npend;
+	int hooked;                   /* send_pending is registered with the loop */
 	double log_window_start;
 	unsigned log_count, log_suppressed;
 };
@@ -154,6 +168,8 @@ static void touch(struct conn *c)
 static void conn_close(struct conn *c)
 {
 	struct policysrv *s = c->s;
+	if (c->pend)
+		s->pend[c->pend - 1] = NULL;
 	loop_fd_del(s->loop, c->fd);
 	close(c->fd);
 	list_unlink(s, c);
@@ -176,6 +192,9 @@ static void set_interest(struct conn *c, unsigned ev)
  * socket is full, -1 when the connection is dead. */
 static int flush_out(struct conn *c)
 {
+	/* a reply sent whole right after its request needs no touch (the
+	 * request's read was one); a reply the peer takes slowly does */
+	int resumed = c->outoff > 0;
 	while (c->outoff < c->out.len) {
 		ssize_t n = send(c->fd, c->out.s + c->outoff, c->out.len - c->outoff,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -187,7 +206,8 @@ static int flush_out(struct conn *c)
 			return -1;
 		}
 		c->outoff += (size_t)n;
-		touch(c);
+		if (resumed || c->outoff < c->out.len)
+			touch(c);
 	}
 	strbuf_reset(&c->out);
 	c->outoff = 0;
@@ -231,6 +251,9 @@ static int process(struct conn *c, const char *data, size_t len)
 				log_warnx("policy: %s: malformed request (%s); connection closed "
 					  "without a reply",
 					  c->peer, err);
+			/* the answers to the requests before it still go out */
+			if (c->outoff < c->out.len)
+				flush_out(c);
 			conn_close(c);
 			return -1;
 		}
@@ -242,6 +265,13 @@ static int process(struct conn *c, const char *data, size_t len)
 		add_reply(c, strbuf_str(&s->action), s->action.len);
 		data += r;
 		len -= (size_t)r;
+		if (c->out.len - c->outoff < PEND_BYTES && (c->pend || s->npend < PEND_MAX)) {
+			if (!c->pend) {
+				s->pend[s->npend++] = c;
+				c->pend = s->npend;
+			}
+			continue;   /* sent by send_pending() */
+		}
 		int w = flush_out(c);
 		if (w < 0) {
 			conn_close(c);
@@ -257,8 +287,28 @@ static int process(struct conn *c, const char *data, size_t len)
 			return 0;
 		}
 	}
-	set_interest(c, LOOP_READ);
+	if (!c->pend)
+		set_interest(c, LOOP_READ);
 	return 0;
+}
+
+/* End of the turn's reads: the replies they produced. */
+static void send_pending(struct loop *l, void *arg)
+{
+	(void)l;
+	struct policysrv *s = arg;
+	for (size_t i = 0; i < s->npend; i++) {
+		struct conn *c = s->pend[i];
+		if (!c)
+			continue;
+		c->pend = 0;
+		int w = flush_out(c);
+		if (w < 0)
+			conn_close(c);
+		else
+			set_interest(c, w ? LOOP_READ : LOOP_WRITE);
+	}
+	s->npend = 0;
 }
 
 static void on_conn(struct loop *l, int fd, unsigned ev, void *arg)
@@ -599,6 +649,8 @@ struct policysrv *policysrv_new(struct loop *l, const char *listen, const struct
 	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	s->st.listeners = s->nls;
 	s->sweep_timer = loop_timer_add(l, SWEEP_MS, on_sweep, s);
+	loop_on_events_done(l, send_pending, s);
+	s->hooked = 1;
 	return s;
 }
 
@@ -618,6 +670,8 @@ void policysrv_free(struct policysrv *s)
 		free(s->ls[i].name);
 	}
 	free(s->ls);
+	if (s->hooked)
+		loop_events_done_del(s->loop, send_pending, s);
 	if (s->sweep_timer)
 		loop_timer_del(s->loop, s->sweep_timer);
 	if (s->pause_timer)

@@ -1,6 +1,8 @@
 /*
  * test_loop - event loop: timer order and deletion, fd readiness, signals,
- * end-of-turn hooks; and the clocks beside it (core/clocks).
+ * end-of-turn hooks, events-done hooks (after the fd callbacks, before the
+ * timers and turn-end hooks of the same turn); and the clocks beside it
+ * (core/clocks).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -94,6 +96,92 @@ static void fds(void **state)
 	loop_free(l);
 }
 
+/* ---- events-done hooks ---- */
+
+struct order {
+	char s[32];
+	size_t n;
+	int stop_at_turn;
+};
+
+static void mark(struct order *o, char c)
+{
+	if (o->n + 1 < sizeof o->s)
+		o->s[o->n++] = c;
+}
+
+static void ev_read(struct loop *l, int fd, unsigned ev, void *arg)
+{
+	(void)l;
+	(void)ev;
+	char c;
+	assert_int_equal(read(fd, &c, 1), 1);
+	mark(arg, 'r');
+}
+
+static void ev_done(struct loop *l, void *arg)
+{
+	(void)l;
+	mark(arg, 'D');
+}
+
+static void ev_done2(struct loop *l, void *arg)
+{
+	(void)l;
+	mark(arg, 'E');
+}
+
+static void ev_timer(struct loop *l, void *arg)
+{
+	mark(arg, 't');
+	loop_stop(l);
+}
+
+static void ev_turn(struct loop *l, void *arg)
+{
+	struct order *o = arg;
+	mark(o, 'T');
+	if (o->stop_at_turn)
+		loop_stop(l);
+}
+
+static void events_done(void **state)
+{
+	(void)state;
+	struct loop *l = loop_new();
+	struct order o = {0};
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(loop_fd_add(l, p[0], LOOP_READ, ev_read, &o), 0);
+	loop_on_turn_end(l, ev_turn, &o);
+	loop_on_events_done(l, ev_done, &o);
+	loop_on_events_done(l, ev_done2, &o);
+	assert_int_equal(write(p[1], "xy", 2), 2);
+	/* the timer is due when the byte is read: the same turn */
+	loop_timer_add(l, 0, ev_timer, &o);
+	assert_int_equal(loop_run(l), 0);
+	o.s[o.n] = '\0';
+	assert_string_equal(o.s, "rDEtT");
+	/* removed: not run any more */
+	loop_events_done_del(l, ev_done, &o);
+	loop_events_done_del(l, ev_done, &o);   /* twice: nothing */
+	o.n = 0;
+	o.stop_at_turn = 1;
+	assert_int_equal(loop_run(l), 0);      /* the second byte */
+	o.s[o.n] = '\0';
+	assert_string_equal(o.s, "rET");
+	/* a turn of only timers runs no events-done hook */
+	loop_fd_del(l, p[0]);
+	o.n = 0;
+	loop_timer_add(l, 1, ev_timer, &o);
+	assert_int_equal(loop_run(l), 0);
+	o.s[o.n] = '\0';
+	assert_string_equal(o.s, "tT");
+	close(p[0]);
+	close(p[1]);
+	loop_free(l);
+}
+
 static void on_sig(struct loop *l, void *arg)
 {
 	((struct rec *)arg)->sigs++;
@@ -141,6 +229,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(timers),
 		cmocka_unit_test(fds),
+		cmocka_unit_test(events_done),
 		cmocka_unit_test(sigs),
 		cmocka_unit_test(clocks),
 	};

@@ -1,8 +1,10 @@
 /*
  * test_policysrv - the policy service's sockets against a stub engine: replies
- * in order (pipelined, CRLF), no reply and a close on malformed and oversized
- * requests, half-closed peers still answered, a peer that never reads keeps
- * the server bounded and gets every reply once it reads, idle timeout,
+ * in order (pipelined, CRLF), batched replies at the end of a turn, no reply
+ * to a malformed request but to the good ones before it, and a close on
+ * malformed and oversized requests, half-closed peers still answered, a
+ * peer that never reads keeps the server bounded and gets every reply once
+ * it reads, idle timeout,
  * connection cap, unix sockets, bad listen values. The loop runs in this
  * thread for a bounded time between client steps.
  */
@@ -143,6 +145,54 @@ static void test_basic_and_pipelined(void **st)
 	assert_string_equal(buf, "action=DUNNO a@b.test\n\n");
 	assert_int_equal(f.calls, 4);
 	close(fd);
+	stop(&f);
+}
+
+/* Replies wait for the end of the turn's reads, a bounded number of
+ * connections and bytes at a time: forty connections whose requests arrive
+ * in one turn each get their own reply, and 300 pipelined requests (replies
+ * beyond the per-connection batch size) are answered completely, in order. */
+static void test_batched_replies(void **st)
+{
+	(void)st;
+	struct fixture f;
+	start(&f, NULL);
+	int fds[40];
+	char req[128], want[64], buf[16384];
+	for (int i = 0; i < 40; i++)
+		fds[i] = client(&f);
+	for (int i = 0; i < 40; i++) {
+		int n = snprintf(req, sizeof req, "recipient=c%d@x\n\n", i);
+		assert_int_equal(send(fds[i], req, (size_t)n, 0), n);
+	}
+	pump(f.l, 50);
+	for (int i = 0; i < 40; i++) {
+		snprintf(want, sizeof want, "action=DUNNO c%d@x\n\n", i);
+		assert_true(rd(fds[i], buf, sizeof buf) > 0);
+		assert_string_equal(buf, want);
+		close(fds[i]);
+	}
+	struct strbuf all = STRBUF_INIT, exp = STRBUF_INIT;
+	for (int i = 0; i < 300; i++) {
+		strbuf_addf(&all, "recipient=p%03d@x\n\n", i);
+		strbuf_addf(&exp, "action=DUNNO p%03d@x\n\n", i);
+	}
+	int fd = client(&f);
+	assert_int_equal(send(fd, all.s, all.len, 0), (ssize_t)all.len);
+	struct strbuf got = STRBUF_INIT;
+	for (int k = 0; k < 50 && got.len < exp.len; k++) {
+		pump(f.l, 10);
+		ssize_t n;
+		while ((n = rd(fd, buf, sizeof buf)) > 0)
+			strbuf_add(&got, buf, (size_t)n);
+	}
+	assert_int_equal(got.len, exp.len);
+	assert_memory_equal(got.s, exp.s, exp.len);
+	assert_int_equal(f.calls, 340);
+	close(fd);
+	strbuf_free(&all);
+	strbuf_free(&exp);
+	strbuf_free(&got);
 	stop(&f);
 }
 
@@ -410,6 +460,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_basic_and_pipelined),
+		cmocka_unit_test(test_batched_replies),
 		cmocka_unit_test(test_malformed_closed),
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_half_closed),
