@@ -202,12 +202,26 @@ void policy_ptable_walk_reset(struct ptable *t, int which)
 	t->cur[which] = NULL;
 }
 
+/* How many buckets ahead a walk asks for the entries it will reach: each
+ * is a cache miss (entries are scattered over the heap), and a snapshot
+ * serialises every entry it walks; the entry and its key are in its first
+ * three cache lines. */
+#define WALK_AHEAD 8
+
 struct pent *policy_ptable_walk(struct ptable *t, int which)
 {
 	while (!t->cur[which]) {
 		if (t->cursor[which] >= t->nb) {
 			t->cursor[which] = 0;
 			return NULL;
+		}
+		if (t->cursor[which] + WALK_AHEAD < t->nb) {
+			const char *ahead = (const char *)t->b[t->cursor[which] + WALK_AHEAD];
+			if (ahead) {
+				__builtin_prefetch(ahead);
+				__builtin_prefetch(ahead + 64);
+				__builtin_prefetch(ahead + 128);
+			}
 		}
 		t->cur[which] = t->b[t->cursor[which]++];
 	}
