@@ -4,8 +4,12 @@
 # whitelisted clients) at 16 persistent connections, closed loop; then mxjail
 # alone at an open-loop 5,000 requests/s for its latency (p99).
 #
-#   bench/policy.sh [-d SECONDS] [-b BUILD_DIR]
+#   bench/policy.sh [-d SECONDS] [-b BUILD_DIR]      (RUNS=3 closed-loop runs each)
 #
+# The closed loop runs each server RUNS times, interleaved, each run with a
+# seed of its own (new triplets, as new mail brings), and compares medians:
+# on a shared machine one run of each can land in different phases of its
+# speed.
 # mxjail runs as `mxjail run --backend null` with [policy] enabled: checks
 # banned (1,000 live bans in the table), spoof, greylist and two rate limits
 # (per client address and per sender domain, both set high enough never to
@@ -31,6 +35,7 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 DUR=5
+RUNS=${RUNS:-3}
 BUILD=${BUILD:-$SRC/build}
 GT=${GEN_THREADS:-1}
 while getopts "d:b:" o; do
@@ -121,26 +126,34 @@ wait_port "$MXPORT" || { cat "$W/mxjail.log" >&2; exit 1; }
     -s "$W/mxjail.sock" >/dev/null
 
 echo "== closed loop: 16 connections, mix 60:30:10, ${DUR}s (+1s warm-up) each, generator threads: $GT"
+echo "   $RUNS runs of each server, interleaved (the machine's speed drifts); medians compared"
 run_closed() { "$PL" -H 127.0.0.1 -p "$1" -c 16 -T "$GT" -d "$DUR" -w 1 --mix 60:30:10 --retry-age 2 \
-                  --wl-net "$WLNET" --pid "$2" --seed 7; }
-PGOUT=$(run_closed "$PGPORT" "$PGPID")
-MXOUT=$(run_closed "$MXPORT" "$MXPID")
-PG_RPS=$(json_field rps <<<"$PGOUT")
-MX_RPS=$(json_field rps <<<"$MXOUT")
-PG_P99=$(json_field p99_us <<<"$PGOUT")
-MX_P99=$(json_field p99_us <<<"$MXOUT")
-PG_ERR=$(json_field errors <<<"$PGOUT")
-MX_ERR=$(json_field errors <<<"$MXOUT")
-PG_CPU=$(json_field server_cpu_s <<<"$PGOUT")
-MX_CPU=$(json_field server_cpu_s <<<"$MXOUT")
-printf '%-16s %12s %12s %8s %10s\n' server "req/s" "p99 (us)" errors "cpu (s)"
-printf '%-16s %12.0f %12.0f %8s %10s\n' "postgrey $PGVER" "$PG_RPS" "$PG_P99" "$PG_ERR" "$PG_CPU"
-printf '%-16s %12.0f %12.0f %8s %10s\n' "mxjail" "$MX_RPS" "$MX_P99" "$MX_ERR" "$MX_CPU"
+                  --wl-net "$WLNET" --pid "$2" --seed "$3"; }
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+PG_ALL=(); MX_ALL=(); PG_P99S=(); MX_P99S=(); PG_ERR=0; MX_ERR=0; PG_US=(); MX_US=()
+printf '%-16s %4s %12s %12s %8s %14s\n' server run "req/s" "p99 (us)" errors "cpu/request"
+for run in $(seq 1 "$RUNS"); do
+    # a seed per run: every run brings new triplets, as new mail does
+    seed=$((7 + 10 * run))
+    for who in postgrey mxjail; do
+        if [ "$who" = postgrey ]; then OUT=$(run_closed "$PGPORT" "$PGPID" "$seed"); name="postgrey $PGVER"
+        else OUT=$(run_closed "$MXPORT" "$MXPID" "$seed"); name=mxjail; fi
+        rps=$(json_field rps <<<"$OUT"); p99=$(json_field p99_us <<<"$OUT")
+        err=$(json_field errors <<<"$OUT"); cpu=$(json_field server_cpu_s <<<"$OUT"); n=$(json_field n <<<"$OUT")
+        us=$(python3 -c "print(f'{$cpu / max($n, 1) * 1e6:.1f}')")
+        printf '%-16s %4s %12.0f %12.0f %8s %11s us\n' "$name" "$run" "$rps" "$p99" "$err" "$us"
+        if [ "$who" = postgrey ]; then PG_ALL+=("$rps"); PG_P99S+=("$p99"); PG_US+=("$us"); PG_ERR=$((PG_ERR + err))
+        else MX_ALL+=("$rps"); MX_P99S+=("$p99"); MX_US+=("$us"); MX_ERR=$((MX_ERR + err)); fi
+    done
+done
+PG_RPS=$(median "${PG_ALL[@]}"); MX_RPS=$(median "${MX_ALL[@]}")
+printf 'median: postgrey %.0f req/s, mxjail %.0f req/s; errors %s / %s\n' "$PG_RPS" "$MX_RPS" "$PG_ERR" "$MX_ERR"
 RATIO=$(python3 -c "print(f'{$MX_RPS / max($PG_RPS, 1e-9):.1f}')")
-echo "ratio mxjail/postgrey: ${RATIO}x (target >= 30x)"
+echo "ratio mxjail/postgrey: ${RATIO}x (target >= 30x); each run's: $(python3 -c "
+import sys; pg=[float(x) for x in sys.argv[1].split()]; mx=[float(x) for x in sys.argv[2].split()]
+print(' '.join(f'{m / max(p, 1e-9):.1f}x' for p, m in zip(pg, mx)))" "${PG_ALL[*]}" "${MX_ALL[*]}")"
 # server CPU per request: less at the mercy of how the scheduler shares a busy machine
-PG_N=$(json_field n <<<"$PGOUT"); MX_N=$(json_field n <<<"$MXOUT")
-python3 -c "pg=$PG_CPU/max($PG_N,1)*1e6; mx=$MX_CPU/max($MX_N,1)*1e6; print(f'server CPU per request: postgrey {pg:.0f} us, mxjail {mx:.1f} us ({pg/max(mx,1e-9):.0f}x less)')"
+python3 -c "import statistics as s,sys; pg=s.median(float(x) for x in sys.argv[1].split()); mx=s.median(float(x) for x in sys.argv[2].split()); print(f'server CPU per request (median): postgrey {pg:.0f} us, mxjail {mx:.1f} us ({pg/max(mx,1e-9):.0f}x less)')" "${PG_US[*]}" "${MX_US[*]}"
 
 echo "== open loop: 5,000 req/s, 16 connections, ${DUR}s, mxjail"
 OLOUT=$("$PL" -H 127.0.0.1 -p "$MXPORT" -c 16 -T "$GT" -d "$DUR" -w 1 --mix 60:30:10 --retry-age 2 \
@@ -164,7 +177,7 @@ printf 'reference (do-nothing server), same open loop: p50 %.0f us, p99 %.0f us\
     "$(json_field p50_us <<<"$REFOUT")" "$REF_P99"
 # and the closed loop against it: the most any server can reach on this machine with
 # this generator beside it (both share the same cores)
-REFCL=$(run_closed "$REFPORT" "$(pgrep -f "policy_load --serve $REFPORT" | head -n 1)")
+REFCL=$(run_closed "$REFPORT" "$(pgrep -f "policy_load --serve $REFPORT" | head -n 1)" 7)
 REF_RPS=$(json_field rps <<<"$REFCL")
 python3 -c "print(f'reference (do-nothing server), same closed loop: {$REF_RPS:.0f} req/s = {$REF_RPS / max($PG_RPS, 1e-9):.1f}x postgrey (the ceiling of this machine); mxjail reaches {$MX_RPS / max($REF_RPS, 1e-9) * 100:.0f}% of it')"
 echo "RESULT ratio=${RATIO} postgrey_rps=${PG_RPS} mxjail_rps=${MX_RPS} open_loop_p99_us=${OL_P99} reference_p99_us=${REF_P99} reference_rps=${REF_RPS}"
