@@ -130,6 +130,7 @@ struct pstate {
 	uint64_t sgen, sjstart;
 	unsigned schunk;
 	size_t jrows, jbytes, sbytes_last, sbytes_cur;
+	double last_step;             /* time of the last snapshot chunk */
 	struct strbuf buf, key, val;
 	struct { char k[40]; } *dels; /* old rows to delete, a few per flush */
 	size_t ndels, ndelcap;

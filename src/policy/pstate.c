@@ -213,7 +213,16 @@ static void record(struct pstate *ps, const char *k, size_t kl, const char *v, s
 
 static void snapshot_step(struct pstate *ps, struct pbatch *out, double now, size_t nq)
 {
-	size_t chunk = nq < ps->chunk / 8 ? ps->chunk / 8 : nq > ps->chunk ? ps->chunk : nq;
+	/* as many entries as the journal row has, and at least chunk/8 a
+	 * second: flushes that follow each other closely (a busy service)
+	 * each take a small share of that floor, so no flush stalls the loop
+	 * for a snapshot much longer than for its journal row */
+	double since = ps->last_step > 0 && now > ps->last_step ? now - ps->last_step : 1.0;
+	if (since > 1.0)
+		since = 1.0;
+	ps->last_step = now;
+	size_t floor = (size_t)((double)(ps->chunk / 8) * since);
+	size_t chunk = nq < floor ? floor : nq > ps->chunk ? ps->chunk : nq;
 	if (chunk == 0)
 		chunk = 1;
 	char key[40];
