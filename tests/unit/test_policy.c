@@ -884,22 +884,67 @@ static int ps_load(struct pstate *ps, struct store *st, double now)
 	return policy_pstate_load(ps, &io, now);
 }
 
+/* A pstate over a table of its own, on a store in a fresh directory. */
+struct psfix {
+	char dir[64];
+	struct store *st;
+	struct ttab a;
+	struct pstate ps;
+};
+
+static void psfix_open(struct psfix *f, size_t max)
+{
+	char path[128], msg[256];
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mxjail-test-ps-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(path, sizeof(path), "%s/state.db", f->dir);
+	f->st = NULL;
+	assert_true(store_open(path, NULL, &f->st, msg, sizeof(msg)) >= 0);
+	tt_init(&f->a, max);
+	policy_pstate_init(&f->ps, "t", &tt_ops, &f->a, 86400);
+}
+
+static void psfix_close(struct psfix *f)
+{
+	char cmd[128];
+	policy_pstate_free(&f->ps);
+	tt_free(&f->a);
+	f->st = store_close(f->st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* What a restart would load, into r (free with reload_free). */
+static void reload(struct psfix *f, double now, struct ttab *r, struct pstate *pr)
+{
+	tt_init(r, 0);
+	policy_pstate_init(pr, "t", &tt_ops, r, 86400);
+	assert_int_equal(ps_load(pr, f->st, now), 0);
+}
+
+static void reload_free(struct ttab *r, struct pstate *pr)
+{
+	policy_pstate_free(pr);
+	tt_free(r);
+}
+
+/* The same keys with the same values (as far as tt_sum tells). */
+static void assert_same(struct ttab *a, struct ttab *b)
+{
+	size_t na, nb;
+	long sa = tt_sum(a, &na), sb = tt_sum(b, &nb);
+	assert_int_equal(na, nb);
+	assert_int_equal(sa, sb);
+}
+
 static void journal_snapshots(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/mxjail-test-ps-XXXXXX", path[256], msg[256];
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/state.db", dir);
-	struct store *st = NULL;
-	assert_true(store_open(path, NULL, &st, msg, sizeof(msg)) >= 0);
-
-	struct ttab a;
-	struct pstate ps;
-	tt_init(&a, 0);
-	policy_pstate_init(&ps, "t", &tt_ops, &a, 86400);
-	ps.chunk = 7;
-	ps.jrows_max = 5;
-	ps.jbytes_min = 1 << 30;
+	struct psfix f;
+	psfix_open(&f, 0);
+	f.ps.chunk = 7;
+	f.ps.jrows_max = 5;
+	f.ps.jbytes_min = 1 << 30;
 	char k[32];
 	double now = T0;
 	/* many flushes: several snapshots complete, with changes and deletions
@@ -907,55 +952,38 @@ static void journal_snapshots(void **state)
 	for (int round = 0; round < 60; round++) {
 		for (int i = 0; i < 9; i++) {
 			snprintf(k, sizeof(k), "k%d", (round * 7 + i * 13) % 50);
-			tt_put(&a, k, round * 100 + i);
+			tt_put(&f.a, k, round * 100 + i);
 		}
 		snprintf(k, sizeof(k), "k%d", (round * 11) % 50);
-		tt_rm(&a, k);
-		assert_int_equal(ps_flush(&ps, st, now, &a.q), 0);
+		tt_rm(&f.a, k);
+		assert_int_equal(ps_flush(&f.ps, f.st, now, &f.a.q), 0);
 		now += 1;
 		if (round % 17 == 16) {
 			/* reload from the store: the same table */
 			struct ttab b;
 			struct pstate pb;
-			tt_init(&b, 0);
-			policy_pstate_init(&pb, "t", &tt_ops, &b, 86400);
-			assert_int_equal(ps_load(&pb, st, now), 0);
-			size_t na, nb;
-			long sa = tt_sum(&a, &na), sb = tt_sum(&b, &nb);
-			assert_int_equal(na, nb);
-			assert_int_equal(sa, sb);
-			policy_pstate_free(&pb);
-			tt_free(&b);
+			reload(&f, now, &b, &pb);
+			assert_same(&f.a, &b);
+			reload_free(&b, &pb);
 		}
 	}
-	assert_true(ps.gen >= 3);   /* snapshots were completed */
+	assert_true(f.ps.gen >= 3);   /* snapshots were completed */
 	/* old rows are retired: a bounded number stays */
 	int rows = 0;
-	store_kv_foreach(st, "t", now, count_rows, &rows);
+	store_kv_foreach(f.st, "t", now, count_rows, &rows);
 	assert_true(rows < 40);
 	/* a snapshot left half-written (a crash) is ignored at load */
-	ps.jrows_max = 0;
-	tt_put(&a, "late", 5);
-	assert_int_equal(ps_flush(&ps, st, now, &a.q), 0);
-	assert_true(ps.snapping);
+	f.ps.jrows_max = 0;
+	tt_put(&f.a, "late", 5);
+	assert_int_equal(ps_flush(&f.ps, f.st, now, &f.a.q), 0);
+	assert_true(f.ps.snapping);
 	struct ttab b;
 	struct pstate pb;
-	tt_init(&b, 0);
-	policy_pstate_init(&pb, "t", &tt_ops, &b, 86400);
-	assert_int_equal(ps_load(&pb, st, now), 0);
-	size_t na, nb;
-	long sa = tt_sum(&a, &na), sb = tt_sum(&b, &nb);
-	assert_int_equal(na, nb);
-	assert_int_equal(sa, sb);
+	reload(&f, now, &b, &pb);
+	assert_same(&f.a, &b);
 	assert_non_null(policy_ptable_get(&b.t, "late", 4));
-	policy_pstate_free(&pb);
-	tt_free(&b);
-
-	policy_pstate_free(&ps);
-	tt_free(&a);
-	st = store_close(st);
-	snprintf(msg, sizeof(msg), "rm -rf '%s'", dir);
-	assert_int_equal(system(msg), 0);
+	reload_free(&b, &pb);
+	psfix_close(&f);
 }
 
 /* A writer stuck too long: the queue is dropped and a fresh snapshot
@@ -964,133 +992,110 @@ static void journal_snapshots(void **state)
 static void resync_snapshot(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/mxjail-test-rs-XXXXXX", path[256], msg[256], k[32];
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/state.db", dir);
-	struct store *st = NULL;
-	assert_true(store_open(path, NULL, &st, msg, sizeof(msg)) >= 0);
-	struct ttab a;
-	struct pstate ps;
-	tt_init(&a, 0);
-	policy_pstate_init(&ps, "t", &tt_ops, &a, 86400);
-	ps.chunk = 16;
+	char k[32];
+	struct psfix f;
+	psfix_open(&f, 0);
+	f.ps.chunk = 16;
 	double now = T0;
 	for (int i = 0; i < 100; i++) {
 		snprintf(k, sizeof(k), "k%d", i);
-		tt_put(&a, k, i);
+		tt_put(&f.a, k, i);
 	}
-	assert_int_equal(ps_flush(&ps, st, now, &a.q), 0);
+	assert_int_equal(ps_flush(&f.ps, f.st, now, &f.a.q), 0);
 	/* changes the writer never gets: updates, deletions, new keys */
 	for (int i = 0; i < 100; i += 3) {
 		snprintf(k, sizeof(k), "k%d", i);
-		tt_put(&a, k, 1000 + i);
+		tt_put(&f.a, k, 1000 + i);
 		snprintf(k, sizeof(k), "k%d", i + 1);
-		tt_rm(&a, k);
+		tt_rm(&f.a, k);
 		snprintf(k, sizeof(k), "n%d", i);
-		tt_put(&a, k, 7);
+		tt_put(&f.a, k, 7);
 	}
-	assert_true(policy_queue_len(&a.q) > 0);
-	struct pstate_io io = { st, NULL, NULL, 0, 1 };
-	assert_int_equal(policy_pstate_flush(&ps, &io, now, &a.q), 0);
-	assert_int_equal(policy_queue_len(&a.q), 0);
-	assert_true(ps.snapping);
+	assert_true(policy_queue_len(&f.a.q) > 0);
+	struct pstate_io io = { f.st, NULL, NULL, 0, 1 };
+	assert_int_equal(policy_pstate_flush(&f.ps, &io, now, &f.a.q), 0);
+	assert_int_equal(policy_queue_len(&f.a.q), 0);
+	assert_true(f.ps.snapping);
 	/* a change after the resync is journaled again (its flag was cleared) */
-	tt_put(&a, "k0", 5);
-	assert_int_equal(policy_queue_len(&a.q), 1);
-	for (int i = 0; i < 100 && ps.snapping; i++)
-		assert_int_equal(ps_flush(&ps, st, ++now, &a.q), 0);
-	assert_false(ps.snapping);
+	tt_put(&f.a, "k0", 5);
+	assert_int_equal(policy_queue_len(&f.a.q), 1);
+	for (int i = 0; i < 100 && f.ps.snapping; i++)
+		assert_int_equal(ps_flush(&f.ps, f.st, ++now, &f.a.q), 0);
+	assert_false(f.ps.snapping);
 	struct ttab b;
 	struct pstate pb;
-	tt_init(&b, 0);
-	policy_pstate_init(&pb, "t", &tt_ops, &b, 86400);
-	assert_int_equal(ps_load(&pb, st, now), 0);
-	size_t na, nb;
-	long sa = tt_sum(&a, &na), sb = tt_sum(&b, &nb);
-	assert_int_equal(na, nb);
-	assert_int_equal(sa, sb);
+	reload(&f, now, &b, &pb);
+	assert_same(&f.a, &b);
 	assert_null(policy_ptable_get(&b.t, "k1", 2));
 	assert_non_null(policy_ptable_get(&b.t, "n3", 2));
-	policy_pstate_free(&pb);
-	tt_free(&b);
-	policy_pstate_free(&ps);
-	tt_free(&a);
-	st = store_close(st);
-	snprintf(msg, sizeof(msg), "rm -rf '%s'", dir);
-	assert_int_equal(system(msg), 0);
+	reload_free(&b, &pb);
+	psfix_close(&f);
 }
 
 /* The write-behind queue holds the entries themselves: an entry changed
  * many times is one record; one deleted and added again under the same key
  * before a flush comes back with its new value; one evicted by the cap while
- * queued is journaled as deleted (it may have been journaled before); a flush with a budget leaves the older
- * entries queued, and one of those deleted before the next flush leaves no
- * trace of its set. After each step a reload has exactly the table. */
+ * queued is journaled as deleted (it may have been journaled before); a
+ * flush with a budget leaves the older entries queued, and one of those
+ * deleted before the next flush leaves no trace of its set. After each step
+ * a reload has exactly the table. */
 static void queue_entries(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/mxjail-test-q-XXXXXX", path[256], msg[256], k[32];
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/state.db", dir);
-	struct store *st = NULL;
-	assert_true(store_open(path, NULL, &st, msg, sizeof(msg)) >= 0);
-	struct ttab a;
-	struct pstate ps;
-	tt_init(&a, 8);
-	policy_pstate_init(&ps, "t", &tt_ops, &a, 86400);
-	ps.jbytes_min = 1 << 30;
+	char k[32];
+	struct psfix f;
+	psfix_open(&f, 8);
+	f.ps.jbytes_min = 1 << 30;
 	double now = T0;
 
 	for (int i = 0; i < 5; i++)
-		tt_put(&a, "same", i);
-	assert_int_equal(policy_queue_len(&a.q), 1);
-	tt_put(&a, "back", 1);
-	tt_rm(&a, "back");
-	tt_put(&a, "back", 2);
+		tt_put(&f.a, "same", i);
+	assert_int_equal(policy_queue_len(&f.a.q), 1);
+	tt_put(&f.a, "back", 1);
+	tt_rm(&f.a, "back");
+	tt_put(&f.a, "back", 2);
 	/* same, back's first slot (empty now), its deletion, back again */
-	assert_int_equal(policy_queue_len(&a.q), 4);
-	assert_int_equal(ps_flush(&ps, st, now, &a.q), 0);
-	assert_int_equal(policy_queue_len(&a.q), 0);
+	assert_int_equal(policy_queue_len(&f.a.q), 4);
+	assert_int_equal(ps_flush(&f.ps, f.st, now, &f.a.q), 0);
+	assert_int_equal(policy_queue_len(&f.a.q), 0);
 
 	/* the cap is 8: the idlest goes, queued or not */
 	for (int i = 0; i < 10; i++) {
 		snprintf(k, sizeof(k), "c%d", i);
-		tt_put(&a, k, i);
+		tt_put(&f.a, k, i);
 	}
-	assert_int_equal(a.t.n, 8);
-	assert_null(policy_ptable_get(&a.t, "same", 4));
-	assert_null(policy_ptable_get(&a.t, "c1", 2));
-	assert_int_equal(ps_flush(&ps, st, ++now, &a.q), 0);
+	assert_int_equal(f.a.t.n, 8);
+	assert_null(policy_ptable_get(&f.a.t, "same", 4));
+	assert_null(policy_ptable_get(&f.a.t, "c1", 2));
+	assert_int_equal(ps_flush(&f.ps, f.st, ++now, &f.a.q), 0);
 
 	/* a budget of 3: the newest three go, the rest stay queued */
 	for (int i = 2; i < 10; i++) {
 		snprintf(k, sizeof(k), "c%d", i);
-		tt_put(&a, k, 100 + i);
+		tt_put(&f.a, k, 100 + i);
 	}
 	struct pbatch *b = pbatch_new();
-	struct pstate_io io = { st, NULL, b, 3, 0 };
-	assert_int_equal(policy_pstate_flush(&ps, &io, ++now, &a.q), 0);
-	assert_int_equal(store_begin(st), 0);
-	assert_int_equal(pbatch_apply_store(b, st), 0);
-	assert_int_equal(store_flush(st), 0);
+	struct pstate_io io = { f.st, NULL, b, 3, 0 };
+	assert_int_equal(policy_pstate_flush(&f.ps, &io, ++now, &f.a.q), 0);
+	assert_int_equal(store_begin(f.st), 0);
+	assert_int_equal(pbatch_apply_store(b, f.st), 0);
+	assert_int_equal(store_flush(f.st), 0);
 	pbatch_free(b);
-	assert_int_equal(policy_queue_len(&a.q), 5);
-	tt_rm(&a, "c3");       /* queued, not yet journaled */
-	tt_put(&a, "c9", 9);   /* journaled, queued again */
-	assert_int_equal(ps_flush(&ps, st, ++now, &a.q), 0);
-	assert_int_equal(policy_queue_len(&a.q), 0);
+	assert_int_equal(policy_queue_len(&f.a.q), 5);
+	tt_rm(&f.a, "c3");       /* queued, not yet journaled */
+	tt_put(&f.a, "c9", 9);   /* journaled, queued again */
+	assert_int_equal(ps_flush(&f.ps, f.st, ++now, &f.a.q), 0);
+	assert_int_equal(policy_queue_len(&f.a.q), 0);
 
 	struct ttab r;
 	struct pstate pr;
-	tt_init(&r, 0);
-	policy_pstate_init(&pr, "t", &tt_ops, &r, 86400);
-	assert_int_equal(ps_load(&pr, st, now), 0);
+	reload(&f, now, &r, &pr);
 	/* "same" and "back" were evicted after they had been journaled: they
 	 * are in the file until the next snapshot replaces it (an eviction is
 	 * not journaled, a full table would double the journal) */
-	assert_int_equal(r.t.n, a.t.n + 2);
+	assert_int_equal(r.t.n, f.a.t.n + 2);
 	assert_non_null(policy_ptable_get(&r.t, "back", 4));
-	for (struct pent *e = a.t.head; e; e = e->next) {
+	for (struct pent *e = f.a.t.head; e; e = e->next) {
 		struct tent *x = (struct tent *)policy_ptable_get(&r.t, e->key, e->keylen);
 		assert_non_null(x);
 		assert_int_equal(x->v, ((struct tent *)e)->v);
@@ -1099,13 +1104,8 @@ static void queue_entries(void **state)
 	assert_null(policy_ptable_get(&r.t, "c0", 2));   /* evicted while queued */
 	assert_null(policy_ptable_get(&r.t, "c1", 2));
 	assert_int_equal(((struct tent *)policy_ptable_get(&r.t, "c9", 2))->v, 9);
-	policy_pstate_free(&pr);
-	tt_free(&r);
-	policy_pstate_free(&ps);
-	tt_free(&a);
-	st = store_close(st);
-	snprintf(msg, sizeof(msg), "rm -rf '%s'", dir);
-	assert_int_equal(system(msg), 0);
+	reload_free(&r, &pr);
+	psfix_close(&f);
 }
 
 /* ---- caps and a short measurement ---- */
