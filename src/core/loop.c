@@ -228,16 +228,20 @@ int loop_signal_add(struct loop *l, int signo, loop_cb cb, void *arg)
 	return 0;
 }
 
+static void hook_add(struct hook **v, size_t *n, loop_cb cb, void *arg)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof **v);
+	(*v)[(*n)++] = (struct hook){cb, arg};
+}
+
 void loop_on_turn_end(struct loop *l, loop_cb cb, void *arg)
 {
-	l->hooks = xrealloc(l->hooks, (l->nhooks + 1) * sizeof *l->hooks);
-	l->hooks[l->nhooks++] = (struct hook){cb, arg};
+	hook_add(&l->hooks, &l->nhooks, cb, arg);
 }
 
 void loop_on_events_done(struct loop *l, loop_cb cb, void *arg)
 {
-	l->evdone = xrealloc(l->evdone, (l->nevdone + 1) * sizeof *l->evdone);
-	l->evdone[l->nevdone++] = (struct hook){cb, arg};
+	hook_add(&l->evdone, &l->nevdone, cb, arg);
 }
 
 void loop_events_done_del(struct loop *l, loop_cb cb, void *arg)

@@ -2,9 +2,10 @@
  * loop - the daemon's single-threaded event loop (epoll + timers + signals).
  *
  * INTERFACE: file descriptors, one-shot timers on the monotonic clock, signals
- * (through signalfd), events-done hooks and end-of-turn hooks. End-of-turn hooks run once after
- * every batch of events: that is where the firewall commits its batched
- * changes (one nftables transaction per turn) and the state store commits.
+ * (through signalfd), events-done hooks and end-of-turn hooks. End-of-turn
+ * hooks run once after every batch of events: that is where the firewall
+ * commits its batched changes (one nftables transaction per turn) and the
+ * state store commits.
  * Callbacks may add and remove watches and timers freely, including their own.
  * The loop owns nothing the callbacks pass in `arg`.
  */

@@ -105,22 +105,26 @@ size_t policy_queue_len(const struct pqueue *q)
 	return q->n + q->ngone;
 }
 
+static void free_gone(struct pqueue *q)
+{
+	for (size_t i = 0; i < q->ngone; i++)
+		free(q->gone[i]);
+	q->ngone = 0;
+}
+
 void policy_queue_clear(struct pqueue *q)
 {
 	for (size_t i = 0; i < q->n; i++)
 		if (q->v[i])
 			q->v[i]->qpos = 0;
 	q->n = 0;
-	for (size_t i = 0; i < q->ngone; i++)
-		free(q->gone[i]);
-	q->ngone = 0;
+	free_gone(q);
 }
 
 void policy_queue_free(struct pqueue *q)
 {
 	/* the entries may be gone already: only the queue's own memory */
-	for (size_t i = 0; i < q->ngone; i++)
-		free(q->gone[i]);
+	free_gone(q);
 	free(q->v);
 	free(q->gone);
 	q->v = NULL;

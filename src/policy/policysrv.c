@@ -101,7 +101,6 @@ struct policysrv {
 	uint64_t pause_timer;
 	struct conn *pend[PEND_MAX];  /* replies to send at the end of the turn (NULL: closed) */
 	size_t npend;
-	int hooked;                   /* send_pending is registered with the loop */
 	double log_window_start;
 	unsigned log_count, log_suppressed;
 };
@@ -650,7 +649,6 @@ struct policysrv *policysrv_new(struct loop *l, const char *listen, const struct
 	s->st.listeners = s->nls;
 	s->sweep_timer = loop_timer_add(l, SWEEP_MS, on_sweep, s);
 	loop_on_events_done(l, send_pending, s);
-	s->hooked = 1;
 	return s;
 }
 
@@ -670,8 +668,7 @@ void policysrv_free(struct policysrv *s)
 		free(s->ls[i].name);
 	}
 	free(s->ls);
-	if (s->hooked)
-		loop_events_done_del(s->loop, send_pending, s);
+	loop_events_done_del(s->loop, send_pending, s);   /* nothing if never added */
 	if (s->sweep_timer)
 		loop_timer_del(s->loop, s->sweep_timer);
 	if (s->pause_timer)

@@ -442,9 +442,7 @@ static int setup(struct pwriter *pw, const char *path, char *msg, size_t msglen)
 		"PRAGMA journal_mode=WAL",
 		"PRAGMA synchronous=NORMAL",
 		"PRAGMA wal_autocheckpoint=0",
-		"CREATE TABLE IF NOT EXISTS prow (" PROW_COLUMNS ")",
 	};
-	const size_t npragmas = 3;   /* the rest follows the conversion */
 	int rc = sqlite3_open_v2(path, &pw->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(msg, msglen, "%s: %s", path, pw->db ? sqlite3_errmsg(pw->db) : "cannot open");
@@ -467,13 +465,19 @@ static int setup(struct pwriter *pw, const char *path, char *msg, size_t msglen)
 		return rc;
 	}
 	for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
-		rc = i == npragmas ? convert_old_layout(pw->db) : SQLITE_OK;
-		if (rc == SQLITE_OK)
-			rc = sqlite3_exec(pw->db, pragmas[i], NULL, NULL, NULL);
+		rc = sqlite3_exec(pw->db, pragmas[i], NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
 			snprintf(msg, msglen, "%s: %s", path, sqlite3_errmsg(pw->db));
 			return rc;
 		}
+	}
+	rc = convert_old_layout(pw->db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(pw->db, "CREATE TABLE IF NOT EXISTS prow (" PROW_COLUMNS ")", NULL,
+				  NULL, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(msg, msglen, "%s: %s", path, sqlite3_errmsg(pw->db));
+		return rc;
 	}
 	sqlite3_wal_hook(pw->db, wal_hook, pw);
 	pw->wal_frames = 0;
