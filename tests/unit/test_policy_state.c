@@ -123,20 +123,41 @@ static void rmdir_all(char *d)
 	free(d);
 }
 
+/* A state file in a fresh directory, and a parser and request to feed the
+ * engine with. */
+struct env {
+	char *dir, *path;
+	struct policy_parser *pp;
+	struct policy_req r;
+};
+
+static void env_open(struct env *e)
+{
+	e->dir = tmpdir();
+	e->path = xasprintf("%s/policy-state.sqlite3", e->dir);
+	e->pp = policy_parser_new();
+	policy_req_init(&e->r);
+}
+
+static void env_close(struct env *e)
+{
+	policy_req_free(&e->r);
+	policy_parser_free(e->pp);
+	free(e->path);
+	rmdir_all(e->dir);
+}
+
 /* ---- round trip, drained at shutdown ---- */
 
 static void round_trip(void **state)
 {
 	(void)state;
-	char *dir = tmpdir();
-	char *path = xasprintf("%s/policy-state.sqlite3", dir);
-	struct policy_parser *pp = policy_parser_new();
-	struct policy_req r;
-	policy_req_init(&r);
+	struct env e;
+	env_open(&e);
 
-	struct policy *p = mk(path, NULL, T0);
+	struct policy *p = mk(e.path, NULL, T0);
 	for (unsigned i = 0; i < 3000; i++) {
-		eval_triplet(p, pp, &r, i, T0 + i * 0.01);
+		eval_triplet(p, e.pp, &e.r, i, T0 + i * 0.01);
 		if (i % 500 == 250)
 			assert_int_equal(policy_flush(p, T0 + i * 0.01), 0);
 	}
@@ -144,10 +165,10 @@ static void round_trip(void **state)
 	assert_true(policy_pending(p) > 0);
 	policy_free(p);
 
-	p = mk(path, NULL, T0 + 40);
+	p = mk(e.path, NULL, T0 + 40);
 	assert_int_equal(triplets(p, T0 + 40), 3000);
 	/* the retry after the delay passes, from loaded state */
-	eval_triplet(p, pp, &r, 17, T0 + 100);
+	eval_triplet(p, e.pp, &e.r, 17, T0 + 100);
 	char err[64];
 	assert_int_equal(policy_state_error(p, err, sizeof(err)), 0);
 	assert_int_equal(policy_flush(p, T0 + 100), 0);
@@ -164,21 +185,18 @@ static void round_trip(void **state)
 
 	/* several restarts in a row, each with a few changes */
 	for (int k = 0; k < 3; k++) {
-		p = mk(path, NULL, T0 + 200 + k);
-		eval_triplet(p, pp, &r, 5000 + (unsigned)k, T0 + 200 + k);
+		p = mk(e.path, NULL, T0 + 200 + k);
+		eval_triplet(p, e.pp, &e.r, 5000 + (unsigned)k, T0 + 200 + k);
 		policy_flush(p, T0 + 200 + k);
 		policy_free(p);
 	}
-	p = mk(path, NULL, T0 + 300);
+	p = mk(e.path, NULL, T0 + 300);
 	assert_int_equal(triplets(p, T0 + 300), 3000 - 1 + 3);
 	assert_false(has_triplet(p, 5, T0 + 300));
 	assert_true(has_triplet(p, 5002, T0 + 300));
 	policy_free(p);
 
-	policy_req_free(&r);
-	policy_parser_free(pp);
-	free(path);
-	rmdir_all(dir);
+	env_close(&e);
 }
 
 /* ---- rows of an earlier version in the daemon's store ---- */
@@ -239,24 +257,21 @@ static char *table_sql(const char *path)
 static void old_layout(void **state)
 {
 	(void)state;
-	char *dir = tmpdir();
-	char *path = xasprintf("%s/policy-state.sqlite3", dir);
-	struct policy_parser *pp = policy_parser_new();
-	struct policy_req r;
-	policy_req_init(&r);
+	struct env e;
+	env_open(&e);
 
-	struct policy *p = mk(path, NULL, T0);
+	struct policy *p = mk(e.path, NULL, T0);
 	for (unsigned i = 0; i < 500; i++)
-		eval_triplet(p, pp, &r, i, T0);
+		eval_triplet(p, e.pp, &e.r, i, T0);
 	policy_free(p);
-	char *sql = table_sql(path);
+	char *sql = table_sql(e.path);
 	assert_non_null(sql);
 	assert_null(strstr(sql, "WITHOUT ROWID"));
 	free(sql);
 
 	/* the same rows as an earlier version kept them */
 	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(e.path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "BEGIN;"
 				      " CREATE TABLE old (ns TEXT NOT NULL, key TEXT NOT NULL,"
 				      "  val BLOB NOT NULL, expires REAL NOT NULL,"
@@ -265,25 +280,22 @@ static void old_layout(void **state)
 				      " DROP TABLE prow; ALTER TABLE old RENAME TO prow; COMMIT",
 				      NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	sql = table_sql(path);
+	sql = table_sql(e.path);
 	assert_non_null(strstr(sql, "WITHOUT ROWID"));
 	free(sql);
 
-	p = mk(path, NULL, T0 + 10);
+	p = mk(e.path, NULL, T0 + 10);
 	assert_int_equal(triplets(p, T0 + 10), 500);
-	eval_triplet(p, pp, &r, 900, T0 + 10);
+	eval_triplet(p, e.pp, &e.r, 900, T0 + 10);
 	policy_free(p);
-	sql = table_sql(path);
+	sql = table_sql(e.path);
 	assert_null(strstr(sql, "WITHOUT ROWID"));
 	free(sql);
-	p = mk(path, NULL, T0 + 20);
+	p = mk(e.path, NULL, T0 + 20);
 	assert_int_equal(triplets(p, T0 + 20), 501);
 	policy_free(p);
 
-	policy_req_free(&r);
-	policy_parser_free(pp);
-	free(path);
-	rmdir_all(dir);
+	env_close(&e);
 }
 
 /* ---- kill -9 ---- */
@@ -407,24 +419,21 @@ static void fork_after_open(void **state)
 static void writer_held_up(void **state)
 {
 	(void)state;
-	char *dir = tmpdir();
-	char *path = xasprintf("%s/policy-state.sqlite3", dir);
-	struct policy_parser *pp = policy_parser_new();
-	struct policy_req r;
-	policy_req_init(&r);
-	struct policy *p = mk(path, NULL, T0);
+	struct env e;
+	env_open(&e);
+	struct policy *p = mk(e.path, NULL, T0);
 
 	/* another connection holds the write lock: every commit of the writer
 	 * waits out its busy timeout and fails */
 	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(e.path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	size_t most = 0;
 	unsigned i;
 	for (i = 0; i < 4000; i++) {
-		eval_triplet(p, pp, &r, i, T0 + i * 0.001);
+		eval_triplet(p, e.pp, &e.r, i, T0 + i * 0.001);
 		/* the same keys again: they coalesce in the queue */
-		eval_triplet(p, pp, &r, i / 2, T0 + i * 0.001);
+		eval_triplet(p, e.pp, &e.r, i / 2, T0 + i * 0.001);
 		if (i % 100 == 99) {
 			policy_flush(p, T0 + i * 0.001);   /* returns at once */
 			if (policy_pending(p) > most)
@@ -450,14 +459,11 @@ static void writer_held_up(void **state)
 		usleep(50 * 1000);
 	}
 	policy_free(p);
-	p = mk(path, NULL, T0 + 7);
+	p = mk(e.path, NULL, T0 + 7);
 	assert_int_equal(triplets(p, T0 + 7), 4000);
 	policy_free(p);
 
-	policy_req_free(&r);
-	policy_parser_free(pp);
-	free(path);
-	rmdir_all(dir);
+	env_close(&e);
 }
 
 /* ---- a damaged file ---- */
